@@ -1,0 +1,35 @@
+/*
+ * asm.c - the asm backend: korutin's own context switch.
+ *
+ * The switch lives in one assembly file per ABI (switch_<arch>_<abi>_<fmt>.S);
+ * the build picks the one for the target. Each exports the same two
+ * functions, so this file is the same for all of them. A context is just
+ * the saved stack pointer.
+ */
+#include "backend.h"
+
+#ifdef KO_ASM_SWITCH
+
+void ko_asm_jump(void **from, void **to);
+void *ko_asm_make(void *top, void (*entry)(void *), void *arg);
+
+static int asm_make(void *ctx, void *lo, size_t size, void (*entry)(void *), void *arg) {
+  *(void **)ctx = ko_asm_make((char *)lo + size, entry, arg);
+  return 0;
+}
+
+const struct ko_backend ko_backend_asm = {
+  .name = "asm",
+  .ctx_size = sizeof(void *),
+  .make = asm_make,
+  .jump = (void (*)(void *, void *))ko_asm_jump,
+};
+
+#else
+
+const struct ko_backend ko_backend_asm = {
+  .name = "asm",
+  .unavailable = "no switch_*.S for this CPU/ABI was built into this binary",
+};
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * switch_x86_64_sysv_elf.S - context switch for x86-64, System V ABI, ELF.
+ *
+ * void ko_asm_jump(void **from, void **to);
+ *   Saves the callee-saved state on the current stack, stores the stack
+ *   pointer in *from, loads *to and restores the state saved there.
+ * void *ko_asm_make(void *top, void (*entry)(void *), void *arg);
+ *   Builds a frame below `top` that ko_asm_jump can return into; returns the
+ *   stack pointer to store in a context. entry(arg) runs with the stack
+ *   16-byte aligned at the call, and must never return.
+ *
+ * Saved frame, as the stack pointer in a context sees it:
+ *
+ *   sp + 0x38 | return address  | <- ko_asm_start for a new context
+ *   sp + 0x30 | rbp             |
+ *   sp + 0x28 | rbx             |
+ *   sp + 0x20 | r12             | <- entry, for a new context
+ *   sp + 0x18 | r13             | <- arg, for a new context
+ *   sp + 0x10 | r14             |
+ *   sp + 0x08 | r15             |
+ *   sp + 0x04 | x87 control word| (16 bits, 16 spare)
+ *   sp + 0x00 | MXCSR           |
+ *
+ * MXCSR and the x87 control word are per context: a rounding mode set in
+ * one coroutine does not leak into another. A new context starts with the
+ * values of the thread that made it.
+ */
+    .text
+    .globl  ko_asm_jump
+    .hidden ko_asm_jump
+    .type   ko_asm_jump, @function
+    .p2align 4
+ko_asm_jump:
+    .cfi_startproc
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    subq    $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw  4(%rsp)
+    movq    %rsp, (%rdi)
+    movq    (%rsi), %rsp
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    addq    $8, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    ret
+    .cfi_endproc
+    .size   ko_asm_jump, .-ko_asm_jump
+
+    .globl  ko_asm_make
+    .hidden ko_asm_make
+    .type   ko_asm_make, @function
+    .p2align 4
+ko_asm_make:
+    .cfi_startproc
+    andq    $-16, %rdi          /* align the top */
+    leaq    -0x50(%rdi), %rax   /* frame; after its ret, sp = top - 0x10 */
+    stmxcsr (%rax)
+    fnstcw  4(%rax)
+    movq    $0, 0x08(%rax)      /* r15 */
+    movq    $0, 0x10(%rax)      /* r14 */
+    movq    %rdx, 0x18(%rax)    /* r13 = arg */
+    movq    %rsi, 0x20(%rax)    /* r12 = entry */
+    movq    $0, 0x28(%rax)      /* rbx */
+    movq    $0, 0x30(%rax)      /* rbp: ends frame-pointer walks */
+    leaq    ko_asm_start(%rip), %rcx
+    movq    %rcx, 0x38(%rax)
+    movq    $0, 0x40(%rax)      /* a null return address above the start */
+    ret
+    .cfi_endproc
+    .size   ko_asm_make, .-ko_asm_make
+
+    .type   ko_asm_start, @function
+    .p2align 4
+ko_asm_start:
+    .cfi_startproc
+    .cfi_undefined rip          /* the outermost frame of a coroutine */
+    movq    %r13, %rdi
+    callq   *%r12
+    ud2
+    .cfi_endproc
+    .size   ko_asm_start, .-ko_asm_start
+
+    .section .note.GNU-stack,"",%progbits

@@ -1,0 +1,42 @@
+/*
+ * backend.h - the one interface every switch backend implements.
+ *
+ * A backend knows how to start a context on a given stack and how to switch
+ * between two contexts. It never allocates on the switch path, never passes
+ * values (the engine does) and knows nothing of coroutines.
+ *
+ * A context is `ctx_size` bytes owned by the engine (16-byte aligned). Each
+ * coroutine has two: its own, and a "back" context into which ko_resume()
+ * saves whoever resumed it. A zero-filled context is a valid "back" context.
+ */
+#ifndef KO_BACKEND_H
+#define KO_BACKEND_H
+
+#include <stddef.h>
+
+/* Each context runs on an OS thread of its own (the threads backend). */
+#define KO_BACKEND_OWN_THREAD 1u
+
+struct ko_backend {
+  const char *name;
+  unsigned flags;
+  size_t ctx_size;
+  /* NULL when usable; else why not (set by the build or by probe()). */
+  const char *unavailable;
+  /* Prepares `ctx` so that the first switch into it runs entry(arg) on the
+   * stack [lo, lo + size). entry must never return. Returns 0 or ko_err. */
+  int (*make)(void *ctx, void *lo, size_t size, void (*entry)(void *), void *arg);
+  /* Saves the running context into `from` and continues in `to`. */
+  void (*jump)(void *from, void *to);
+  /* Releases what make() acquired (for a context that is not running). */
+  void (*destroy)(void *ctx);
+};
+
+/* Each backend folder defines one of these (even when not built: then with
+ * `unavailable` set and the function pointers NULL). */
+extern const struct ko_backend ko_backend_asm;
+extern const struct ko_backend ko_backend_boost;
+extern const struct ko_backend ko_backend_ucontext;
+extern const struct ko_backend ko_backend_threads;
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * coro.c - coroutine objects on top of a backend.
+ *
+ * A coroutine's record lives at the top of its own stack, so creating one
+ * costs one mapping (or one pooled stack) and nothing else:
+ *
+ *   lo                                              top
+ *   | guard | ...... stack grows down ...... | ko_coro | ctx | back |
+ *
+ * `ctx` is the coroutine's backend context, `back` the context of whoever
+ * resumed it. Values cross in `transfer`; the switch path allocates nothing.
+ */
+#include "korutin.h"
+#include "backend.h"
+#include "stack.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define KO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KO_ASAN 1
+#endif
+#endif
+
+#ifdef KO_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+struct ko_coro {
+  const ko_backend *be;
+  ko_fn fn;
+  void *arg;
+  void *transfer;
+  void *data;
+  ko_coro *parent;          /* the resumer, while running */
+  ko_state state;
+  int owns_stack;
+  ko_stack stack;
+  void *back;               /* resumer's context (after ctx) */
+  const void *back_lo;      /* resumer's stack, for ASan */
+  size_t back_size;
+  void *fake_stack;         /* ASan's fake stack of this coroutine */
+  _Alignas(16) unsigned char ctx[];
+};
+
+static __thread ko_coro *current;
+
+#define ALIGN_UP(n, a) (((n) + (a) - 1) & ~(size_t)((a) - 1))
+
+/* Sanitizer bookkeeping; compiled out unless built with ASan. A backend
+ * whose contexts own OS threads needs none. */
+static inline void asan_start(const ko_coro *co, void **save, const void *lo, size_t size) {
+#ifdef KO_ASAN
+  if (!(co->be->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_start_switch_fiber(save, lo, size);
+#else
+  (void)co, (void)save, (void)lo, (void)size;
+#endif
+}
+
+static inline void asan_finish(const ko_coro *co, void *save, const void **lo, size_t *size) {
+#ifdef KO_ASAN
+  if (!(co->be->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_finish_switch_fiber(save, lo, size);
+#else
+  (void)co, (void)save, (void)lo, (void)size;
+#endif
+}
+
+static void co_main(void *p) {
+  ko_coro *co = (ko_coro *)p;
+  asan_finish(co, NULL, &co->back_lo, &co->back_size);
+  current = co;
+  void *result = co->fn(co, co->arg);
+  co->transfer = result;
+  co->state = KO_DEAD;
+  asan_start(co, NULL, co->back_lo, co->back_size);
+  co->be->jump(co->ctx, co->back);
+  abort(); /* a dead coroutine is never switched to */
+}
+
+int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
+  ko_options def = {0};
+  if (!opt) opt = &def;
+  if (!out || !fn) return KO_EINVAL;
+  *out = NULL;
+  const ko_backend *be = opt->backend ? opt->backend : ko_backend_default();
+  if (!be || be->unavailable) return KO_EBACKEND;
+
+  size_t ctx_size = ALIGN_UP(be->ctx_size, 16);
+  size_t record = ALIGN_UP(sizeof(ko_coro) + 2 * ctx_size, 64);
+  size_t size = opt->stack_size ? opt->stack_size : KO_DEFAULT_STACK_SIZE;
+  if (size < KO_MIN_STACK_SIZE) return KO_EINVAL;
+
+  ko_stack st;
+  if (opt->stack) {
+    ko_stack_wrap(&st, opt->stack, size);
+  } else {
+    size_t guard = opt->guard_size ? opt->guard_size : ko_page_size();
+    int err = ko_stack_alloc(&st, size + record, guard);
+    if (err) return err;
+  }
+  uintptr_t top = ((uintptr_t)st.lo + st.size - record) & ~(uintptr_t)63;
+  ko_coro *co = (ko_coro *)top;
+  memset(co, 0, record);
+  co->be = be;
+  co->fn = fn;
+  co->arg = arg;
+  co->state = KO_SUSPENDED;
+  co->owns_stack = !opt->stack;
+  co->stack = st;
+  co->back = co->ctx + ctx_size;
+
+  size_t usable = top - (uintptr_t)st.lo;
+  int err = be->make(co->ctx, st.lo, usable, co_main, co);
+  if (err) {
+    ko_stack_free(&co->stack);
+    return err;
+  }
+  *out = co;
+  return KO_OK;
+}
+
+int ko_resume(ko_coro *co, void *in, void **out) {
+  if (!co) return KO_EINVAL;
+  if (co->state == KO_DEAD) return KO_EDONE;
+  if (co->state != KO_SUSPENDED) return KO_EBUSY;
+  ko_coro *self = current;
+  if (self) self->state = KO_NORMAL;
+  co->parent = self;
+  co->state = KO_RUNNING;
+  co->transfer = in;
+  void *fake = NULL;
+  asan_start(co, &fake, co->stack.lo, co->stack.size);
+  co->be->jump(co->back, co->ctx);
+  asan_finish(co, fake, NULL, NULL);
+  current = self;
+  if (self) self->state = KO_RUNNING;
+  co->parent = NULL;
+  if (out) *out = co->transfer;
+  return KO_OK;
+}
+
+void *ko_yield(void *out) {
+  ko_coro *co = current;
+  if (!co) return NULL;
+  co->transfer = out;
+  co->state = KO_SUSPENDED;
+  asan_start(co, &co->fake_stack, co->back_lo, co->back_size);
+  co->be->jump(co->ctx, co->back);
+  asan_finish(co, co->fake_stack, &co->back_lo, &co->back_size);
+  current = co;
+  return co->transfer;
+}
+
+ko_coro *ko_current(void) { return current; }
+ko_state ko_status(const ko_coro *co) { return co->state; }
+void *ko_get_data(const ko_coro *co) { return co->data; }
+void ko_set_data(ko_coro *co, void *data) { co->data = data; }
+const ko_backend *ko_coro_backend(const ko_coro *co) { return co->be; }
+
+void ko_coro_stack(const ko_coro *co, void **lo, size_t *size) {
+  if (lo) *lo = co->stack.lo;
+  if (size) *size = (size_t)((uintptr_t)co - (uintptr_t)co->stack.lo);
+}
+
+int ko_destroy(ko_coro *co) {
+  if (!co) return KO_EINVAL;
+  if (co->state == KO_RUNNING || co->state == KO_NORMAL) return KO_EBUSY;
+  if (co->be->destroy) co->be->destroy(co->ctx);
+  ko_stack st = co->stack;
+  ko_stack_free(&st);
+  return KO_OK;
+}
+
+const char *ko_strerror(int err) {
+  switch (err) {
+    case KO_OK: return "success";
+    case KO_EINVAL: return "invalid argument";
+    case KO_ENOMEM: return "out of memory (stack or thread)";
+    case KO_EDONE: return "the coroutine has finished";
+    case KO_EBUSY: return "the coroutine is running or is an ancestor of the caller";
+    case KO_ENOTCORO: return "not inside a coroutine";
+    case KO_EBACKEND: return "backend unknown or not built into this binary";
+    case KO_ETIMEDOUT: return "timed out";
+    case KO_ECLOSED: return "channel closed";
+    case KO_ECANCELED: return "cancelled";
+    case KO_EAGAIN: return "would block";
+    default: return "unknown error";
+  }
+}

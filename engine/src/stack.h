@@ -1,0 +1,26 @@
+/*
+ * stack.h - coroutine stacks: mmap'ed, a guard region below, pooled.
+ */
+#ifndef KO_STACK_H
+#define KO_STACK_H
+
+#include <stddef.h>
+
+typedef struct ko_stack {
+  void *lo;          /* lowest usable byte */
+  size_t size;       /* usable bytes */
+  void *map;         /* the whole mapping, guard included; NULL if not ours */
+  size_t map_size;
+  unsigned vg_id;    /* valgrind's stack id */
+} ko_stack;
+
+/* A stack of at least `size` usable bytes with `guard` bytes of PROT_NONE
+ * below it, from the pool when one of that shape is free. */
+int ko_stack_alloc(ko_stack *s, size_t size, size_t guard);
+/* Wraps a caller-supplied region (no guard, not pooled). */
+void ko_stack_wrap(ko_stack *s, void *lo, size_t size);
+/* Returns the stack to the pool, or unmaps it. */
+void ko_stack_free(ko_stack *s);
+size_t ko_page_size(void);
+
+#endif
