@@ -11,10 +11,10 @@
 #ifdef KO_ASM_SWITCH
 
 void ko_asm_jump(void **from, void **to);
-void *ko_asm_make(void *top, void (*entry)(void *), void *arg);
+void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
 
 static int asm_make(void *ctx, void *lo, size_t size, void (*entry)(void *), void *arg) {
-  *(void **)ctx = ko_asm_make((char *)lo + size, entry, arg);
+  *(void **)ctx = ko_asm_make((char *)lo + size, lo, entry, arg);
   return 0;
 }
 

@@ -4,8 +4,9 @@
  * void ko_asm_jump(void **from, void **to);
  *   Saves the callee-saved state on the current stack, stores the stack
  *   pointer in *from, loads *to and restores the state saved there.
- * void *ko_asm_make(void *top, void (*entry)(void *), void *arg);
- *   Builds a frame below `top` that ko_asm_jump can return into; returns the
+ * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
+ *   Builds a frame below `top` (`lo` is the stack's lowest usable byte, used
+ *   only by ABIs that record stack bounds, e.g. the Windows TIB) that ko_asm_jump can return into; returns the
  *   stack pointer to store in a context. entry(arg) runs with the stack
  *   16-byte aligned at the call, and must never return.
  *
@@ -68,8 +69,8 @@ ko_asm_make:
     fnstcw  4(%rax)
     movq    $0, 0x08(%rax)      /* r15 */
     movq    $0, 0x10(%rax)      /* r14 */
-    movq    %rdx, 0x18(%rax)    /* r13 = arg */
-    movq    %rsi, 0x20(%rax)    /* r12 = entry */
+    movq    %rcx, 0x18(%rax)    /* r13 = arg */
+    movq    %rdx, 0x20(%rax)    /* r12 = entry */
     movq    $0, 0x28(%rax)      /* rbx */
     movq    $0, 0x30(%rax)      /* rbp: ends frame-pointer walks */
     leaq    ko_asm_start(%rip), %rcx
