@@ -1,0 +1,26 @@
+{
+  "targets": [
+    {
+      "target_name": "korutin",
+      "sources": [
+        "<!@(node engine/node/configure.js sources)",
+        "engine/node/binding.cc",
+        "engine/node/v8bridge/bridge.cc",
+        "engine/node/v8bridge/discover.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "engine/include",
+        "engine/src"
+      ],
+      "defines": [
+        "<!@(node engine/node/configure.js defines)",
+        "NAPI_VERSION=8",
+        "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"
+      ],
+      "libraries": ["<!@(node engine/node/configure.js libraries)", "-ldl", "-lpthread"],
+      "cflags": ["-fvisibility=hidden"],
+      "cflags_cc": ["-fvisibility=hidden"]
+    }
+  ]
+}

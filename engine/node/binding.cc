@@ -1,0 +1,197 @@
+// binding.cc - the Node addon: korutin's engine for JavaScript.
+//
+// Exposes the backends, the bridge's discovery report and a `Coroutine`
+// class whose body is a JS function. Values and exceptions cross in
+// JavaScript (ts/coroutine.ts); this file only switches.
+#include <napi.h>
+
+#include <string>
+
+#include "korutin.h"
+#include "v8bridge/bridge.h"
+#include "v8bridge/discover.h"
+
+namespace korutin {
+namespace {
+
+Napi::Error CodedError(Napi::Env env, const char *code, const std::string &msg) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+Napi::Value Backends(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  for (int i = 0; i < ko_backend_count(); i++) {
+    const ko_backend *be = ko_backend_at(i);
+    Napi::Object o = Napi::Object::New(env);
+    const char *why = ko_backend_unavailable(be);
+    o.Set("name", ko_backend_name(be));
+    o.Set("available", why == nullptr);
+    o.Set("reason", why ? Napi::Value(Napi::String::New(env, why)) : env.Null());
+    o.Set("ownThread", ko_backend_own_thread(be) != 0);
+    out.Set(i, o);
+  }
+  return out;
+}
+
+Napi::Value Bridge(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const Discovery &d = Discover();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ok", d.ok);
+  o.Set("reason", d.ok ? env.Null() : Napi::Value(Napi::String::New(env, d.reason)));
+  o.Set("threadIdOffset", Napi::Number::New(env, (double)d.thread_id_offset));
+  o.Set("stackStartOffset", Napi::Number::New(env, (double)d.stack_start_offset));
+  o.Set("threadIdFrom", d.thread_id_from);
+  o.Set("stackStartFrom", d.stack_start_from);
+  o.Set("minStack", Napi::Number::New(env, (double)kJsMinStack));
+  return o;
+}
+
+class Coroutine : public Napi::ObjectWrap<Coroutine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Coroutine", {
+      InstanceMethod<&Coroutine::Resume>("resume"),
+      InstanceMethod<&Coroutine::Destroy>("destroy"),
+      InstanceAccessor<&Coroutine::Status>("status"),
+      InstanceAccessor<&Coroutine::StackSize>("stackSize"),
+    });
+  }
+
+  // new Coroutine(backend: string, stackSize: number, guardSize: number, body: () => void)
+  explicit Coroutine(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Coroutine>(info) {
+    Napi::Env env = info.Env();
+    const Discovery &d = Discover();
+    if (!d.ok) {
+      CodedError(env, "ERR_BACKEND_UNAVAILABLE",
+                 "JavaScript coroutines are not supported on this runtime: " + d.reason)
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    std::string name = info[0].As<Napi::String>();
+    const ko_backend *be = ko_backend_find(name.c_str());
+    if (!be || ko_backend_unavailable(be)) {
+      CodedError(env, "ERR_BACKEND_UNAVAILABLE",
+                 "backend '" + name + "' is not usable here: " +
+                     (be ? ko_backend_unavailable(be) : "no such backend"))
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    size_t stack = (size_t)info[1].As<Napi::Number>().Int64Value();
+    size_t guard = (size_t)info[2].As<Napi::Number>().Int64Value();
+    v8::Isolate *iso = v8::Isolate::GetCurrent();
+    js_.isolate = iso;
+    js_.body.Reset(iso, ToV8(info[3]).As<v8::Function>());
+    js_.context.Reset(iso, iso->GetCurrentContext());
+    int err = JsCreate(&js_, be, stack, guard);
+    if (err) {
+      CodedError(env, err == KO_ENOMEM ? "ERR_OUT_OF_MEMORY" : "ERR_INVALID_CONFIG",
+                 std::string("cannot create a coroutine: ") + ko_strerror(err))
+          .ThrowAsJavaScriptException();
+    }
+  }
+
+  ~Coroutine() override {
+    // A coroutine suspended mid-body still has a V8 thread archived on its
+    // stack (only possible at environment teardown: a running one is held
+    // by a reference), so its stack is left mapped.
+    if (!js_.co || (js_.started && !js_.finished)) return;
+    JsDestroy(&js_);
+  }
+
+ private:
+  static v8::Local<v8::Value> ToV8(const Napi::Value &v) {
+    v8::Local<v8::Value> out;
+    napi_value raw = v;
+    memcpy(static_cast<void *>(&out), &raw, sizeof raw);
+    return out;
+  }
+
+  Napi::Value Resume(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!js_.co || js_.finished) {
+      CodedError(env, "ERR_COROUTINE_DONE", "this coroutine has finished; create a new one")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (ko_status(js_.co) != KO_SUSPENDED) {
+      CodedError(env, "ERR_ALREADY_RUNNING",
+                 "this coroutine is running (or is waiting on one it resumed); a coroutine cannot resume itself or an ancestor")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!js_.started) Ref();  // a started coroutine lives until it finishes
+    JsResume(&js_);
+    if (js_.finished) {
+      Unref();
+      JsDestroy(&js_);
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Destroy(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (js_.started && !js_.finished) {
+      CodedError(env, "ERR_ALREADY_RUNNING", "a started coroutine must finish (return() it) before it is destroyed")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    JsDestroy(&js_);
+    return env.Undefined();
+  }
+
+  Napi::Value Status(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!js_.co) return Napi::String::New(env, "dead");
+    switch (ko_status(js_.co)) {
+      case KO_SUSPENDED: return Napi::String::New(env, "suspended");
+      case KO_RUNNING: return Napi::String::New(env, "running");
+      case KO_NORMAL: return Napi::String::New(env, "normal");
+      default: return Napi::String::New(env, "dead");
+    }
+  }
+
+  Napi::Value StackSize(const Napi::CallbackInfo &info) {
+    size_t size = 0;
+    if (js_.co) ko_coro_stack(js_.co, nullptr, &size);
+    return Napi::Number::New(info.Env(), (double)size);
+  }
+
+  JsCoroutine js_;
+};
+
+Napi::Value Yield(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  JsCoroutine *c = JsCurrent();
+  if (!c) {
+    CodedError(env, "ERR_NOT_IN_COROUTINE", "yield() was called outside a coroutine; call it from a coroutine's body")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  JsYield(c);
+  return env.Undefined();
+}
+
+Napi::Value InCoroutine(const Napi::CallbackInfo &info) {
+  return Napi::Boolean::New(info.Env(), JsCurrent() != nullptr);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
+  exports.Set("bridge", Napi::Function::New<Bridge>(env, "bridge"));
+  exports.Set("yield", Napi::Function::New<Yield>(env, "yield"));
+  exports.Set("inCoroutine", Napi::Function::New<InCoroutine>(env, "inCoroutine"));
+  exports.Set("Coroutine", Coroutine::Define(env));
+  return exports;
+}
+
+}  // namespace
+}  // namespace korutin
+
+static Napi::Object InitKorutin(Napi::Env env, Napi::Object exports) {
+  return korutin::Init(env, exports);
+}
+NODE_API_MODULE(korutin, InitKorutin)

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Feeds binding.gyp from engine/sources.json, so that node-gyp and CMake
+// build the same files. Usage (from gyp): node engine/node/configure.js
+// sources|defines|libraries
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+const root = path.join(__dirname, '..', '..');
+const list = JSON.parse(fs.readFileSync(path.join(root, 'engine', 'sources.json'), 'utf8'));
+
+function asmKey() {
+  const arch = { x64: 'x86_64', ia32: 'i386', arm64: 'arm64', arm: 'arm' }[process.arch];
+  if (!arch) return null;
+  if (process.platform === 'win32') return arch === 'x86_64' ? 'x86_64-ms-pe' : null;
+  if (process.platform === 'darwin') return `${arch}-${arch === 'arm64' ? 'aapcs' : 'sysv'}-macho`;
+  return { x86_64: 'x86_64-sysv-elf', i386: 'i386-sysv-elf', arm64: 'arm64-aapcs-elf', arm: 'arm-aapcs-elf' }[arch];
+}
+
+// Boost.Context from the system: the header and the static library.
+function boostLibrary() {
+  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+  const header = ['/usr/include', '/usr/local/include'].some((d) =>
+    fs.existsSync(path.join(d, 'boost/context/detail/fcontext.hpp')));
+  if (!header || process.env.KORUTIN_WITH_BOOST === '0') return null;
+  for (const d of dirs) {
+    const lib = path.join(d, 'libboost_context.a');
+    if (fs.existsSync(lib)) return lib;
+  }
+  return null;
+}
+
+const asm = list.asm[asmKey()];
+const boost = boostLibrary();
+const out = {
+  sources: [...list.engine, ...list.backends, ...(asm ? [asm] : [])],
+  defines: [
+    ...(asm ? ['KO_ASM_SWITCH'] : []),
+    ...(process.platform === 'linux' ? ['KO_HAVE_UCONTEXT'] : []),
+    ...(boost ? ['KO_HAVE_BOOST'] : []),
+  ],
+  libraries: boost ? [boost] : [],
+};
+const what = process.argv[2];
+if (!(what in out)) {
+  console.error(`usage: configure.js ${Object.keys(out).join('|')}`);
+  process.exit(2);
+}
+console.log(out[what].join(' '));

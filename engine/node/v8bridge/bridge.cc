@@ -1,0 +1,119 @@
+// bridge.cc - see bridge.h.
+#include "bridge.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "discover.h"
+
+namespace korutin {
+namespace {
+
+void SaveSlots(int *tid, void **start) {
+  V8Slots s = SlotsOfThisThread();
+  *tid = *s.thread_id;
+  *start = *s.stack_start;
+}
+
+void LoadSlots(int tid, void *start) {
+  V8Slots s = SlotsOfThisThread();
+  *s.thread_id = tid;
+  *s.stack_start = start;
+}
+
+// Isolate::Enter records the current stack start for the heap's
+// conservative stack scan; an Enter/Exit pair refreshes it after a switch.
+void RefreshStackStart(v8::Isolate *iso) {
+  iso->Enter();
+  iso->Exit();
+}
+
+void *Entry(ko_coro *, void *arg) {
+  JsCoroutine *c = static_cast<JsCoroutine *>(arg);
+  v8::Isolate *iso = c->isolate;
+  {
+    v8::Locker locker(iso);  // a fresh V8 thread: new id, new stack guard
+    if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
+    iso->SetStackLimit(c->js_limit);
+    {
+      v8::HandleScope scope(iso);
+      v8::Local<v8::Context> ctx = c->context.Get(iso);
+      v8::Context::Scope context_scope(ctx);
+      v8::TryCatch try_catch(iso);  // the body catches; this stops termination
+      v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
+      (void)ignored;
+    }
+    if (c->own_thread) iso->Exit();
+  }  // the top-level Locker frees this V8 thread's resources
+  iso->DiscardThreadSpecificMetadata();
+  c->finished = true;
+  if (!c->own_thread) {
+    SaveSlots(&c->tid, &c->stack_start);
+    LoadSlots(c->back_tid, c->back_stack_start);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+size_t JsNativeReserve(size_t stack_size) {
+  return std::max<size_t>(32 * 1024, stack_size / 8);
+}
+
+int JsCreate(JsCoroutine *c, const ko_backend *be, size_t stack_size, size_t guard_size) {
+  ko_options opt = {};
+  opt.backend = be;
+  opt.stack_size = stack_size;
+  opt.guard_size = guard_size;
+  int err = ko_create(&c->co, &opt, Entry, c);
+  if (err) return err;
+  ko_set_data(c->co, c);
+  c->own_thread = ko_backend_own_thread(be) != 0;
+  void *lo;
+  size_t size;
+  ko_coro_stack(c->co, &lo, &size);
+  c->js_limit = reinterpret_cast<uintptr_t>(lo) + JsNativeReserve(size);
+  c->tid = 0;  // V8 hands out a fresh id the first time it asks
+  c->stack_start = static_cast<char *>(lo) + size;
+  return KO_OK;
+}
+
+void JsResume(JsCoroutine *c) {
+  v8::Isolate *iso = c->isolate;
+  c->started = true;
+  {
+    v8::Unlocker unlocker(iso);
+    if (!c->own_thread) {
+      SaveSlots(&c->back_tid, &c->back_stack_start);
+      LoadSlots(c->tid, c->stack_start);
+    }
+    ko_resume(c->co, nullptr, nullptr);
+  }
+  RefreshStackStart(iso);
+}
+
+void JsYield(JsCoroutine *c) {
+  v8::Isolate *iso = c->isolate;
+  if (c->own_thread) iso->Exit();
+  {
+    v8::Unlocker unlocker(iso);
+    if (!c->own_thread) {
+      SaveSlots(&c->tid, &c->stack_start);
+      LoadSlots(c->back_tid, c->back_stack_start);
+    }
+    ko_yield(nullptr);
+  }
+  if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
+}
+
+void JsDestroy(JsCoroutine *c) {
+  if (c->co) ko_destroy(c->co);
+  c->co = nullptr;
+}
+
+JsCoroutine *JsCurrent() {
+  ko_coro *co = ko_current();
+  return co ? static_cast<JsCoroutine *>(ko_get_data(co)) : nullptr;
+}
+
+}  // namespace korutin

@@ -1,0 +1,60 @@
+// bridge.h - running a JavaScript function as a stackful coroutine.
+//
+// Every coroutine looks to V8 like a thread of its own. A switch releases
+// the isolate with v8::Unlocker (V8 archives the running "thread": its
+// handles, try-catch chain, stack guard...), moves V8's two thread-local
+// slots (thread id, stack start) to the other side's values, switches
+// stacks with the engine, and the other side takes the isolate back with
+// v8::Locker, which restores its own archived state. GC then sees the frames
+// of every suspended coroutine through the archived threads.
+//
+// On backends whose coroutines own an OS thread (threads), the slots are
+// naturally per thread; the coroutine thread enters the isolate on each
+// resume and leaves it on each suspend so that entries stay LIFO.
+#ifndef KO_V8BRIDGE_BRIDGE_H
+#define KO_V8BRIDGE_BRIDGE_H
+
+#include <cstddef>
+#include <cstdint>
+
+#include <v8.h>
+
+#include "korutin.h"
+
+namespace korutin {
+
+struct JsCoroutine {
+  v8::Isolate *isolate = nullptr;
+  ko_coro *co = nullptr;
+  bool own_thread = false;
+  bool started = false;
+  bool finished = false;
+  v8::Global<v8::Function> body;     // called with no arguments; must not throw
+  v8::Global<v8::Context> context;
+  uintptr_t js_limit = 0;            // V8's stack limit inside the coroutine
+  // V8's thread-local slots: this coroutine's values and its resumer's.
+  int tid = 0;
+  void *stack_start = nullptr;
+  int back_tid = 0;
+  void *back_stack_start = nullptr;
+};
+
+// Creates the native coroutine. Returns a ko_err.
+int JsCreate(JsCoroutine *c, const ko_backend *be, size_t stack_size, size_t guard_size);
+// Runs it until its body yields or returns (caller holds the isolate).
+void JsResume(JsCoroutine *c);
+// Inside the running coroutine: suspends it until the next JsResume.
+void JsYield(JsCoroutine *c);
+// Frees a coroutine that has finished or never started.
+void JsDestroy(JsCoroutine *c);
+// The JS coroutine running on this OS thread, or nullptr.
+JsCoroutine *JsCurrent();
+
+// Bytes below V8's stack limit kept for C++ (runtime calls, GC).
+size_t JsNativeReserve(size_t stack_size);
+// The smallest stack a JS coroutine can run in.
+constexpr size_t kJsMinStack = 96 * 1024;
+
+}  // namespace korutin
+
+#endif

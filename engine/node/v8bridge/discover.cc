@@ -1,0 +1,194 @@
+// discover.cc - see discover.h.
+#include "discover.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <mutex>
+
+#include <v8.h>
+
+namespace korutin {
+namespace {
+
+const char kThreadIdSym[] = "_ZN2v88internal8ThreadId13TryGetCurrentEv";
+const char kStackStartSym[] = "_ZN2v84base5Stack13GetStackStartEv";
+
+struct Object { std::string path; uintptr_t bias = 0; };
+
+// The loaded object (executable or libnode) that holds `addr`.
+bool ObjectOf(const void *addr, Object *out) {
+  struct Q { uintptr_t a; Object *o; bool found; } q{(uintptr_t)addr, out, false};
+  dl_iterate_phdr([](dl_phdr_info *info, size_t, void *p) -> int {
+    Q *q = static_cast<Q *>(p);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+      const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+      if (ph.p_type != PT_LOAD) continue;
+      uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+      if (q->a >= lo && q->a < lo + ph.p_memsz) {
+        q->o->path = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "/proc/self/exe";
+        q->o->bias = info->dlpi_addr;
+        q->found = true;
+        return 1;
+      }
+    }
+    return 0;
+  }, &q);
+  return q.found;
+}
+
+// Looks `name` up in the .symtab of the object holding V8.
+void *FromSymtab(const char *name, std::string *why) {
+  Object obj;
+  if (!ObjectOf(reinterpret_cast<const void *>(&v8::Isolate::GetCurrent), &obj)) {
+    *why = "cannot tell which loaded object holds V8";
+    return nullptr;
+  }
+  int fd = open(obj.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { *why = "cannot open " + obj.path; return nullptr; }
+  struct stat st;
+  void *map = MAP_FAILED;
+  if (fstat(fd, &st) == 0) map = mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) { *why = "cannot map " + obj.path; return nullptr; }
+  void *found = nullptr;
+  const auto *eh = static_cast<const ElfW(Ehdr) *>(map);
+  const char *base = static_cast<const char *>(map);
+  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_shoff) {
+    const auto *sh = reinterpret_cast<const ElfW(Shdr) *>(base + eh->e_shoff);
+    for (int i = 0; i < eh->e_shnum && !found; i++) {
+      if (sh[i].sh_type != SHT_SYMTAB) continue;
+      const auto *syms = reinterpret_cast<const ElfW(Sym) *>(base + sh[i].sh_offset);
+      const char *strs = base + sh[sh[i].sh_link].sh_offset;
+      size_t n = sh[i].sh_size / sizeof(ElfW(Sym));
+      for (size_t k = 0; k < n; k++) {
+        if (syms[k].st_value && ELF64_ST_TYPE(syms[k].st_info) == STT_FUNC &&
+            strcmp(strs + syms[k].st_name, name) == 0) {
+          found = reinterpret_cast<void *>(obj.bias + syms[k].st_value);
+          break;
+        }
+      }
+    }
+  }
+  munmap(map, st.st_size);
+  if (!found) *why = std::string("symbol ") + name + " is in neither the dynamic table nor .symtab";
+  return found;
+}
+
+void *FindFunction(const char *name, std::string *from, std::string *why) {
+  if (void *p = dlsym(RTLD_DEFAULT, name)) { *from = "dynamic"; return p; }
+  *from = ".symtab";
+  return FromSymtab(name, why);
+}
+
+uintptr_t ThreadPointer() {
+#if defined(__x86_64__)
+  uintptr_t tp;
+  __asm__("movq %%fs:0, %0" : "=r"(tp));
+  return tp;
+#else
+  return 0;
+#endif
+}
+
+// Decodes the TLS offset of the first `mov %fs:disp32, reg` in a function:
+// an optional `push %rbp; mov %rsp,%rbp` prologue, then
+// 64 [REX] 8b modrm(mod=00, rm=100) sib(0x25) disp32.
+bool DecodeFsLoad(const void *fn, long *offset) {
+#if defined(__x86_64__)
+  const unsigned char *p = static_cast<const unsigned char *>(fn);
+  if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa) p += 4;  // endbr64
+  if (p[0] == 0x55) p++;                                                      // push %rbp
+  if (p[0] == 0x48 && p[1] == 0x89 && p[2] == 0xe5) p += 3;                   // mov %rsp,%rbp
+  if (p[0] != 0x64) return false;
+  p++;
+  if ((p[0] & 0xf0) == 0x40) p++;  // REX
+  if (p[0] != 0x8b || (p[1] & 0xc7) != 0x04 || p[2] != 0x25) return false;
+  int32_t disp;
+  memcpy(&disp, p + 3, 4);
+  *offset = disp;
+  return true;
+#else
+  (void)fn, (void)offset;
+  return false;
+#endif
+}
+
+Discovery RunDiscovery() {
+  Discovery d;
+#if !defined(__x86_64__) || !defined(__linux__)
+  d.reason = "the V8 bridge knows how to find V8's thread-local slots only on x86-64 Linux so far";
+  return d;
+#else
+  std::string why;
+  void *tid_fn = FindFunction(kThreadIdSym, &d.thread_id_from, &why);
+  if (!tid_fn) { d.reason = why; return d; }
+  void *ss_fn = FindFunction(kStackStartSym, &d.stack_start_from, &why);
+  if (!ss_fn) { d.reason = why; return d; }
+  if (!DecodeFsLoad(tid_fn, &d.thread_id_offset)) {
+    d.reason = "ThreadId::TryGetCurrent does not start with a thread-local load this bridge can decode";
+    return d;
+  }
+  if (!DecodeFsLoad(ss_fn, &d.stack_start_offset)) {
+    d.reason = "Stack::GetStackStart does not start with a thread-local load this bridge can decode";
+    return d;
+  }
+  auto try_get = reinterpret_cast<int (*)()>(tid_fn);
+  auto get_start = reinterpret_cast<void *(*)()>(ss_fn);
+  V8Slots s;
+  uintptr_t tp = ThreadPointer();
+  s.thread_id = reinterpret_cast<int *>(tp + d.thread_id_offset);
+  s.stack_start = reinterpret_cast<void **>(tp + d.stack_start_offset);
+
+  // Verify by reading: both functions must return what the slots hold.
+  int id = try_get();
+  if (id <= 0 || *s.thread_id != id) {
+    d.reason = "the decoded ThreadId slot does not hold the current thread id";
+    return d;
+  }
+  void *start = get_start();
+  if (!start || *s.stack_start != start) {
+    d.reason = "the decoded stack-start slot does not hold the current stack start";
+    return d;
+  }
+  // Verify by writing: a sentinel must be seen by the functions.
+  int saved_id = *s.thread_id;
+  *s.thread_id = saved_id + 0x5a5a;
+  bool id_ok = try_get() == saved_id + 0x5a5a;
+  *s.thread_id = saved_id;
+  void *saved_start = *s.stack_start;
+  *s.stack_start = static_cast<char *>(saved_start) + 4096;
+  bool start_ok = get_start() == static_cast<char *>(saved_start) + 4096;
+  *s.stack_start = saved_start;
+  if (!id_ok || !start_ok) {
+    d.reason = "writing a sentinel into a decoded slot was not seen by V8";
+    return d;
+  }
+  d.ok = true;
+  return d;
+#endif
+}
+
+}  // namespace
+
+const Discovery &Discover() {
+  static std::once_flag once;
+  static Discovery d;
+  std::call_once(once, [] { d = RunDiscovery(); });
+  return d;
+}
+
+V8Slots SlotsOfThisThread() {
+  const Discovery &d = Discover();
+  uintptr_t tp = ThreadPointer();
+  return V8Slots{reinterpret_cast<int *>(tp + d.thread_id_offset),
+                 reinterpret_cast<void **>(tp + d.stack_start_offset)};
+}
+
+}  // namespace korutin

@@ -1,0 +1,36 @@
+// discover.h - finds V8's thread-local slots in the running Node, and proves
+// it found them. Nothing is hard-coded: symbols come from the dynamic table
+// (dlsym) or the ELF .symtab of the object that holds V8; each slot's TLS
+// offset is decoded from the first instructions of the function that reads
+// it, then checked by reading and by writing a sentinel.
+#ifndef KO_V8BRIDGE_DISCOVER_H
+#define KO_V8BRIDGE_DISCOVER_H
+
+#include <cstdint>
+#include <string>
+
+namespace korutin {
+
+// The two per-thread V8 values a coroutine must own (see v8-bridge design note).
+struct V8Slots {
+  int *thread_id;         // v8::internal::ThreadId's thread_local int
+  void **stack_start;     // v8::base::Stack's cached stack start
+};
+
+struct Discovery {
+  bool ok = false;
+  std::string reason;     // why not, when !ok
+  long thread_id_offset = 0;    // from the thread pointer
+  long stack_start_offset = 0;
+  std::string thread_id_from;   // "dynamic" or ".symtab"
+  std::string stack_start_from;
+};
+
+// Runs once per process, on a thread that has entered a V8 isolate.
+const Discovery &Discover();
+// The slots of the calling OS thread (Discover() must have succeeded).
+V8Slots SlotsOfThisThread();
+
+}  // namespace korutin
+
+#endif
