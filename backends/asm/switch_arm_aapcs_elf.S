@@ -49,7 +49,9 @@
 #endif
 
     .syntax unified
-#if defined(__thumb__)
+/* Thumb-2 when the compiler emits it; else ARM (a Thumb-1-only build calls
+ * these ARM functions through the linker's interworking veneers). */
+#if defined(__thumb2__)
     .thumb
 #define KO_FUNC(name) .thumb_func
 #define KO_THUMB_BIT 1
