@@ -179,7 +179,14 @@ Napi::Value InCoroutine(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), JsCurrent() != nullptr);
 }
 
+// setPoolLimit(max): how many freed stacks are kept for reuse; returns the old limit.
+Napi::Value SetPoolLimit(const Napi::CallbackInfo &info) {
+  size_t max = (size_t)info[0].As<Napi::Number>().Int64Value();
+  return Napi::Number::New(info.Env(), (double)ko_stack_pool_limit(max));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setPoolLimit", Napi::Function::New<SetPoolLimit>(env, "setPoolLimit"));
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("bridge", Napi::Function::New<Bridge>(env, "bridge"));
   exports.Set("yield", Napi::Function::New<Yield>(env, "yield"));

@@ -1,0 +1,64 @@
+/**
+ * Engine configuration, validated with zod.
+ */
+import { z } from 'zod';
+import { KorutinError } from './errors';
+
+/** The switch backends; `'auto'` picks the fastest one that works here. */
+export const BACKENDS = ['asm', 'boost', 'ucontext', 'threads'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+/** Smallest stack a JavaScript coroutine can run in (V8 needs ~40 KiB to compile, plus C++ room). */
+export const MIN_STACK = 96 * 1024;
+/** Largest stack accepted (address space only: pages are touched as used). */
+export const MAX_STACK = 1024 * 1024 * 1024;
+const PAGE = 4096;
+
+const SIZE_RE = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i;
+
+/** Parses `4096`, `'256k'`, `'1m'`, `'1.5 MiB'` into bytes (NaN when malformed). */
+export function parseSize(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = SIZE_RE.exec(v);
+  if (!m) return NaN;
+  const unit = (m[2] ?? 'b').toLowerCase()[0];
+  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Math.round(Number(m[1]) * mult);
+}
+
+const size = z
+  .union([z.number(), z.string()])
+  .transform(parseSize)
+  .refine((n) => Number.isInteger(n) && n > 0, { message: "must be a byte count or a size like '256k' or '1m'" })
+  .refine((n) => Number.isNaN(n) || n >= MIN_STACK, { message: `must be at least ${MIN_STACK / 1024}k: JavaScript needs that much stack` })
+  .refine((n) => Number.isNaN(n) || n <= MAX_STACK, { message: `must be at most ${MAX_STACK / 1024 ** 2}m` });
+
+/** The schema of {@link createEngine}'s configuration. */
+export const ConfigSchema = z
+  .object({
+    /** Which switch backend runs the coroutines. */
+    backend: z.enum(['auto', ...BACKENDS]).default('auto'),
+    /** Usable stack per coroutine: bytes, or `'256k'`, `'1m'`. */
+    stackSize: size.default('256k'),
+    /** Inaccessible pages below each stack, so an overflow faults instead of corrupting memory. */
+    guardPages: z.number().int().min(1).max(256).default(1),
+    /** Freed stacks kept for reuse. */
+    poolSize: z.number().int().min(0).max(1_000_000).default(64),
+  })
+  .strict();
+
+/** What a user may pass. */
+export type EngineConfig = z.input<typeof ConfigSchema>;
+/** The validated configuration, with defaults filled in. */
+export type ResolvedConfig = z.output<typeof ConfigSchema> & { guardSize: number };
+
+/** Validates a configuration; throws ERR_INVALID_CONFIG listing every problem. */
+export function parseConfig(input: unknown): ResolvedConfig {
+  const r = ConfigSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(config)'}: ${i.message}`);
+    throw new KorutinError('ERR_INVALID_CONFIG', `invalid korutin configuration:\n${lines.join('\n')}`);
+  }
+  const stackSize = Math.ceil(r.data.stackSize / PAGE) * PAGE;
+  return { ...r.data, stackSize, guardSize: r.data.guardPages * PAGE };
+}

@@ -1,0 +1,224 @@
+/**
+ * Coroutines whose bodies are plain JavaScript functions, running on their
+ * own native stacks. Values and exceptions cross here; the addon only
+ * switches stacks.
+ */
+import { KorutinError, fail } from './errors';
+import { native, NativeCoroutine } from './native';
+
+/** Where a coroutine is in its life. */
+export type CoroutineState = 'created' | 'suspended' | 'running' | 'normal' | 'done';
+
+const enum Sig { Next, Throw, Return }
+const enum Out { Yield, Return, Throw }
+
+/**
+ * What a coroutine and its body share. The body's closure holds this record,
+ * never the public {@link Coroutine}, so an abandoned coroutine can be
+ * collected and unwound.
+ */
+export interface CoroutineRecord {
+  native: NativeCoroutine | null;
+  state: CoroutineState;
+  sig: Sig;
+  sigValue: unknown;
+  out: Out;
+  outValue: unknown;
+  /** The public object, weakly. */
+  self: WeakRef<Coroutine<any, any, any>> | null;
+  /** Per-coroutine data, set by the scheduler. */
+  owner: unknown;
+}
+
+/** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
+class ReturnSignal {
+  constructor(readonly rec: CoroutineRecord, readonly value: unknown) {}
+}
+
+/** The coroutines running on this thread, innermost last. */
+const running: CoroutineRecord[] = [];
+
+/** The record of the innermost running coroutine, or undefined. */
+export function currentRecord(): CoroutineRecord | undefined {
+  return running[running.length - 1];
+}
+
+/**
+ * Suspends the running coroutine, handing `value` to its resumer; returns
+ * the value of the next `resume()`. Works at any call depth.
+ */
+export function yieldValue<TIn = unknown>(value?: unknown): TIn {
+  const rec = running[running.length - 1];
+  if (!rec) fail('ERR_NOT_IN_COROUTINE', 'yield() was called outside a coroutine; call it from inside a coroutine body');
+  rec.out = Out.Yield;
+  rec.outValue = value;
+  rec.state = 'suspended';
+  running.pop();
+  native.yield();
+  return takeSignal(rec) as TIn;
+}
+
+function takeSignal(rec: CoroutineRecord): unknown {
+  const v = rec.sigValue;
+  rec.sigValue = undefined;
+  if (rec.sig === Sig.Throw) throw v;
+  if (rec.sig === Sig.Return) throw new ReturnSignal(rec, v);
+  return v;
+}
+
+/** Options of one coroutine. */
+export interface CoroutineOptions {
+  /** A name for diagnostics. */
+  name?: string;
+}
+
+export interface SpawnTarget {
+  backend: string;
+  stackSize: number;
+  guardSize: number;
+}
+
+let nextId = 1;
+const abandoned = new FinalizationRegistry<CoroutineRecord>((rec) => unwindAbandoned(rec));
+
+/**
+ * A coroutine: `resume(v)` runs it until it yields or returns. The first
+ * resume's value is the body's argument.
+ */
+export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterator<TYield, TReturn, TIn> {
+  /** Unique within this thread. */
+  readonly id: number;
+  /** A name for diagnostics (defaults to `coroutine-<id>`). */
+  readonly name: string;
+  /** @internal */
+  readonly rec: CoroutineRecord;
+
+  /** @internal Use `engine.create(fn)`. */
+  constructor(fn: (arg: TIn) => TReturn, target: SpawnTarget, options: CoroutineOptions = {}) {
+    if (typeof fn !== 'function') {
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `a coroutine body must be a function, got ${typeof fn}`);
+    }
+    this.id = nextId++;
+    this.name = options.name ?? `coroutine-${this.id}`;
+    const rec: CoroutineRecord = {
+      native: null, state: 'created', sig: Sig.Next, sigValue: undefined,
+      out: Out.Return, outValue: undefined, self: null, owner: undefined,
+    };
+    const body = (): void => {
+      try {
+        rec.outValue = fn(takeSignal(rec) as TIn);
+        rec.out = Out.Return;
+      } catch (e) {
+        if (e instanceof ReturnSignal && e.rec === rec) {
+          rec.out = Out.Return;
+          rec.outValue = e.value;
+        } else {
+          rec.out = Out.Throw;
+          rec.outValue = e;
+        }
+      }
+      rec.state = 'done';
+      running.pop();
+    };
+    rec.native = new native.Coroutine(target.backend, target.stackSize, target.guardSize, body);
+    rec.self = new WeakRef(this);
+    this.rec = rec;
+    abandoned.register(this, rec, this);
+  }
+
+  /** Where the coroutine is in its life. */
+  get state(): CoroutineState {
+    return this.rec.state;
+  }
+
+  /** True once the body has returned or thrown. */
+  get done(): boolean {
+    return this.rec.state === 'done';
+  }
+
+  /** Runs the coroutine until it yields (`done: false`) or returns (`done: true`). */
+  resume(value?: TIn): IteratorResult<TYield, TReturn> {
+    return switchInto(this.rec, Sig.Next, value) as IteratorResult<TYield, TReturn>;
+  }
+
+  /** Iterator protocol: the same as `resume(value)`. */
+  next(value?: TIn): IteratorResult<TYield, TReturn> {
+    return this.resume(value);
+  }
+
+  /** Throws `error` at the coroutine's suspension point. */
+  throw(error: unknown): IteratorResult<TYield, TReturn> {
+    return switchInto(this.rec, Sig.Throw, error) as IteratorResult<TYield, TReturn>;
+  }
+
+  /** Unwinds the coroutine from its suspension point (its `finally` blocks run) and finishes it with `value`. */
+  return(value?: TReturn): IteratorResult<TYield, TReturn> {
+    if (this.rec.state === 'done') return { value: value as TReturn, done: true };
+    return switchInto(this.rec, Sig.Return, value) as IteratorResult<TYield, TReturn>;
+  }
+
+  [Symbol.iterator](): Iterator<TYield, TReturn, TIn> {
+    return this;
+  }
+}
+
+function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
+  switch (rec.state) {
+    case 'done':
+      fail('ERR_COROUTINE_DONE', 'this coroutine has finished; create a new one to run the body again');
+    case 'running':
+    case 'normal':
+      fail('ERR_ALREADY_RUNNING', 'this coroutine is running: a coroutine cannot resume itself or a coroutine that is waiting on it');
+    case 'created':
+      if (sig !== Sig.Next) return finishUnstarted(rec, sig, value);
+  }
+  const outer = running[running.length - 1];
+  if (outer) outer.state = 'normal';
+  rec.sig = sig;
+  rec.sigValue = value;
+  rec.state = 'running';
+  running.push(rec);
+  try {
+    rec.native!.resume();
+  } finally {
+    if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
+    if (outer) outer.state = 'running';
+  }
+  const out = rec.outValue;
+  rec.outValue = undefined;
+  if (rec.out === Out.Yield) return { value: out, done: false };
+  rec.native = null;
+  if (rec.out === Out.Throw) throw out;
+  return { value: out, done: true };
+}
+
+/** throw()/return() before the first resume: the body never runs, like a generator's. */
+function finishUnstarted(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
+  rec.state = 'done';
+  rec.native?.destroy();
+  rec.native = null;
+  if (sig === Sig.Throw) throw value;
+  return { value, done: true };
+}
+
+/** A suspended coroutine nobody can resume any more: unwind it so its finally blocks run and its stack is freed. */
+function unwindAbandoned(rec: CoroutineRecord): void {
+  if (rec.state === 'created') {
+    rec.native?.destroy();
+    rec.native = null;
+    rec.state = 'done';
+    return;
+  }
+  for (let tries = 0; rec.state === 'suspended' && tries < 8; tries++) {
+    try {
+      switchInto(rec, Sig.Return, undefined);
+    } catch {
+      // an error thrown while unwinding has no one left to report to
+    }
+  }
+}
+
+/** The public object of the innermost running coroutine. */
+export function currentCoroutine(): Coroutine | undefined {
+  return running[running.length - 1]?.self?.deref();
+}

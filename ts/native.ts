@@ -1,0 +1,47 @@
+/**
+ * The native addon, typed. Everything that crosses into C++ goes through
+ * this module.
+ */
+import * as path from 'path';
+
+/** One backend compiled into (or missing from) the addon. */
+export interface NativeBackend {
+  name: string;
+  available: boolean;
+  reason: string | null;
+  ownThread: boolean;
+}
+
+/** What the V8 bridge found out about this runtime at load time. */
+export interface BridgeReport {
+  ok: boolean;
+  reason: string | null;
+  threadIdOffset: number;
+  stackStartOffset: number;
+  threadIdFrom: string;
+  stackStartFrom: string;
+  minStack: number;
+}
+
+/** A native coroutine whose body is a JS function (see engine/node/binding.cc). */
+export interface NativeCoroutine {
+  resume(): void;
+  destroy(): void;
+  readonly status: 'suspended' | 'running' | 'normal' | 'dead';
+  readonly stackSize: number;
+}
+
+export interface NativeBinding {
+  backends(): NativeBackend[];
+  bridge(): BridgeReport;
+  yield(): void;
+  inCoroutine(): boolean;
+  setPoolLimit(max: number): number;
+  Coroutine: new (backend: string, stackSize: number, guardSize: number, body: () => void) => NativeCoroutine;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const load: (dir: string) => NativeBinding = require('node-gyp-build');
+
+/** The addon for this runtime (built by `npm install`, or a prebuild). */
+export const native: NativeBinding = load(path.join(__dirname, '..', '..'));
