@@ -29,10 +29,10 @@
  *   sp + 0x0d8 | r13            | <- arg, for a new context
  *   sp + 0x0d0 | r14            |
  *   sp + 0x0c8 | r15            |
- *   sp + 0x0c0 | StackBase      | gs:0x08 <- top, for a new context
- *   sp + 0x0b8 | StackLimit     | gs:0x10 <- lo, for a new context
+ *   sp + 0x0c0 | StackBase      | gs:0x08   <- top (16-aligned), new context
+ *   sp + 0x0b8 | StackLimit     | gs:0x10   <- lo, for a new context
  *   sp + 0x0b0 | DeallocationStack | gs:0x1478 <- lo, for a new context
- *   sp + 0x0a8 | (spare)        |
+ *   sp + 0x0a8 | ExceptionList  | gs:0x00   <- -1 (end of list), new context
  *   sp + 0x0a4 | x87 control word | (16 bits, 16 spare)
  *   sp + 0x0a0 | MXCSR          |
  *   sp + 0x090 | xmm15          |
@@ -53,7 +53,12 @@
  * The TIB's stack bounds are per context: they must describe the stack in
  * use, or RtlDispatchException rejects the frames of a coroutine as lying
  * outside the thread's stack, and __chkstk/the guard-page logic misjudge
- * it. FiberData (gs:0x20) is deliberately NOT switched: it names the Win32
+ * it. ExceptionList (gs:0x00) is not used by x64 Windows itself, but Wine
+ * chains its own internal handler frames there, which live on the stack in
+ * use; so it is per context too, and empty in a new one (without this, Wine
+ * 8 runs the main stack's handlers for an exception raised in a coroutine
+ * and a C++ exception caught inside the coroutine ends in terminate()).
+ * FiberData (gs:0x20) is deliberately NOT switched: it names the Win32
  * fiber running on this thread, which is the one a SwitchToFiber() made
  * from inside a coroutine must save into; our contexts live inside that
  * fiber. A per-context copy would go stale as soon as the thread were
@@ -111,6 +116,8 @@ ko_asm_jump:
     .seh_endprologue
     stmxcsr 0xa0(%rsp)
     fnstcw  0xa4(%rsp)
+    movq    %gs:0x00, %rax
+    movq    %rax, 0xa8(%rsp)
     movq    %gs:0x1478, %rax
     movq    %rax, 0xb0(%rsp)
     movq    %gs:0x10, %rax
@@ -127,6 +134,8 @@ ko_asm_jump:
     movq    %rax, %gs:0x10
     movq    0xb0(%rsp), %rax
     movq    %rax, %gs:0x1478
+    movq    0xa8(%rsp), %rax
+    movq    %rax, %gs:0x00
     ldmxcsr 0xa0(%rsp)
     fldcw   0xa4(%rsp)
     movaps  0x00(%rsp), %xmm6
@@ -157,9 +166,8 @@ ko_asm_jump:
 ko_asm_make:
     .seh_proc ko_asm_make
     .seh_endprologue
-    movq    %rcx, %rax
-    andq    $-16, %rax          /* align the top */
-    subq    $0x120, %rax        /* frame; after its ret, sp = top - 0x10 */
+    andq    $-16, %rcx          /* align the top */
+    leaq    -0x120(%rcx), %rax  /* frame; after its ret, sp = top - 0x10 */
     /* xmm6-xmm15 start zeroed. */
     xorps   %xmm0, %xmm0
     movaps  %xmm0, 0x00(%rax)
@@ -175,10 +183,10 @@ ko_asm_make:
     movq    $0, 0xa0(%rax)
     stmxcsr 0xa0(%rax)
     fnstcw  0xa4(%rax)
-    movq    $0, 0xa8(%rax)
+    movq    $-1, 0xa8(%rax)     /* ExceptionList: empty */
     movq    %rdx, 0xb0(%rax)    /* DeallocationStack = lo */
     movq    %rdx, 0xb8(%rax)    /* StackLimit = lo */
-    movq    %rcx, 0xc0(%rax)    /* StackBase = top */
+    movq    %rcx, 0xc0(%rax)    /* StackBase = top (aligned) */
     movq    $0, 0xc8(%rax)      /* r15 */
     movq    $0, 0xd0(%rax)      /* r14 */
     movq    %r9, 0xd8(%rax)     /* r13 = arg */
