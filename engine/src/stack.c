@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 #if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
+#if __has_include(<valgrind/valgrind.h>) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define KO_HAVE_VALGRIND 1
 #endif
@@ -43,10 +44,20 @@ static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 static void vg_register(ko_stack *s) {
 #ifdef KO_HAVE_VALGRIND
-  s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s->lo + s->size);
+  /* valgrind wants the lowest and the highest addressable byte. */
+  s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s->lo + s->size - 1);
 #else
   s->vg_id = 0;
 #endif
+}
+
+/* A stack handed out again: whatever valgrind remembers of the frames that
+ * ran there before (memcheck marks popped frames no-access) is stale. */
+static void vg_reuse(ko_stack *s) {
+#ifdef KO_HAVE_VALGRIND
+  VALGRIND_MAKE_MEM_UNDEFINED(s->lo, s->size);
+#endif
+  (void)s;
 }
 
 static void vg_deregister(ko_stack *s) {
@@ -68,6 +79,7 @@ static int pool_take(ko_stack *s, size_t size, size_t guard) {
       pool_count--;
       pthread_mutex_unlock(&pool_lock);
       *s = p->s;
+      vg_reuse(s);
       return 1;
     }
   }
@@ -76,6 +88,7 @@ static int pool_take(ko_stack *s, size_t size, size_t guard) {
 }
 
 static int pool_put(ko_stack *s) {
+  vg_reuse(s);
   pthread_mutex_lock(&pool_lock);
   if (pool_count >= pool_max) {
     pthread_mutex_unlock(&pool_lock);
