@@ -1,0 +1,351 @@
+/**
+ * `korutin/fibers`: the node-fibers API on korutin's coroutines, so code
+ * written for `require('fibers')` runs on modern Node.
+ *
+ * ```js
+ * const Fiber = require('korutin/fibers');   // or: import Fiber from 'korutin/fibers'
+ *
+ * function sleep(ms) {
+ *   const fiber = Fiber.current;
+ *   setTimeout(() => fiber.run(), ms);
+ *   Fiber.yield();
+ * }
+ * Fiber(() => { sleep(100); console.log('later'); }).run();
+ * ```
+ *
+ * Every fiber is a korutin coroutine with a 512 KiB stack on one engine
+ * shared by the module, created on first use with backend `'auto'`; set the
+ * `KORUTIN_BACKEND` environment variable (`asm`, `boost`, `ucontext`,
+ * `threads`) to choose another. See docs/fibers-migration.md.
+ *
+ * @packageDocumentation
+ */
+import { BACKENDS, BackendName } from './config';
+import { Coroutine, currentCoroutine } from './coroutine';
+import { createEngine, Engine } from './engine';
+import { KorutinError } from './errors';
+import { native } from './native';
+
+/** A fiber: a function with its own stack that can suspend with {@link FiberConstructor.yield}. */
+interface Fiber {
+  /**
+   * Starts the fiber, or resumes it where it yielded. The first run of a
+   * fiber calls its function with `value`; later runs make the pending
+   * `Fiber.yield()` return `value`.
+   *
+   * @returns what the fiber passes to `Fiber.yield()`, or what its function
+   * returns when it finishes.
+   * @throws what the fiber's function throws; an `ERR_ALREADY_RUNNING`
+   * error when the fiber is running (it cannot run itself, nor a fiber that
+   * is waiting on it).
+   */
+  run(value?: unknown): any;
+  /**
+   * Unwinds a suspended fiber: its pending `Fiber.yield()` throws, and so
+   * does every further `Fiber.yield()` until the function has returned, so
+   * its `finally` blocks run. Afterwards the fiber is as if it had never
+   * been started. Does nothing on a fiber that is not started.
+   *
+   * @returns what the function returns if it catches the unwinding and
+   * returns a value; otherwise `undefined`.
+   */
+  reset(): any;
+  /**
+   * Makes the pending `Fiber.yield()` of a suspended fiber throw `error`.
+   *
+   * @returns what the fiber yields or returns next, like {@link Fiber.run}.
+   * @throws `error` back at the caller if the fiber does not catch it (or
+   * if the fiber has not been started).
+   */
+  throwInto(error: unknown): any;
+  /** True from the first `run()` until the function returns or throws. */
+  readonly started: boolean;
+}
+
+/** The `Fiber` export: call it with or without `new`. */
+interface FiberConstructor {
+  /** Creates a fiber that runs `fn` on its own stack when first run. */
+  new (fn: (value?: any) => unknown): Fiber;
+  /** Creates a fiber; the same as `new Fiber(fn)`. */
+  (fn: (value?: any) => unknown): Fiber;
+  readonly prototype: Fiber;
+  /**
+   * The running fiber, or `undefined` outside any fiber (also inside a
+   * plain korutin coroutine that is not a fiber). Keeping this object on
+   * the fiber's own stack keeps the fiber alive while it is suspended.
+   */
+  readonly current: Fiber | undefined;
+  /**
+   * Suspends the running fiber: its `run()` returns `value`. Returns the
+   * value of the `run()` that resumes it.
+   *
+   * @throws `ERR_NOT_IN_COROUTINE` when no fiber is running; the reset
+   * signal while the fiber is being unwound; what `throwInto()` delivers.
+   */
+  yield(value?: unknown): any;
+  /**
+   * How many freed stacks korutin keeps for reuse (process-wide, shared
+   * with every korutin engine). node-fibers' default was 120.
+   */
+  poolSize: number;
+  /** How many fibers have been started in this process (each run to completion counts once). */
+  readonly fibersCreated: number;
+}
+
+/** What a fiber's coroutine body can see. It must reference neither the Fiber nor its Coroutine, or neither could ever be collected. */
+interface Body {
+  readonly fn: (value?: unknown) => unknown;
+  /** The engine of the current incarnation (for yield). */
+  engine: Engine | null;
+  /** True while `reset()` (or the collector) unwinds the fiber: every yield throws. */
+  resetting: boolean;
+  /** The Fiber object, only while a `run()` of it is under way (so `Fiber.current` works and keeps it alive). */
+  active: Fiber | null;
+}
+
+/** What a Fiber object owns. */
+interface Handle {
+  readonly body: Body;
+  /** The coroutine of the current incarnation; null before the first run and after finishing. */
+  co: Coroutine | null;
+}
+
+/** Thrown at `Fiber.yield()` to unwind a fiber that is being reset. */
+class FiberReset extends Error {
+  /** @internal */
+  readonly body: Body;
+
+  constructor(body: Body) {
+    super('this fiber is being reset: Fiber.yield() throws until the fiber function returns');
+    this.name = 'FiberReset';
+    this.body = body;
+  }
+}
+
+/** node-fibers' stack (512 KiB on 64-bit). */
+const STACK_SIZE = '512k';
+/** node-fibers' default pool size. */
+const DEFAULT_POOL = 120;
+const MAX_POOL = 1_000_000;
+
+const handles = new WeakMap<object, Handle>();
+const bodies = new WeakMap<Coroutine, Body>();
+let shared: Engine | null = null;
+let override: Engine | null = null;
+let poolSize = DEFAULT_POOL;
+let created = 0;
+
+/** The engine new fiber incarnations run on. */
+function engine(): Engine {
+  if (override) return override;
+  if (!shared) {
+    const requested = (process.env.KORUTIN_BACKEND ?? '').trim() || 'auto';
+    if (requested !== 'auto' && !(BACKENDS as readonly string[]).includes(requested)) {
+      throw new KorutinError(
+        'ERR_INVALID_CONFIG',
+        `KORUTIN_BACKEND='${requested}' is not a korutin backend: use one of auto, ${BACKENDS.join(', ')} (or leave it unset)`,
+      );
+    }
+    shared = createEngine({ backend: requested as BackendName | 'auto', stackSize: STACK_SIZE, poolSize });
+  }
+  return shared;
+}
+
+function handleOf(self: unknown, method: string): Handle {
+  const h = typeof self === 'object' && self !== null ? handles.get(self) : undefined;
+  if (!h) {
+    const e = new TypeError(`Fiber.prototype.${method} was called on something that is not a Fiber; call it on an object made by Fiber(fn)`);
+    throw Object.assign(e, { code: 'ERR_INVALID_ARGUMENT' });
+  }
+  return h;
+}
+
+/** The fiber body of the innermost running coroutine, if that coroutine is a fiber. */
+function currentBody(): Body | undefined {
+  const co = currentCoroutine();
+  return co ? bodies.get(co) : undefined;
+}
+
+/** The coroutine body of one incarnation: calls the fiber function, and turns its own reset signal into a return. */
+function entry(body: Body): (value: unknown) => unknown {
+  return (value) => {
+    try {
+      return body.fn(value);
+    } catch (e) {
+      if (e instanceof FiberReset && e.body === body) return undefined;
+      throw e;
+    }
+  };
+}
+
+function start(h: Handle): Coroutine {
+  const ko = engine();
+  created++;
+  const co = ko.create(entry(h.body), { name: `fiber-${created}` });
+  bodies.set(co, h.body);
+  h.body.engine = ko;
+  h.co = co;
+  return co;
+}
+
+function alreadyRunning(): never {
+  throw new KorutinError(
+    'ERR_ALREADY_RUNNING',
+    'this Fiber is already running: a fiber cannot run (or reset, or throw into) itself or a fiber that is waiting on it',
+  );
+}
+
+/** One `run()` or `throwInto()`: switches into the fiber and back. */
+function step(self: Fiber, h: Handle, throwing: boolean, value: unknown): unknown {
+  let co = h.co;
+  if (!co) {
+    if (throwing) throw value; // a fiber that never started has nowhere to throw into
+    co = start(h);
+  }
+  if (co.state === 'running' || co.state === 'normal') alreadyRunning();
+  h.body.active = self;
+  try {
+    const r = throwing ? co.throw(value) : co.resume(value);
+    return r.value;
+  } finally {
+    h.body.active = null;
+    if (co.done && h.co === co) h.co = null;
+  }
+}
+
+/** Unwinds a suspended incarnation; returns what its function returns. */
+function unwind(self: Fiber | null, h: Handle, co: Coroutine): unknown {
+  const body = h.body;
+  body.resetting = true;
+  body.active = self;
+  try {
+    let r = co.throw(new FiberReset(body));
+    // Only a raw engine.yield() can suspend a resetting fiber (Fiber.yield() throws): keep unwinding.
+    while (!r.done) r = co.throw(new FiberReset(body));
+    return r.value;
+  } finally {
+    body.resetting = false;
+    body.active = null;
+    if (co.done && h.co === co) h.co = null;
+  }
+}
+
+/** Abandoned suspended fibers are unwound like `reset()`, so their finally blocks run and their stacks are freed. */
+const reaper = new FinalizationRegistry<Handle>((h) => {
+  const co = h.co;
+  if (!co || co.state !== 'suspended') return;
+  try {
+    unwind(null, h, co);
+  } catch (e) {
+    process.emitWarning(
+      `an abandoned fiber threw while it was being unwound: ${e instanceof Error ? e.stack ?? e.message : String(e)}`,
+      { code: 'KORUTIN_FIBER_UNWIND' },
+    );
+  }
+});
+
+const Fiber = function Fiber(this: unknown, fn: (value?: any) => unknown): Fiber {
+  // Inside, `Fiber` names this function expression itself: the same object as the export.
+  const ctor = Fiber as unknown as FiberConstructor;
+  if (!(this instanceof ctor)) return new ctor(fn);
+  if (typeof fn !== 'function') {
+    const e = new TypeError(`Fiber(fn) needs a function, got ${fn === null ? 'null' : typeof fn}`);
+    throw Object.assign(e, { code: 'ERR_INVALID_ARGUMENT' });
+  }
+  const self = this as Fiber;
+  const h: Handle = { body: { fn, engine: null, resetting: false, active: null }, co: null };
+  handles.set(self, h);
+  reaper.register(self, h);
+  return self;
+} as unknown as FiberConstructor;
+
+const method = (value: Function): PropertyDescriptor => ({ value, writable: true, configurable: true, enumerable: false });
+
+Object.defineProperties(Fiber.prototype, {
+  run: method(function run(this: Fiber, value?: unknown): unknown {
+    return step(this, handleOf(this, 'run'), false, value);
+  }),
+  throwInto: method(function throwInto(this: Fiber, error: unknown): unknown {
+    return step(this, handleOf(this, 'throwInto'), true, error);
+  }),
+  reset: method(function reset(this: Fiber): unknown {
+    const h = handleOf(this, 'reset');
+    const co = h.co;
+    if (!co) return undefined;
+    if (co.state === 'running' || co.state === 'normal') alreadyRunning();
+    return unwind(this, h, co);
+  }),
+  started: {
+    get(this: Fiber): boolean {
+      return handleOf(this, 'started').co !== null;
+    },
+    configurable: true,
+    enumerable: false,
+  },
+});
+
+Object.defineProperties(Fiber, {
+  current: {
+    get(): Fiber | undefined {
+      return currentBody()?.active ?? undefined;
+    },
+    configurable: true,
+    enumerable: true,
+  },
+  yield: {
+    value: Object.defineProperty(function yield_(value?: unknown): unknown {
+      const body = currentBody();
+      if (!body) {
+        throw new KorutinError('ERR_NOT_IN_COROUTINE', 'Fiber.yield() was called with no fiber running; call it from inside a fiber');
+      }
+      if (body.resetting) throw new FiberReset(body);
+      return body.engine!.yield(value);
+    }, 'name', { value: 'yield' }),
+    writable: true,
+    configurable: true,
+    enumerable: true,
+  },
+  poolSize: {
+    get(): number {
+      return poolSize;
+    },
+    set(n: number) {
+      if (!Number.isInteger(n) || n < 0 || n > MAX_POOL) {
+        throw new KorutinError('ERR_INVALID_ARGUMENT', `Fiber.poolSize must be an integer from 0 to ${MAX_POOL}, got ${String(n)}`);
+      }
+      poolSize = n;
+      if (shared || override) native.setPoolLimit(n);
+    },
+    configurable: true,
+    enumerable: true,
+  },
+  fibersCreated: {
+    get(): number {
+      return created;
+    },
+    configurable: true,
+    enumerable: true,
+  },
+  /*
+   * Internal, not part of the node-fibers API: the engine that new fiber
+   * incarnations run on. Reading gives the engine in use (or undefined
+   * before the first fiber ran); assigning an Engine makes later first
+   * runs use it; assigning undefined goes back to the shared engine. Tests
+   * use it to run the fibers suite on every backend in one process.
+   */
+  [Symbol.for('korutin.fibers.engine')]: {
+    get(): Engine | undefined {
+      return override ?? shared ?? undefined;
+    },
+    set(e: Engine | undefined) {
+      if (e !== undefined && !(e instanceof Engine)) {
+        throw new KorutinError('ERR_INVALID_ARGUMENT', 'the fibers engine must be a korutin Engine (from createEngine) or undefined');
+      }
+      override = e ?? null;
+    },
+    configurable: false,
+    enumerable: false,
+  },
+});
+
+export = Fiber;
