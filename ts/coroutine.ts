@@ -19,6 +19,8 @@ const enum Out { Yield, Return, Throw }
  */
 export interface CoroutineRecord {
   native: NativeCoroutine | null;
+  /** Unregisters it from the abandoned-coroutine registry once finished. */
+  token: object;
   state: CoroutineState;
   sig: Sig;
   sigValue: unknown;
@@ -101,7 +103,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
     this.id = nextId++;
     this.name = options.name ?? `coroutine-${this.id}`;
     const rec: CoroutineRecord = {
-      native: null, state: 'created', sig: Sig.Next, sigValue: undefined,
+      native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
       out: Out.Return, outValue: undefined, self: null, owner: undefined,
     };
     const body = (): void => {
@@ -123,7 +125,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
     rec.native = new native.Coroutine(target.backend, target.stackSize, target.guardSize, body);
     rec.self = new WeakRef(this);
     this.rec = rec;
-    abandoned.register(this, rec, this);
+    abandoned.register(this, rec, rec.token);
   }
 
   /** Where the coroutine is in its life. */
@@ -187,7 +189,7 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
   const out = rec.outValue;
   rec.outValue = undefined;
   if (rec.out === Out.Yield) return { value: out, done: false };
-  rec.native = null;
+  finished(rec);
   if (rec.out === Out.Throw) throw out;
   return { value: out, done: true };
 }
@@ -196,9 +198,14 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
 function finishUnstarted(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
   rec.state = 'done';
   rec.native?.destroy();
-  rec.native = null;
+  finished(rec);
   if (sig === Sig.Throw) throw value;
   return { value, done: true };
+}
+
+function finished(rec: CoroutineRecord): void {
+  rec.native = null;
+  abandoned.unregister(rec.token);
 }
 
 /** A suspended coroutine nobody can resume any more: unwind it so its finally blocks run and its stack is freed. */

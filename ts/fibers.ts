@@ -54,8 +54,8 @@ interface Fiber {
    * Makes the pending `Fiber.yield()` of a suspended fiber throw `error`.
    *
    * @returns what the fiber yields or returns next, like {@link Fiber.run}.
-   * @throws `error` back at the caller if the fiber does not catch it (or
-   * if the fiber has not been started).
+   * @throws `error` back at the caller if the fiber does not catch it; an
+   * Error if the fiber is not suspended (not started, or running).
    */
   throwInto(error: unknown): any;
   /** True from the first `run()` until the function returns or throws. */
@@ -199,7 +199,7 @@ function alreadyRunning(): never {
 function step(self: Fiber, h: Handle, throwing: boolean, value: unknown): unknown {
   let co = h.co;
   if (!co) {
-    if (throwing) throw value; // a fiber that never started has nowhere to throw into
+    if (throwing) throw new Error('this Fiber is not yielding: throwInto() needs a fiber suspended in Fiber.yield(); run() it first');
     co = start(h);
   }
   if (co.state === 'running' || co.state === 'normal') alreadyRunning();
@@ -276,8 +276,10 @@ Object.defineProperties(Fiber.prototype, {
     return unwind(this, h, co);
   }),
   started: {
-    get(this: Fiber): boolean {
-      return handleOf(this, 'started').co !== null;
+    get(this: Fiber): boolean | undefined {
+      // Like node-fibers: undefined (rather than an error) on something that is not a fiber, e.g. the prototype itself.
+      const h = typeof this === 'object' && this !== null ? handles.get(this) : undefined;
+      return h ? h.co !== null : undefined;
     },
     configurable: true,
     enumerable: false,

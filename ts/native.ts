@@ -3,6 +3,7 @@
  * this module.
  */
 import * as path from 'path';
+import { setFlagsFromString } from 'v8';
 
 /** One backend compiled into (or missing from) the addon. */
 export interface NativeBackend {
@@ -45,3 +46,11 @@ const load: (dir: string) => NativeBinding = require('node-gyp-build');
 
 /** The addon for this runtime (built by `npm install`, or a prebuild). */
 export const native: NativeBinding = load(path.join(__dirname, '..', '..'));
+
+/**
+ * V8 aborts ("archived threads in combination with wasm not supported") when
+ * Wasm code GC runs while a V8 thread is archived, which every suspended
+ * coroutine is. Turning Wasm code GC off avoids it (Node 20-26 allow flags
+ * after start-up). KORUTIN_WASM_CODE_GC=keep leaves it on, to prove the point.
+ */
+if (process.env.KORUTIN_WASM_CODE_GC !== 'keep') setFlagsFromString('--no-wasm-code-gc');

@@ -109,6 +109,8 @@ void JsYield(JsCoroutine *c) {
 void JsDestroy(JsCoroutine *c) {
   if (c->co) ko_destroy(c->co);
   c->co = nullptr;
+  c->body.Reset();
+  c->context.Reset();
 }
 
 JsCoroutine *JsCurrent() {

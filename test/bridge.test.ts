@@ -1,0 +1,166 @@
+import { strict as assert } from 'assert';
+import { backends } from '../ts';
+import { native } from '../ts/native';
+import { engineFor, gc, PACKAGE_ENTRY, rssBytes, runNode, testBackends } from './helpers';
+
+describe('V8 bridge', () => {
+  it('found and verified V8 thread-local slots at load time', () => {
+    const b = native.bridge();
+    assert.equal(b.ok, true, b.reason ?? '');
+    assert.notEqual(b.threadIdOffset, 0);
+    assert.notEqual(b.stackStartOffset, 0);
+    assert.ok(['dynamic', '.symtab'].includes(b.threadIdFrom));
+  });
+
+  it('lists every backend, with a reason for a missing one', () => {
+    const all = backends();
+    assert.deepEqual(all.map((b) => b.name), ['asm', 'boost', 'ucontext', 'threads']);
+    for (const b of all) assert.ok(b.available || (typeof b.reason === 'string' && b.reason.length > 0));
+  });
+});
+
+for (const backend of testBackends()) {
+  describe(`bridge under load [${backend}]`, function () {
+    this.timeout(300_000);
+    const ko = engineFor(backend);
+
+    it('10,000 suspended coroutines keep their locals through allocation and full GCs', () => {
+      const N = 10_000;
+      const ROUNDS = 5;
+      const totals = new Array<number>(N).fill(-1);
+      const cos = [];
+      for (let i = 0; i < N; i++) {
+        cos.push(
+          ko.create(() => {
+            const mine: { i: number; r: number; tag: string }[] = [];
+            for (let r = 0; r < ROUNDS; r++) {
+              mine.push({ i, r, tag: `co-${i}-${r}` });
+              ko.yield();
+            }
+            let sum = 0;
+            for (const o of mine) sum += o.i === i && o.tag === `co-${i}-${o.r}` ? o.r : 1e9;
+            totals[i] = sum;
+          }),
+        );
+      }
+      for (let r = 0; r <= ROUNDS; r++) {
+        for (const co of cos) co.resume();
+        const garbage = [];
+        for (let k = 0; k < 100_000; k++) garbage.push({ k, s: String(k) });
+        gc();
+      }
+      const expected = (ROUNDS * (ROUNDS - 1)) / 2;
+      assert.equal(totals.filter((t) => t !== expected).length, 0);
+      assert.ok(cos.every((c) => c.done));
+    });
+
+    it('100,000 create/run/finish cycles without RSS growth', async () => {
+      // Native finalizers run from the event loop, so it turns between batches, as in any program.
+      const cycle = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          const co = ko.create((x: number) => ko.yield<number>(x) + 1);
+          co.resume(i);
+          co.resume(1);
+          if (i % 5000 === 4999) await new Promise((r) => setImmediate(r));
+        }
+        gc();
+        await new Promise((r) => setTimeout(r, 10));
+        gc();
+      };
+      const n = backend === 'threads' ? 20_000 : 100_000; // threads: an OS thread per coroutine
+      await cycle(n / 5); // warm the pools, the JIT and the allocator
+      const before = rssBytes();
+      await cycle(n);
+      const grown = rssBytes() - before;
+      assert.ok(grown < 8 * 1024 * 1024, `RSS grew by ${(grown / 1048576).toFixed(1)} MiB over ${n} cycles`);
+    });
+  });
+}
+
+describe('bridge in other situations', function () {
+  this.timeout(120_000);
+  const backendsHere = testBackends();
+
+  for (const backend of backendsHere) {
+    it(`Wasm compiles and runs while coroutines are suspended, under --stress-wasm-code-gc [${backend}]`, () => {
+      const r = runNode(wasmScript(backend), ['--stress-wasm-code-gc', '--expose-gc']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /wasm ok 6000000/);
+    });
+
+    it(`coroutines run inside a worker_threads Worker [${backend}]`, () => {
+      const r = runNode(workerScript(backend));
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /worker result 4950,4950/);
+    });
+
+    it(`the process exits cleanly with coroutines still suspended [${backend}]`, () => {
+      const script = `
+        const { createEngine } = require(${JSON.stringify(PACKAGE_ENTRY)});
+        const ko = createEngine({ backend: '${backend}' });
+        const keep = [];
+        for (let i = 0; i < 100; i++) { const c = ko.create(() => { ko.yield(); ko.yield(); }); c.resume(); keep.push(c); }
+        console.log('suspended', keep.filter((c) => c.state === 'suspended').length);
+        if (process.argv.includes('exit')) process.exit(0);
+      `;
+      for (const extra of [[], ['exit']]) {
+        const res = runNode(script + `//${extra}`, [], {});
+        assert.equal(res.status, 0, res.stderr);
+        assert.equal(res.signal, null);
+        assert.match(res.stdout, /suspended 100/);
+      }
+    });
+  }
+
+  it('without the Wasm code GC guard, V8 aborts (so the guard is what makes it work)', function () {
+    if (!backendsHere.includes('asm')) this.skip();
+    const r = runNode(wasmScript('asm'), ['--stress-wasm-code-gc', '--expose-gc'], { KORUTIN_WASM_CODE_GC: 'keep' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr + r.stdout, /archived threads in combination with wasm not supported/);
+  });
+});
+
+/** A script that keeps coroutines suspended while it compiles and calls Wasm, with GCs. */
+function wasmScript(backend: string): string {
+  // (module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))
+  const bytes = [0, 97, 115, 109, 1, 0, 0, 0, 1, 7, 1, 96, 2, 127, 127, 1, 127, 3, 2, 1, 0, 7, 7, 1, 3, 97, 100, 100, 0, 0, 10, 9, 1, 7, 0, 32, 0, 32, 1, 106, 11];
+  return `
+    const { createEngine } = require(${JSON.stringify(PACKAGE_ENTRY)});
+    const ko = createEngine({ backend: '${backend}' });
+    const bytes = new Uint8Array(${JSON.stringify(bytes)});
+    const cos = [];
+    for (let i = 0; i < 200; i++) { const c = ko.create(() => { for (;;) ko.yield(); }); c.resume(); cos.push(c); }
+    let total = 0;
+    (async () => {
+      for (let round = 0; round < 30; round++) {
+        const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes));
+        // hot enough to tier up: the replaced code is what Wasm code GC frees
+        for (let k = 0; k < 200000; k++) total += inst.exports.add(k % 2, 1 - (k % 2));
+        const inCo = ko.create(() => new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.add(1, 2));
+        if (inCo.resume().value !== 3) throw new Error('wasm inside a coroutine');
+        for (const c of cos) c.resume();
+        global.gc();
+        await new Promise((r) => setTimeout(r, 5)); // Wasm code GC runs as a platform task
+      }
+      console.log('wasm ok', total);
+    })();
+  `;
+}
+
+function workerScript(backend: string): string {
+  return `
+    const { Worker } = require('worker_threads');
+    const code = \`
+      const { parentPort } = require('worker_threads');
+      const { createEngine } = require(${JSON.stringify(PACKAGE_ENTRY)});
+      const ko = createEngine({ backend: '${backend}' });
+      const co = ko.create(() => { let s = 0; for (let i = 0; i < 100; i++) s += ko.yield(i); return s; });
+      let r = co.resume(), sum = 0;
+      while (!r.done) { sum += r.value; r = co.resume(r.value); }
+      parentPort.postMessage(sum + ',' + r.value);
+    \`;
+    const w = new Worker(code, { eval: true });
+    w.on('message', (m) => console.log('worker result', m));
+    w.on('error', (e) => { console.error(e); process.exitCode = 1; });
+  `;
+}

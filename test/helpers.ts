@@ -1,0 +1,44 @@
+/** Shared by the mocha suites: which backends to run against, and small tools. */
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { backends, BackendName, createEngine, Engine } from '../ts';
+
+/** Every backend that can run JavaScript here (KORUTIN_TEST_BACKENDS=asm,threads narrows it). */
+export function testBackends(): BackendName[] {
+  const only = process.env.KORUTIN_TEST_BACKENDS?.split(',').filter(Boolean);
+  return backends()
+    .filter((b) => b.available && (!only || only.includes(b.name)))
+    .map((b) => b.name);
+}
+
+/** One engine per backend, created once. */
+const engines = new Map<string, Engine>();
+export function engineFor(backend: BackendName, stackSize: string | number = '256k'): Engine {
+  const key = `${backend}/${stackSize}`;
+  let e = engines.get(key);
+  if (!e) engines.set(key, (e = createEngine({ backend, stackSize })));
+  return e;
+}
+
+export function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (!g) throw new Error('run mocha with --expose-gc (see .mocharc.json)');
+  g();
+}
+
+export function rssBytes(): number {
+  return process.memoryUsage().rss;
+}
+
+/** The built package's entry, for scripts run in child processes. */
+export const PACKAGE_ENTRY = path.join(__dirname, '..', 'ts', 'index.js');
+
+/** Runs `node [flags] -e script` and returns its status and output. */
+export function runNode(script: string, flags: string[] = [], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [...flags, '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 120_000,
+  });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
