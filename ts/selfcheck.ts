@@ -1,0 +1,285 @@
+/**
+ * The self-check: proves, on this machine, which backends run JavaScript
+ * coroutines correctly, and compares the verdicts with matrix.yml.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { setFlagsFromString } from 'v8';
+import { runInNewContext } from 'vm';
+import { parse as parseYaml } from 'yaml';
+import { backends, BackendInfo } from './backends';
+import { BackendName } from './config';
+import { createEngine, Engine } from './engine';
+import { native } from './native';
+import { platform, Platform } from './platform';
+
+/** One check's outcome. */
+export interface CheckResult {
+  name: string;
+  ok: boolean | null; // null: skipped
+  detail?: string;
+  ms: number;
+}
+
+/** The verdict for one backend. */
+export interface BackendVerdict {
+  backend: BackendName;
+  available: boolean;
+  reason: string | null;
+  checks: CheckResult[];
+  passed: number;
+  failed: number;
+  skipped: number;
+  verdict: 'pass' | 'fail' | 'unavailable';
+  /** What matrix.yml says of this platform and backend, if it has a row. */
+  matrix?: { status: string; how?: string; agrees: boolean };
+}
+
+export interface SelfcheckReport {
+  platform: Platform;
+  bridge: ReturnType<typeof native.bridge>;
+  backends: BackendVerdict[];
+  ok: boolean;
+}
+
+export interface SelfcheckOptions {
+  /** A backend name, or 'all' (the default). */
+  backend?: BackendName | 'all';
+  /** Skip the checks that start child processes and Workers. */
+  quick?: boolean;
+}
+
+const ENTRY = path.join(__dirname, 'index.js');
+
+/** A full GC without --expose-gc. */
+function fullGc(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+type Check = { name: string; slow?: boolean; run: (ko: Engine, backend: BackendName) => string | void };
+
+function expect(cond: boolean, what: string): void {
+  if (!cond) throw new Error(what);
+}
+
+function runChild(script: string, flags: string[] = []): string {
+  const r = spawnSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`child exited ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+  return r.stdout;
+}
+
+/** The JS-bridge suite, run against each backend. */
+const CHECKS: Check[] = [
+  {
+    name: 'values cross resume/yield',
+    run: (ko) => {
+      const co = ko.create((x: number) => ko.yield<number>(x + 1) * 2);
+      expect(co.resume(1).value === 2 && co.resume(5).value === 10 && co.done, 'wrong values');
+    },
+  },
+  {
+    name: 'exceptions reach the resumer with their stack',
+    run: (ko) => {
+      const co = ko.create(function thrower() {
+        ko.yield();
+        throw new SyntaxError('inside');
+      });
+      co.resume();
+      try {
+        co.resume();
+      } catch (e) {
+        expect(e instanceof SyntaxError && /thrower/.test((e as Error).stack ?? ''), 'wrong error or stack');
+        return;
+      }
+      throw new Error('nothing was thrown');
+    },
+  },
+  {
+    name: 'return() unwinds through finally',
+    run: (ko) => {
+      let unwound = false;
+      const co = ko.create(() => {
+        try {
+          ko.yield();
+        } finally {
+          unwound = true;
+        }
+      });
+      co.resume();
+      co.return();
+      expect(unwound && co.done, 'finally did not run');
+    },
+  },
+  {
+    name: 'nested coroutines',
+    run: (ko) => {
+      const outer = ko.create(() => {
+        const inner = ko.create(() => ko.yield('a') + 'c');
+        const a = inner.resume().value as string;
+        const b = ko.yield(a);
+        return inner.resume(b).value;
+      });
+      expect(outer.resume().value === 'a' && outer.resume('b').value === 'bc', 'wrong nesting');
+    },
+  },
+  {
+    name: 'stack overflow is a RangeError (96k stack)',
+    run: (_ko, backend) => {
+      const small = createEngine({ backend, stackSize: '96k' });
+      const rec = (n: number): number => rec(n + 1) + 1;
+      const co = small.create(() => rec(0));
+      try {
+        co.resume();
+      } catch (e) {
+        expect(e instanceof RangeError, `got ${String(e)}`);
+        return;
+      }
+      throw new Error('no RangeError');
+    },
+  },
+  {
+    name: '2,000 suspended coroutines survive full GCs',
+    run: (ko) => {
+      const N = 2000;
+      let bad = 0;
+      const cos = Array.from({ length: N }, (_, i) =>
+        ko.create(() => {
+          const keep = { i, s: `v${i}` };
+          for (let r = 0; r < 3; r++) {
+            ko.yield();
+            if (keep.i !== i || keep.s !== `v${i}`) bad++;
+          }
+        }),
+      );
+      for (let r = 0; r < 4; r++) {
+        for (const co of cos) co.resume();
+        Array.from({ length: 50_000 }, (_, k) => ({ k }));
+        fullGc();
+      }
+      expect(bad === 0 && cos.every((c) => c.done), `${bad} coroutines lost their locals`);
+    },
+  },
+  {
+    name: 'Wasm code GC while coroutines are suspended',
+    slow: true,
+    run: (_ko, backend) => {
+      const out = runChild(
+        `const {createEngine}=require(${JSON.stringify(ENTRY)});const ko=createEngine({backend:'${backend}'});
+         const b=new Uint8Array([0,97,115,109,1,0,0,0,1,7,1,96,2,127,127,1,127,3,2,1,0,7,7,1,3,97,100,100,0,0,10,9,1,7,0,32,0,32,1,106,11]);
+         const c=ko.create(()=>{for(;;)ko.yield();});c.resume();
+         (async()=>{let s=0;for(let r=0;r<8;r++){const f=new WebAssembly.Instance(new WebAssembly.Module(b)).exports.add;
+         for(let i=0;i<200000;i++)s=f(s,1);c.resume();global.gc();await new Promise(r=>setTimeout(r,5));}console.log('ok',s);})();`,
+        ['--expose-gc', '--stress-wasm-code-gc'],
+      );
+      expect(/ok 1600000/.test(out), 'unexpected output');
+    },
+  },
+  {
+    name: 'coroutines inside a worker_threads Worker',
+    slow: true,
+    run: (_ko, backend) => {
+      const out = runChild(
+        `const {Worker}=require('worker_threads');
+         const w=new Worker(\`const {parentPort}=require('worker_threads');const {createEngine}=require(${JSON.stringify(ENTRY)});
+         const ko=createEngine({backend:'${backend}'});const co=ko.create(()=>ko.yield(1)+1);co.resume();parentPort.postMessage(co.resume(41).value);\`,{eval:true});
+         w.on('message',(m)=>console.log('worker',m));`,
+      );
+      expect(/worker 42/.test(out), 'unexpected output');
+    },
+  },
+];
+
+function readMatrix(): Record<string, unknown>[] {
+  try {
+    const doc = parseYaml(fs.readFileSync(path.join(__dirname, '..', '..', 'matrix.yml'), 'utf8')) as { rows?: unknown[] } | unknown[];
+    const rows = Array.isArray(doc) ? doc : (doc as { rows?: unknown[] }).rows;
+    return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+function matrixRow(rows: Record<string, unknown>[], p: Platform, backend: string) {
+  const arch = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i386', arm: 'armv7' }[p.arch] ?? p.arch;
+  const major = p.node.split('.')[0];
+  return rows.find(
+    (r) =>
+      String(r.os) === p.os &&
+      String(r.abi ?? r.arch ?? '').startsWith(arch) &&
+      String(r.backend) === backend &&
+      (r.runtime === undefined || String(r.runtime).includes(`node${major}`) || String(r.runtime).includes(`node ${major}`)),
+  );
+}
+
+function checkBackend(info: BackendInfo, quick: boolean, rows: Record<string, unknown>[], p: Platform): BackendVerdict {
+  const v: BackendVerdict = {
+    backend: info.name, available: info.available, reason: info.reason,
+    checks: [], passed: 0, failed: 0, skipped: 0, verdict: 'unavailable',
+  };
+  if (info.available) {
+    const ko = createEngine({ backend: info.name });
+    for (const c of CHECKS) {
+      const t = process.hrtime.bigint();
+      let r: CheckResult;
+      if (quick && c.slow) {
+        r = { name: c.name, ok: null, detail: 'skipped (--quick)', ms: 0 };
+      } else {
+        try {
+          const detail = c.run(ko, info.name);
+          r = { name: c.name, ok: true, detail: detail ?? undefined, ms: 0 };
+        } catch (e) {
+          r = { name: c.name, ok: false, detail: (e as Error).message ?? String(e), ms: 0 };
+        }
+      }
+      r.ms = Number(process.hrtime.bigint() - t) / 1e6;
+      v.checks.push(r);
+    }
+    v.passed = v.checks.filter((c) => c.ok === true).length;
+    v.failed = v.checks.filter((c) => c.ok === false).length;
+    v.skipped = v.checks.filter((c) => c.ok === null).length;
+    v.verdict = v.failed ? 'fail' : 'pass';
+  }
+  const row = matrixRow(rows, p, info.name);
+  if (row) {
+    const status = String(row.status);
+    const agrees = v.verdict === 'pass' ? status === 'verified' || status === 'builds' || status === 'untested' : status !== 'verified';
+    v.matrix = { status, how: row.how === undefined ? undefined : String(row.how), agrees };
+  }
+  return v;
+}
+
+/** Runs the JS-bridge suite per backend on this machine. */
+export function selfcheck(options: SelfcheckOptions = {}): SelfcheckReport {
+  const p = platform();
+  const rows = readMatrix();
+  const which = options.backend ?? 'all';
+  const infos = backends().filter((b) => which === 'all' || b.name === which);
+  const verdicts = infos.map((b) => checkBackend(b, options.quick ?? false, rows, p));
+  return {
+    platform: p,
+    bridge: native.bridge(),
+    backends: verdicts,
+    ok: verdicts.every((v) => v.verdict !== 'fail') && verdicts.some((v) => v.verdict === 'pass'),
+  };
+}
+
+/** The report as a table for a terminal. */
+export function formatSelfcheck(r: SelfcheckReport): string {
+  const p = r.platform;
+  const lines = [
+    `platform  ${p.key}  (os ${p.os}, arch ${p.arch}, ${p.libc}, node ${p.node}, v8 ${p.v8})`,
+    `bridge    ${r.bridge.ok ? `ok (thread id slot fs${r.bridge.threadIdOffset} from ${r.bridge.threadIdFrom}, stack start slot fs${r.bridge.stackStartOffset} from ${r.bridge.stackStartFrom})` : `unavailable: ${r.bridge.reason}`}`,
+    '',
+    'backend    verdict      passed failed skipped  matrix.yml',
+  ];
+  for (const v of r.backends) {
+    const m = v.matrix ? `${v.matrix.status}${v.matrix.agrees ? '' : '  (DISAGREES)'}` : '(no row)';
+    lines.push(`${v.backend.padEnd(10)} ${v.verdict.padEnd(12)} ${String(v.passed).padStart(6)} ${String(v.failed).padStart(6)} ${String(v.skipped).padStart(7)}  ${m}`);
+    if (!v.available) lines.push(`           ${v.reason}`);
+    for (const c of v.checks.filter((c) => c.ok === false)) lines.push(`           FAILED ${c.name}: ${c.detail}`);
+  }
+  lines.push('', r.ok ? 'self-check passed' : 'self-check FAILED');
+  return lines.join('\n');
+}
