@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what korutin needs on Debian/Ubuntu, then builds it (addon + TypeScript).
+# Usage: bash scripts/setup.sh [--ci]   (--ci adds the tools the CI jobs use)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+packages=(build-essential cmake python3 pkg-config libboost-context-dev libuv1-dev)
+if [ "${1:-}" = "--ci" ]; then
+  packages+=(valgrind clang libclang-rt-14-dev qemu-user
+             gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-i686-linux-gnu mingw-w64)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
