@@ -104,8 +104,8 @@ static void co_main(void *p) {
 int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   ko_options def = {0};
   if (!opt) opt = &def;
+  if (out) *out = NULL;
   if (!out || !fn) return KO_EINVAL;
-  *out = NULL;
   const ko_backend *be = opt->backend ? opt->backend : ko_backend_default();
   if (!be || be->unavailable) return KO_EBACKEND;
 
