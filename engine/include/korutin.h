@@ -117,6 +117,164 @@ void ko_coro_stack(const ko_coro *co, void **lo, size_t *size);
  * 64); returns the old limit. 0 frees the pool. */
 size_t ko_stack_pool_limit(size_t max);
 
+/* --------------------------------------------------------------- scheduler
+ *
+ * Tasks: coroutines run by a scheduler on a libuv loop, lthread style. A
+ * task blocks (sleep, join, channel, mutex, cond, semaphore, wait group, fd
+ * readiness) and the loop goes on with the others. Link with -lkorutin -luv.
+ *
+ *   static void *worker(void *arg) { ko_sleep(10); return arg; }
+ *   ko_sched *s;
+ *   ko_sched_new(&s, uv_default_loop(), NULL);
+ *   ko_task *t;
+ *   ko_spawn(s, &t, worker, NULL, "worker");
+ *   ko_sched_run(s);                  // uv_run() until nothing is left to do
+ *   void *out;
+ *   ko_join(t, KO_FOREVER, &out);     // outside a task: only once t is done
+ *   ko_sched_free(s);
+ *
+ * Timeouts are in milliseconds; KO_FOREVER (any negative value) waits as
+ * long as it takes. The blocking calls below must be made from inside a
+ * task; they return KO_ENOTCORO anywhere else. A task that is cancelled
+ * gets KO_ECANCELED from the blocking call it is in (or its next one).
+ * Every object belongs to one scheduler and one thread (its loop's).
+ */
+struct uv_loop_s;
+
+typedef struct ko_sched ko_sched;
+typedef struct ko_task ko_task;
+typedef struct ko_chan ko_chan;
+typedef struct ko_mutex ko_mutex;
+typedef struct ko_cond ko_cond;
+typedef struct ko_sem ko_sem;
+typedef struct ko_wg ko_wg;
+
+#define KO_FOREVER ((int64_t)-1)
+/* ko_sleep(): the sleep was ended early by ko_wakeup(). */
+#define KO_WOKEN 1
+/* ko_wait_fd() events (the same bits as libuv's UV_READABLE/UV_WRITABLE). */
+#define KO_READABLE 1
+#define KO_WRITABLE 2
+
+typedef struct ko_sched_options {
+  const ko_backend *backend; /* NULL: ko_backend_default() */
+  size_t stack_size;         /* per task; 0: KO_DEFAULT_STACK_SIZE */
+  uint64_t seed;             /* select's random choice; 0: a fixed seed */
+} ko_sched_options;
+
+/* A scheduler whose tasks run on `loop` (it must outlive the scheduler). */
+int ko_sched_new(ko_sched **out, struct uv_loop_s *loop, const ko_sched_options *opt);
+/* Runs the loop until nothing is left to do; returns how many tasks are
+ * still alive (blocked forever: a deadlock when not 0), or an error. */
+int ko_sched_run(ko_sched *s);
+/* Frees the scheduler, its tasks (unfinished ones are dropped without
+ * unwinding) and every channel, mutex, cond, semaphore and wait group made
+ * on it. Its two libuv handles close on the loop's next turn. Not from a task. */
+int ko_sched_free(ko_sched *s);
+/* The scheduler of the running task, or NULL outside tasks. */
+ko_sched *ko_sched_current(void);
+
+typedef void *(*ko_task_fn)(void *arg);
+
+/* A task that starts soon (when the loop runs); `name` may be NULL. It ends
+ * when fn returns; join it (ko_join) or detach it (ko_detach) to free it. */
+int ko_spawn(ko_sched *s, ko_task **out, ko_task_fn fn, void *arg, const char *name);
+/* The running task, or NULL. */
+ko_task *ko_task_current(void);
+uint64_t ko_task_id(const ko_task *t);
+const char *ko_task_name(const ko_task *t);
+/* "ready", "running", "blocked", "done" or "cancelled". */
+const char *ko_task_state(const ko_task *t);
+/* What it waits on, e.g. "sleep 50ms", "recv channel#3", "join task#2"
+ * (snprintf-like: returns the full length). */
+int ko_task_describe(const ko_task *t, char *buf, size_t size);
+void *ko_task_data(const ko_task *t);
+void ko_task_set_data(ko_task *t, void *data);
+/* Waits until t ends, then frees it: KO_OK with fn's result in *result
+ * (if not NULL), KO_ECANCELED if it was cancelled (the result is still
+ * given), KO_ETIMEDOUT (t keeps running and can be joined again). Outside a
+ * task it only succeeds once t is done (else KO_ENOTCORO). One joiner per
+ * task. */
+int ko_join(ko_task *t, int64_t timeout_ms, void **result);
+/* t is freed as soon as it ends (at once if it has). */
+int ko_detach(ko_task *t);
+/* Asks t to stop: its current (or next) blocking call returns KO_ECANCELED.
+ * A task cancelled before it started never runs. KO_EDONE when done. */
+int ko_cancel(ko_task *t);
+/* Sleeps; KO_OK, KO_WOKEN (ko_wakeup), or KO_ECANCELED. */
+int ko_sleep(int64_t ms);
+/* Ends t's sleep early; KO_EINVAL if t is not sleeping. */
+int ko_wakeup(ko_task *t);
+/* Lets every other ready task run once, then continues. */
+int ko_yield_now(void);
+/* Waits until fd is readable/writable (`events`: KO_READABLE|KO_WRITABLE);
+ * KO_OK with the ready events in *revents, KO_ETIMEDOUT, KO_ECANCELED, or
+ * KO_EINVAL (a fd libuv cannot poll). One waiter per fd at a time. */
+int ko_wait_fd(int fd, int events, int64_t timeout_ms, int *revents);
+
+/* Channels of pointer-sized values: capacity 0 is a rendezvous, n buffers n. */
+int ko_chan_new(ko_sched *s, ko_chan **out, size_t capacity);
+/* KO_EBUSY while a task waits on it. */
+int ko_chan_free(ko_chan *ch);
+/* KO_OK, KO_ECLOSED, KO_ETIMEDOUT, KO_ECANCELED. */
+int ko_chan_send(ko_chan *ch, void *v, int64_t timeout_ms);
+/* KO_OK with *v; KO_ECLOSED once it is closed and drained; KO_ETIMEDOUT... */
+int ko_chan_recv(ko_chan *ch, void **v, int64_t timeout_ms);
+/* Never block (usable outside tasks): KO_EAGAIN when they would. */
+int ko_chan_try_send(ko_chan *ch, void *v);
+int ko_chan_try_recv(ko_chan *ch, void **v);
+/* Wakes every waiter (KO_ECLOSED); buffered values can still be received.
+ * KO_ECLOSED if it already was. */
+int ko_chan_close(ko_chan *ch);
+size_t ko_chan_len(const ko_chan *ch);
+
+typedef enum ko_case_op { KO_CASE_RECV = 1, KO_CASE_SEND = 2 } ko_case_op;
+typedef struct ko_case {
+  ko_case_op op;
+  ko_chan *ch;
+  void *value; /* SEND: what to send; RECV: what was received */
+} ko_case;
+/* Waits until one case can proceed and performs it; when several can, one
+ * is chosen at random. KO_OK or KO_ECLOSED (a recv case saw the end, or a
+ * send case found its channel closed) with *fired set; KO_ETIMEDOUT... */
+int ko_select(ko_case *cases, int n, int64_t timeout_ms, int *fired);
+/* The same without waiting: KO_EAGAIN when no case is ready. */
+int ko_select_try(ko_case *cases, int n, int *fired);
+
+/* A mutex handed to waiters in FIFO order; only its holder unlocks it. */
+int ko_mutex_new(ko_sched *s, ko_mutex **out);
+int ko_mutex_free(ko_mutex *m);
+/* KO_OK, KO_ETIMEDOUT, KO_ECANCELED, KO_EBUSY (the caller holds it). */
+int ko_mutex_lock(ko_mutex *m, int64_t timeout_ms);
+int ko_mutex_trylock(ko_mutex *m);
+/* KO_EINVAL unless the caller holds it. */
+int ko_mutex_unlock(ko_mutex *m);
+
+/* lthread's condition: wait (with a timeout), signal, broadcast. */
+int ko_cond_new(ko_sched *s, ko_cond **out);
+int ko_cond_free(ko_cond *c);
+/* KO_OK when signalled, KO_ETIMEDOUT, KO_ECANCELED. With a mutex (held by
+ * the caller, else KO_EINVAL) it is released while waiting and held again
+ * when the call returns, whatever it returns. */
+int ko_cond_wait(ko_cond *c, ko_mutex *m, int64_t timeout_ms);
+/* Return how many tasks they woke. */
+int ko_cond_signal(ko_cond *c);
+int ko_cond_broadcast(ko_cond *c);
+
+int ko_sem_new(ko_sched *s, ko_sem **out, int64_t count);
+int ko_sem_free(ko_sem *sem);
+int ko_sem_acquire(ko_sem *sem, int64_t timeout_ms);
+int ko_sem_try_acquire(ko_sem *sem);
+int ko_sem_release(ko_sem *sem, int64_t n);
+
+/* Go's WaitGroup: add(n) before starting work, done() after, wait() for 0. */
+int ko_wg_new(ko_sched *s, ko_wg **out);
+int ko_wg_free(ko_wg *wg);
+/* KO_EINVAL when the counter would go negative. */
+int ko_wg_add(ko_wg *wg, int64_t delta);
+int ko_wg_done(ko_wg *wg);
+int ko_wg_wait(ko_wg *wg, int64_t timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,252 @@
+/*
+ * sched_basic.c - tasks on a libuv loop: start order, join (and its
+ * timeout), sleep in deadline order, fair yield, wakeup, cancel, detach,
+ * descriptions, deadlock detection.
+ */
+#include "check.h"
+
+static int log_buf[64];
+static int log_len;
+
+static void *append(void *arg) {
+  log_buf[log_len++] = (int)(intptr_t)arg;
+  return arg;
+}
+
+static void test_start_order(void) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ko_sched *s = test_sched(&loop, 1);
+  ko_task *t[3];
+  log_len = 0;
+  for (int i = 0; i < 3; i++) CHECK_EQ(ko_spawn(s, &t[i], append, (void *)(intptr_t)(i + 1), NULL), KO_OK);
+  CHECK_EQ(log_len, 0); /* tasks start when the loop runs, not in ko_spawn */
+  CHECK(strcmp(ko_task_state(t[0]), "ready") == 0);
+  CHECK(strcmp(ko_task_name(t[1]), "task-2") == 0 || ko_task_id(t[1]) == ko_task_id(t[0]) + 1);
+  CHECK_EQ(ko_sched_run(s), 0);
+  CHECK_EQ(log_len, 3);
+  for (int i = 0; i < 3; i++) CHECK_EQ(log_buf[i], i + 1);
+  for (int i = 0; i < 3; i++) {
+    CHECK(strcmp(ko_task_state(t[i]), "done") == 0);
+    void *r;
+    CHECK_EQ(ko_join(t[i], 0, &r), KO_OK);
+    CHECK_EQ((intptr_t)r, i + 1);
+  }
+  ko_sched_free(s);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ(uv_loop_close(&loop), 0);
+  printf("ok  %-28s [%s]\n", "start order", test_backend_name);
+}
+
+static void *sleeper(void *arg) {
+  CHECK_EQ(ko_sleep((int64_t)(intptr_t)arg), KO_OK);
+  return (void *)(intptr_t)42;
+}
+
+static void *join_body(void *arg) {
+  (void)arg;
+  ko_task *t;
+  CHECK_EQ(ko_spawn(ko_sched_current(), &t, sleeper, (void *)(intptr_t)60, "sleeper"), KO_OK);
+  uint64_t t0 = ms_now();
+  CHECK_EQ(ko_join(t, 10, NULL), KO_ETIMEDOUT); /* the timeout leaves t running */
+  CHECK(ms_now() - t0 >= 9);
+  CHECK(strcmp(ko_task_state(t), "blocked") == 0);
+  char buf[64];
+  ko_task_describe(t, buf, sizeof buf);
+  CHECK(strcmp(buf, "sleep 60ms") == 0);
+  void *r = NULL;
+  CHECK_EQ(ko_join(t, KO_FOREVER, &r), KO_OK);
+  CHECK_EQ((intptr_t)r, 42);
+  CHECK(ms_now() - t0 >= 59);
+  CHECK_EQ(ko_join(ko_task_current(), KO_FOREVER, NULL), KO_EINVAL); /* itself */
+  return NULL;
+}
+
+/* 10,000 (fewer on threads) tasks sleep random times; they must wake in
+ * deadline order, none early. */
+typedef struct sleep_rec {
+  uint64_t deadline_us;
+  uint64_t woke_us;
+} sleep_rec;
+static sleep_rec *recs;
+static int *order;
+static int norder;
+
+static void *random_sleeper(void *arg) {
+  int i = (int)(intptr_t)arg;
+  uint64_t ms = (uint64_t)((i * 7919u) % 200);
+  uint64_t start = uv_hrtime() / 1000;
+  recs[i].deadline_us = start + ms * 1000;
+  CHECK_EQ(ko_sleep((int64_t)ms), KO_OK);
+  recs[i].woke_us = uv_hrtime() / 1000;
+  order[norder++] = i;
+  return NULL;
+}
+
+static void *sleep_order_body(void *arg) {
+  int n = (int)(intptr_t)arg;
+  ko_task **ts = (ko_task **)calloc((size_t)n, sizeof *ts);
+  for (int i = 0; i < n; i++) CHECK_EQ(ko_spawn(ko_sched_current(), &ts[i], random_sleeper, (void *)(intptr_t)i, NULL), KO_OK);
+  for (int i = 0; i < n; i++) CHECK_EQ(ko_join(ts[i], KO_FOREVER, NULL), KO_OK);
+  free(ts);
+  return NULL;
+}
+
+static void test_sleep_order(void) {
+  int n = test_scale(10000);
+  recs = (sleep_rec *)calloc((size_t)n, sizeof *recs);
+  order = (int *)calloc((size_t)n, sizeof *order);
+  norder = 0;
+  run_test("sleep: deadline order", sleep_order_body, (void *)(intptr_t)n);
+  CHECK_EQ(norder, n);
+  for (int k = 0; k < n; k++) {
+    const sleep_rec *r = &recs[order[k]];
+    CHECK(r->woke_us + 1000 >= r->deadline_us); /* never early (timers have 1 ms grain) */
+    /* deadlines are read a few microseconds apart from the core's own clock
+     * reading; allow that much */
+    if (k) CHECK(recs[order[k - 1]].deadline_us <= r->deadline_us + 200);
+  }
+  free(recs);
+  free(order);
+}
+
+static void *yielder(void *arg) {
+  for (int i = 0; i < 4; i++) {
+    log_buf[log_len++] = (int)(intptr_t)arg;
+    CHECK_EQ(ko_yield_now(), KO_OK);
+  }
+  return NULL;
+}
+
+static void *yield_body(void *arg) {
+  (void)arg;
+  ko_task *t[3];
+  log_len = 0;
+  for (int i = 0; i < 3; i++) ko_spawn(ko_sched_current(), &t[i], yielder, (void *)(intptr_t)(i + 1), NULL);
+  for (int i = 0; i < 3; i++) CHECK_EQ(ko_join(t[i], KO_FOREVER, NULL), KO_OK);
+  CHECK_EQ(log_len, 12);
+  for (int i = 0; i < 12; i++) CHECK_EQ(log_buf[i], i % 3 + 1); /* round robin */
+  return NULL;
+}
+
+static void *long_sleeper(void *arg) {
+  (void)arg;
+  uint64_t t0 = ms_now();
+  int r = ko_sleep(10000);
+  CHECK(ms_now() - t0 < 5000);
+  return (void *)(intptr_t)r;
+}
+
+static void *wakeup_body(void *arg) {
+  (void)arg;
+  ko_task *t;
+  ko_spawn(ko_sched_current(), &t, long_sleeper, NULL, NULL);
+  CHECK_EQ(ko_wakeup(t), KO_EINVAL); /* not asleep yet: it has not run */
+  CHECK_EQ(ko_sleep(2), KO_OK);
+  CHECK_EQ(ko_wakeup(t), KO_OK);
+  void *r;
+  CHECK_EQ(ko_join(t, KO_FOREVER, &r), KO_OK);
+  CHECK_EQ((intptr_t)r, KO_WOKEN);
+  return NULL;
+}
+
+static int ran;
+static void *mark_ran(void *arg) {
+  ran = 1;
+  return arg;
+}
+
+static void *sleep_then_report(void *arg) {
+  (void)arg;
+  int r = ko_sleep(10000);
+  /* a cancelled task can still block (cleanup): the cancel is consumed */
+  int r2 = ko_sleep(1);
+  return (void *)(intptr_t)(r * 100 + r2);
+}
+
+static void *self_cancel(void *arg) {
+  (void)arg;
+  CHECK_EQ(ko_cancel(ko_task_current()), KO_OK);
+  CHECK_EQ(ko_yield_now(), KO_ECANCELED); /* at the next blocking call */
+  CHECK_EQ(ko_yield_now(), KO_OK);
+  return NULL;
+}
+
+static void *cancel_body(void *arg) {
+  (void)arg;
+  ko_sched *s = ko_sched_current();
+  ko_task *t;
+  ran = 0;
+  CHECK_EQ(ko_spawn(s, &t, mark_ran, NULL, NULL), KO_OK);
+  CHECK_EQ(ko_cancel(t), KO_OK);
+  CHECK_EQ(ko_join(t, KO_FOREVER, NULL), KO_ECANCELED);
+  CHECK_EQ(ran, 0); /* cancelled before it started: it never ran */
+
+  CHECK_EQ(ko_spawn(s, &t, sleep_then_report, NULL, NULL), KO_OK);
+  CHECK_EQ(ko_yield_now(), KO_OK);
+  CHECK(strcmp(ko_task_state(t), "blocked") == 0);
+  CHECK_EQ(ko_cancel(t), KO_OK);
+  void *r;
+  CHECK_EQ(ko_join(t, 1000, &r), KO_ECANCELED);
+  CHECK_EQ((intptr_t)r, KO_ECANCELED * 100 + KO_OK);
+
+  CHECK_EQ(ko_spawn(s, &t, self_cancel, NULL, NULL), KO_OK);
+  CHECK_EQ(ko_join(t, KO_FOREVER, NULL), KO_ECANCELED);
+
+  CHECK_EQ(ko_spawn(s, &t, mark_ran, NULL, NULL), KO_OK);
+  CHECK_EQ(ko_sleep(1), KO_OK);
+  CHECK_EQ(ko_cancel(t), KO_EDONE);
+  CHECK_EQ(ko_join(t, KO_FOREVER, NULL), KO_OK);
+  return NULL;
+}
+
+static void *detached_body(void *arg) {
+  (void)arg;
+  ko_task *t;
+  ran = 0;
+  CHECK_EQ(ko_spawn(ko_sched_current(), &t, mark_ran, NULL, NULL), KO_OK);
+  CHECK_EQ(ko_detach(t), KO_OK);
+  CHECK_EQ(ko_detach(t), KO_EINVAL);
+  CHECK_EQ(ko_yield_now(), KO_OK);
+  CHECK_EQ(ran, 1);
+  return NULL;
+}
+
+static void *wait_forever(void *arg) {
+  ko_chan *ch = (ko_chan *)arg;
+  void *v;
+  ko_chan_recv(ch, &v, KO_FOREVER);
+  return NULL;
+}
+
+static void test_deadlock(void) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ko_sched *s = test_sched(&loop, 1);
+  ko_chan *ch;
+  CHECK_EQ(ko_chan_new(s, &ch, 0), KO_OK);
+  ko_task *t;
+  CHECK_EQ(ko_spawn(s, &t, wait_forever, ch, "stuck"), KO_OK);
+  CHECK_EQ(ko_sched_run(s), 1); /* one task left, blocked for good */
+  char buf[64];
+  ko_task_describe(t, buf, sizeof buf);
+  CHECK(strcmp(buf, "recv channel#1") == 0);
+  CHECK_EQ(ko_join(t, 0, NULL), KO_ENOTCORO);
+  CHECK_EQ(ko_sched_free(s), KO_OK);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ(uv_loop_close(&loop), 0);
+  printf("ok  %-28s [%s]\n", "deadlock is reported", test_backend_name);
+}
+
+int main(int argc, char **argv) {
+  test_init(argc, argv);
+  test_start_order();
+  run_test("join and its timeout", join_body, NULL);
+  test_sleep_order();
+  run_test("yield is round robin", yield_body, NULL);
+  run_test("wakeup ends a sleep", wakeup_body, NULL);
+  run_test("cancel", cancel_body, NULL);
+  run_test("detach", detached_body, NULL);
+  test_deadlock();
+  return 0;
+}
