@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "korutin.h"
@@ -36,7 +37,7 @@ static const ko_backend *test_backend;
 static const char *test_backend_name = "";
 
 /* Picks the backend named on the command line (or the default). */
-static void test_init(int argc, char **argv) {
+static inline void test_init(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   test_backend = argc > 1 ? ko_backend_find(argv[1]) : ko_backend_default();
   if (!test_backend || ko_backend_unavailable(test_backend)) {
@@ -48,9 +49,9 @@ static void test_init(int argc, char **argv) {
 }
 
 /* The threads backend gives each task an OS thread: tests scale down. */
-static int test_scale(int n) { return ko_backend_own_thread(test_backend) ? (n / 20 > 0 ? n / 20 : 1) : n; }
+static inline int test_scale(int n) { return ko_backend_own_thread(test_backend) ? (n / 20 > 0 ? n / 20 : 1) : n; }
 
-static ko_sched *test_sched(uv_loop_t *loop, uint64_t seed) {
+static inline ko_sched *test_sched(uv_loop_t *loop, uint64_t seed) {
   ko_sched_options opt = {0};
   opt.backend = test_backend;
   opt.stack_size = 64 * 1024;
@@ -62,7 +63,7 @@ static ko_sched *test_sched(uv_loop_t *loop, uint64_t seed) {
 
 /* Runs one test body as a task on a fresh loop and scheduler; every task
  * must have ended when the loop runs out of work. */
-static void run_test(const char *name, void *(*body)(void *), void *arg) {
+static inline void run_test(const char *name, void *(*body)(void *), void *arg) {
   uv_loop_t loop;
   CHECK_EQ(uv_loop_init(&loop), 0);
   ko_sched *s = test_sched(&loop, 12345);
@@ -77,6 +78,6 @@ static void run_test(const char *name, void *(*body)(void *), void *arg) {
   printf("ok  %-28s [%s]\n", name, test_backend_name);
 }
 
-static uint64_t ms_now(void) { return uv_hrtime() / 1000000; }
+static inline uint64_t ms_now(void) { return uv_hrtime() / 1000000; }
 
 #endif
