@@ -1,0 +1,143 @@
+/*
+ * t_regs.c - callee-saved registers survive a switch.
+ *
+ * Both sides load their own known values into rbx, rbp, r12-r15 (with an
+ * asm helper), switch to the other side, which loads different values, and
+ * check theirs when they are switched back to. Several rounds, each with
+ * new values, so that a backend which restores stale state is caught too.
+ *
+ * registers: through ko_resume/ko_yield, as a program sees it.
+ * registers-raw: through the backend's own make/jump, with nothing else in
+ * between: the engine's functions save some of these registers themselves,
+ * which would hide a switch that forgets them.
+ */
+#include "kt.h"
+#include "backend.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HAVE_VALGRIND_H 1
+#endif
+#endif
+
+#if defined(__x86_64__) && !defined(_WIN32) && !defined(__APPLE__)
+#define HAVE_REGS_HELPER 1
+void kt_regs_call(const uint64_t in[6], uint64_t out[6], void (*fn)(void *, void *), void *a, void *b);
+#endif
+
+#define ROUNDS 8
+#define SKIP_WHY "needs the x86-64 System V helper (regs_x86_64.S); not built for this target"
+
+#ifdef HAVE_REGS_HELPER
+static const char *const reg_names[6] = {"rbx", "rbp", "r12", "r13", "r14", "r15"};
+
+static void fill(uint64_t v[6], uint64_t side, int round) {
+  for (int i = 0; i < 6; i++) v[i] = kt_mix(side * 1000 + (uint64_t)round, (uint64_t)i) | 1;
+}
+
+static void compare(kt *t, const char *who, int round, const uint64_t want[6], const uint64_t got[6]) {
+  for (int i = 0; i < 6; i++)
+    KT_CHECK(t, got[i] == want[i], "%s, round %d: %s is 0x%016" PRIx64 ", want 0x%016" PRIx64, who,
+             round, reg_names[i], got[i], want[i]);
+}
+
+/* ---- through the engine */
+
+static void do_resume(void *co, void *t) {
+  int err = ko_resume((ko_coro *)co, NULL, NULL);
+  KT_CHECK((kt *)t, err == KO_OK, "ko_resume: %s", ko_strerror(err));
+}
+
+static void do_yield(void *a, void *b) {
+  (void)a, (void)b;
+  ko_yield(NULL);
+}
+
+static void *regs_body(ko_coro *co, void *arg) {
+  (void)co;
+  kt *t = (kt *)arg;
+  for (int r = 0; r < ROUNDS; r++) {
+    uint64_t in[6], out[6];
+    fill(in, 2, r);
+    kt_regs_call(in, out, do_yield, NULL, NULL);
+    compare(t, "coroutine", r, in, out);
+  }
+  return NULL;
+}
+
+static void registers(kt *t) {
+  ko_coro *co = kt_create(t, regs_body, t, 0);
+  if (!co) return;
+  for (int r = 0; r <= ROUNDS; r++) {
+    uint64_t in[6], out[6];
+    fill(in, 1, r);
+    kt_regs_call(in, out, do_resume, co, t);
+    compare(t, "resumer", r, in, out);
+  }
+  KT_CHECK(t, ko_status(co) == KO_DEAD);
+  ko_destroy(co);
+}
+
+/* ---- through the backend alone */
+
+typedef struct raw {
+  kt *t;
+  const ko_backend *be;
+  void *main_ctx, *co_ctx;
+} raw;
+
+static void raw_entry(void *p) {
+  raw *r = (raw *)p;
+  for (int round = 0; round < ROUNDS; round++) {
+    uint64_t in[6], out[6];
+    fill(in, 2, round);
+    kt_regs_call(in, out, r->be->jump, r->co_ctx, r->main_ctx);
+    compare(r->t, "raw context", round, in, out);
+  }
+  for (;;) r->be->jump(r->co_ctx, r->main_ctx); /* an entry never returns */
+}
+
+static void registers_raw(kt *t) {
+  const ko_backend *be = t->be;
+  size_t ctx = (be->ctx_size + 15) & ~(size_t)15, size = 256 * 1024;
+  raw r = {t, be, aligned_alloc(16, ctx), aligned_alloc(16, ctx)};
+  char *stack = (char *)mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (!KT_CHECK(t, r.main_ctx && r.co_ctx && stack != MAP_FAILED)) return;
+  memset(r.main_ctx, 0, ctx); /* a zero-filled context is a valid "back" one */
+  memset(r.co_ctx, 0, ctx);
+#ifdef HAVE_VALGRIND_H
+  unsigned vg = VALGRIND_STACK_REGISTER(stack, stack + size - 1);
+#endif
+  int err = be->make(r.co_ctx, stack, size, raw_entry, &r);
+  if (KT_CHECK(t, err == 0, "make: %d", err)) {
+    for (int round = 0; round <= ROUNDS; round++) {
+      uint64_t in[6], out[6];
+      fill(in, 1, round);
+      kt_regs_call(in, out, be->jump, r.main_ctx, r.co_ctx);
+      compare(t, "resumer", round, in, out);
+    }
+    if (be->destroy) be->destroy(r.co_ctx);
+  }
+#ifdef HAVE_VALGRIND_H
+  VALGRIND_STACK_DEREGISTER(vg);
+#endif
+  munmap(stack, size);
+  free(r.main_ctx);
+  free(r.co_ctx);
+}
+#else
+static void registers(kt *t) { kt_skip(t, SKIP_WHY); }
+static void registers_raw(kt *t) { kt_skip(t, SKIP_WHY); }
+#endif
+
+const kt_test kt_group_regs[] = {
+  {"registers", registers},
+  {"registers-raw", registers_raw},
+  {NULL, NULL},
+};

@@ -1,0 +1,206 @@
+/*
+ * t_stack.c - recursion deep into a coroutine's stack, and what happens
+ * past its end.
+ *
+ * stack-deep: recursion that uses 90% of a 256 KiB stack, switching out at
+ * the deepest point, every frame checked on the way back up.
+ * stack-overflow: unbounded recursion in a child process. It must fault
+ * (SIGSEGV or SIGBUS) on the guard page below the stack: a handler on an
+ * alternate signal stack reports the fault address, which must fall inside
+ * the guard, then lets the signal kill the child.
+ */
+#include "kt.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HAVE_VALGRIND_H 1
+#endif
+#endif
+
+#define DEEP_STACK (256 * 1024)
+#define FRAME_WORDS 24
+
+/* ------------------------------------------------------------ stack-deep */
+
+typedef struct deep {
+  kt *t;
+  uintptr_t floor;    /* stop recursing below this address */
+  uintptr_t lowest;   /* the deepest local seen */
+  unsigned depth;     /* frames reached */
+  unsigned bad;       /* frames found damaged on the way up */
+} deep;
+
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static uint64_t descend(deep *d, unsigned level) {
+  volatile uint64_t words[FRAME_WORDS];
+  for (unsigned i = 0; i < FRAME_WORDS; i++) words[i] = kt_mix(level, i);
+  uintptr_t here = (uintptr_t)words;
+  uint64_t below = 0;
+  if (here > d->floor) {
+    below = descend(d, level + 1);
+  } else {
+    d->lowest = here;
+    d->depth = level;
+    ko_yield(NULL); /* switch out and back at the deepest point */
+  }
+  uint64_t sum = below;
+  for (unsigned i = 0; i < FRAME_WORDS; i++) {
+    if (words[i] != kt_mix(level, i)) d->bad++;
+    sum += words[i];
+  }
+  return sum;
+}
+
+static void *deep_body(ko_coro *co, void *arg) {
+  deep *d = (deep *)arg;
+  void *lo;
+  size_t size;
+  ko_coro_stack(co, &lo, &size);
+  d->floor = (uintptr_t)lo + size / 10; /* leave 10% */
+  return (void *)(uintptr_t)descend(d, 1);
+}
+
+static void stack_deep(kt *t) {
+  deep d = {.t = t};
+  ko_coro *co = kt_create(t, deep_body, &d, DEEP_STACK);
+  if (!co) return;
+  void *lo;
+  size_t size;
+  ko_coro_stack(co, &lo, &size);
+  KT_CHECK(t, size >= DEEP_STACK, "usable stack %zu bytes", size);
+  KT_CHECK(t, ko_resume(co, NULL, NULL) == KO_OK);
+  KT_CHECK(t, ko_status(co) == KO_SUSPENDED, "it should wait at its deepest point");
+  uintptr_t top = (uintptr_t)lo + size;
+  double used = (double)(top - d.lowest) / (double)size;
+  KT_CHECK(t, used >= 0.88, "only %.0f%% of the stack was used", used * 100);
+  void *sum = NULL;
+  KT_CHECK(t, ko_resume(co, NULL, &sum) == KO_OK);
+  uint64_t want = 0;
+  for (unsigned level = 1; level <= d.depth; level++)
+    for (unsigned i = 0; i < FRAME_WORDS; i++) want += kt_mix(level, i);
+  KT_CHECK(t, d.bad == 0, "%u damaged frames", d.bad);
+  KT_CHECK(t, (uintptr_t)sum == (uintptr_t)want, "frame checksum");
+  kt_note(t, "%u frames, %.0f%% of %d KiB", d.depth, used * 100, DEEP_STACK / 1024);
+  ko_destroy(co);
+}
+
+/* -------------------------------------------------------- stack-overflow */
+
+static uintptr_t guard_lo, guard_hi; /* the guard region [lo, hi) */
+static int report_fd = -1;
+
+static void put_hex(char *p, uintptr_t v) {
+  for (int i = 15; i >= 0; i--, v >>= 4) p[i] = "0123456789abcdef"[v & 15];
+}
+
+/* Async-signal-safe: formats by hand, write(2), then dies by the signal. */
+static void on_fault(int sig, siginfo_t *si, void *uc) {
+  (void)uc;
+  uintptr_t a = (uintptr_t)si->si_addr;
+  char msg[64] = "fault sig=00 addr=0x0000000000000000 guard=0\n";
+  msg[10] = (char)('0' + sig / 10);
+  msg[11] = (char)('0' + sig % 10);
+  put_hex(msg + 20, a);
+  msg[43] = (char)(a >= guard_lo && a < guard_hi ? '1' : '0');
+  if (write(report_fd, msg, strlen(msg)) < 0) {
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void alt_stack(void) {
+  static __thread char *mem;
+  if (mem) return;
+  size_t size = 64 * 1024; /* ample even for an instrumented handler */
+  mem = (char *)malloc(size);
+  stack_t ss = {.ss_sp = mem, .ss_size = size, .ss_flags = 0};
+  sigaltstack(&ss, NULL);
+}
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+__attribute__((noinline))
+#endif
+static uint64_t dive(unsigned level) {
+  volatile uint64_t words[FRAME_WORDS];
+  for (unsigned i = 0; i < FRAME_WORDS; i++) words[i] = level + i;
+  return dive(level + 1) + words[level % FRAME_WORDS];
+}
+
+static void *overflow_body(ko_coro *co, void *arg) {
+  (void)co;
+  (void)arg;
+  alt_stack(); /* per thread: the threads backend runs this on its own */
+  return (void *)(uintptr_t)dive(0);
+}
+
+typedef struct overflow_arg { const ko_backend *be; } overflow_arg;
+
+static void overflow_child(void *p, int fd) {
+  overflow_arg *oa = (overflow_arg *)p;
+  report_fd = fd;
+#ifdef HAVE_VALGRIND_H
+  /* memcheck also reports the writes into the guard page as errors; here
+   * they are the point of the test, the fault is what is checked. */
+  VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
+  alt_stack();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, NULL);
+  sigaction(SIGBUS, &sa, NULL);
+
+  ko_options opt = {0};
+  opt.backend = oa->be;
+  opt.stack_size = 64 * 1024;
+  ko_coro *co;
+  if (ko_create(&co, &opt, overflow_body, NULL) != KO_OK) {
+    kt_child_send(fd, "ko_create failed\n");
+    return;
+  }
+  void *lo;
+  ko_coro_stack(co, &lo, NULL);
+  guard_hi = (uintptr_t)lo;
+  guard_lo = guard_hi - (uintptr_t)sysconf(_SC_PAGESIZE); /* the default guard */
+  ko_resume(co, NULL, NULL);
+  kt_child_send(fd, "returned from the overflowing coroutine\n");
+}
+
+static void stack_overflow(kt *t) {
+  overflow_arg oa = {t->be};
+  char out[256] = {0};
+  size_t got = 0;
+  int timed_out = 0;
+  int status = kt_fork(overflow_child, &oa, kt_under_valgrind() ? 600 : 60, out, sizeof out - 1, &got,
+                       &timed_out);
+  out[got] = 0;
+  char *nl = strchr(out, '\n');
+  if (nl) *nl = 0;
+  if (!KT_CHECK(t, status != -1, "fork failed")) return;
+  if (!KT_CHECK(t, !timed_out, "the overflowing child hung")) return;
+  KT_CHECK(t, WIFSIGNALED(status) && (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS),
+           "child %s %d; it said \"%s\"", WIFSIGNALED(status) ? "died by signal" : "exited with",
+           WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), out);
+  KT_CHECK(t, strncmp(out, "fault", 5) == 0 && strstr(out, "guard=1") != NULL,
+           "the fault was not on the guard page: \"%s\"", out);
+  kt_note(t, "%s", out);
+}
+
+const kt_test kt_group_stack[] = {
+  {"stack-deep", stack_deep},
+  {"stack-overflow", stack_overflow},
+  {NULL, NULL},
+};
