@@ -270,7 +270,12 @@ class Future<T = any> {
   }
 }
 
-/** The bookkeeping of one `Future.wait()`. It must not hold the fiber: only the futures' callbacks do, so a fiber waiting on futures nobody can resolve any more can be collected (and unwound). */
+/**
+ * The bookkeeping of one `Future.wait()`. The futures' callbacks hold the
+ * waiting fiber (whoever can resolve a future can resume it). A fiber waiting
+ * on a future nobody will resolve stays in memory, as in node-fibers: its own
+ * suspended stack holds that future.
+ */
 interface Waiting {
   pending: number;
   /** True while the fiber is suspended in this wait (so only then does the last callback resume it). */
