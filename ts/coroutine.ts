@@ -3,6 +3,7 @@
  * own native stacks. Values and exceptions cross here; the addon only
  * switches stacks.
  */
+import { AsyncResource, executionAsyncId, executionAsyncResource, triggerAsyncId } from 'async_hooks';
 import { KorutinError, fail } from './errors';
 import { native, NativeCoroutine } from './native';
 
@@ -30,6 +31,9 @@ export interface CoroutineRecord {
   self: WeakRef<Coroutine<any, any, any>> | null;
   /** Per-coroutine data, set by the scheduler. */
   owner: unknown;
+  /** The coroutine's own async context: entered on every resume, so that
+   * AsyncLocalStorage state set inside it stays with it. */
+  resource: AsyncResource;
 }
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
@@ -56,8 +60,47 @@ export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   rec.outValue = value;
   rec.state = 'suspended';
   running.pop();
+  const saved = executionAsyncId() === rec.resource.asyncId() ? null : popAsyncScopes(rec);
   native.yield();
+  if (saved) {
+    native.asyncRestore(saved.ids, saved.resources);
+    // Node's JS side pops a scope by shortening its resource array: an empty
+    // scope here stretches that array to the stack's new depth.
+    rec.resource.runInAsyncScope(noop);
+  }
   return takeSignal(rec) as TIn;
+}
+
+let asyncStackOk: boolean | undefined;
+const noop = (): void => undefined;
+
+/**
+ * The coroutine suspends inside async scopes it entered since it was resumed
+ * (AsyncResource#runInAsyncScope): take them off Node's async-context stack,
+ * to be pushed back on resume, so that the resumer finds its own on top.
+ */
+function popAsyncScopes(rec: CoroutineRecord): { ids: number[]; resources: object[] } {
+  asyncStackOk ??= native.asyncStack().ok;
+  if (!asyncStackOk) {
+    rec.state = 'running';
+    running.push(rec);
+    fail(
+      'ERR_ASYNC_CONTEXT',
+      `cannot suspend inside an async scope on this runtime (${native.asyncStack().reason}); leave runInAsyncScope() before yielding`,
+    );
+  }
+  const base = rec.resource.asyncId();
+  const ids: number[] = [];
+  const resources: object[] = [];
+  for (let id = executionAsyncId(); id !== base; id = executionAsyncId()) {
+    ids.push(id, triggerAsyncId());
+    resources.push(executionAsyncResource());
+    native.asyncPop(id);
+  }
+  // outermost first, for pushing back
+  const n = resources.length;
+  const order = Array.from({ length: n }, (_, i) => n - 1 - i);
+  return { ids: order.flatMap((i) => [ids[2 * i], ids[2 * i + 1]]), resources: order.map((i) => resources[i]) };
 }
 
 function takeSignal(rec: CoroutineRecord): unknown {
@@ -105,6 +148,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
     const rec: CoroutineRecord = {
       native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
       out: Out.Return, outValue: undefined, self: null, owner: undefined,
+      resource: new AsyncResource('korutin.Coroutine'),
     };
     const body = (): void => {
       try {
@@ -164,6 +208,10 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
   }
 }
 
+function resumeNative(rec: CoroutineRecord): void {
+  rec.native!.resume();
+}
+
 function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
   switch (rec.state) {
     case 'done':
@@ -181,7 +229,7 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
   rec.state = 'running';
   running.push(rec);
   try {
-    rec.native!.resume();
+    rec.resource.runInAsyncScope(resumeNative, null, rec);
   } finally {
     if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
     if (outer) outer.state = 'running';

@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'ERR_TIMEOUT'
   | 'ERR_CANCELLED'
   | 'ERR_CHANNEL_CLOSED'
-  | 'ERR_OUT_OF_MEMORY';
+  | 'ERR_OUT_OF_MEMORY'
+  | 'ERR_ASYNC_CONTEXT';
 
 /** The base class of korutin's errors. */
 export class KorutinError extends Error {

@@ -38,6 +38,12 @@ export interface NativeBinding {
   yield(): void;
   inCoroutine(): boolean;
   setPoolLimit(max: number): number;
+  /** Whether a coroutine can move its async contexts (see engine/node/v8bridge/async_stack.h). */
+  asyncStack(): { ok: boolean; reason: string | null };
+  /** Pops the top async context, which must be `asyncId`. */
+  asyncPop(asyncId: number): void;
+  /** Inside a coroutine: pushes back contexts (`ids` holds id, trigger pairs, outermost first). */
+  asyncRestore(ids: number[], resources: object[]): void;
   Coroutine: new (backend: string, stackSize: number, guardSize: number, body: () => void) => NativeCoroutine;
 }
 

@@ -5,9 +5,13 @@
 // JavaScript (ts/coroutine.ts); this file only switches.
 #include <napi.h>
 
+#include <cstring>
+#include <memory>
 #include <string>
 
 #include "korutin.h"
+#include "sched_binding.h"
+#include "v8bridge/async_stack.h"
 #include "v8bridge/bridge.h"
 #include "v8bridge/discover.h"
 
@@ -179,6 +183,60 @@ Napi::Value InCoroutine(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), JsCurrent() != nullptr);
 }
 
+// Per environment (main thread or Worker): its async-context stack access.
+struct Instance {
+  std::unique_ptr<AsyncStack> async;
+};
+
+AsyncStack &Async(Napi::Env env) {
+  Instance *inst = env.GetInstanceData<Instance>();
+  if (!inst->async) inst->async.reset(new AsyncStack(v8::Isolate::GetCurrent()->GetCurrentContext()));
+  return *inst->async;
+}
+
+// asyncStack() -> { ok, reason }: can coroutines move their async contexts?
+Napi::Value AsyncStackInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  AsyncStack &a = Async(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ok", a.ok());
+  o.Set("reason", a.ok() ? env.Null() : Napi::Value(Napi::String::New(env, a.reason())));
+  return o;
+}
+
+// asyncPop(asyncId): pops the top async context, which must be asyncId.
+Napi::Value AsyncPop(const Napi::CallbackInfo &info) {
+  Async(info.Env()).Pop(info[0].As<Napi::Number>().DoubleValue());
+  return info.Env().Undefined();
+}
+
+// asyncRestore(ids: number[], resources: object[]): inside a coroutine, pushes
+// back the async contexts it popped when it suspended (ids holds id, trigger
+// pairs, outermost first).
+Napi::Value AsyncRestore(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  JsCoroutine *c = JsCurrent();
+  if (!c) {
+    CodedError(env, "ERR_NOT_IN_COROUTINE", "asyncRestore() is for a coroutine resuming").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  AsyncStack &stack = Async(env);
+  Napi::Array ids = info[0].As<Napi::Array>();
+  Napi::Array resources = info[1].As<Napi::Array>();
+  uint32_t n = resources.Length();
+  c->async_resources.clear();  // what it pushed last time is off the stack by now
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value raw = resources.Get(i);
+    v8::Local<v8::Object> resource;
+    memcpy(static_cast<void *>(&resource), &raw, sizeof raw);
+    c->async_resources.push_back(std::make_unique<AsyncEntry>(c->isolate, resource));
+    double id = ids.Get(2 * i).As<Napi::Number>().DoubleValue();
+    double trigger = ids.Get(2 * i + 1).As<Napi::Number>().DoubleValue();
+    stack.Push(id, trigger, c->async_resources.back().get());
+  }
+  return env.Undefined();
+}
+
 // setPoolLimit(max): how many freed stacks are kept for reuse; returns the old limit.
 Napi::Value SetPoolLimit(const Napi::CallbackInfo &info) {
   size_t max = (size_t)info[0].As<Napi::Number>().Int64Value();
@@ -186,12 +244,17 @@ Napi::Value SetPoolLimit(const Napi::CallbackInfo &info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new Instance());
+  exports.Set("asyncStack", Napi::Function::New<AsyncStackInfo>(env, "asyncStack"));
+  exports.Set("asyncPop", Napi::Function::New<AsyncPop>(env, "asyncPop"));
+  exports.Set("asyncRestore", Napi::Function::New<AsyncRestore>(env, "asyncRestore"));
   exports.Set("setPoolLimit", Napi::Function::New<SetPoolLimit>(env, "setPoolLimit"));
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("bridge", Napi::Function::New<Bridge>(env, "bridge"));
   exports.Set("yield", Napi::Function::New<Yield>(env, "yield"));
   exports.Set("inCoroutine", Napi::Function::New<InCoroutine>(env, "inCoroutine"));
   exports.Set("Coroutine", Coroutine::Define(env));
+  InitScheduler(env, exports);
   return exports;
 }
 

@@ -33,7 +33,7 @@ function boostLibrary() {
 const asm = list.asm[asmKey()];
 const boost = boostLibrary();
 const out = {
-  sources: [...list.engine, ...list.backends, ...(asm ? [asm] : [])],
+  sources: [...list.engine, ...list.sched, ...list.backends, ...(asm ? [asm] : [])],
   defines: [
     ...(asm ? ['KO_ASM_SWITCH'] : []),
     ...(process.platform === 'linux' ? ['KO_HAVE_UCONTEXT'] : []),

@@ -94,6 +94,9 @@ void JsResume(JsCoroutine *c) {
 
 void JsYield(JsCoroutine *c) {
   v8::Isolate *iso = c->isolate;
+#if V8_MAJOR_VERSION >= 12
+  c->continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
+#endif
   if (c->own_thread) iso->Exit();
   {
     v8::Unlocker unlocker(iso);
@@ -104,6 +107,9 @@ void JsYield(JsCoroutine *c) {
     ko_yield(nullptr);
   }
   if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
+#if V8_MAJOR_VERSION >= 12
+  iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
+#endif
 }
 
 void JsDestroy(JsCoroutine *c) {
@@ -111,6 +117,8 @@ void JsDestroy(JsCoroutine *c) {
   c->co = nullptr;
   c->body.Reset();
   c->context.Reset();
+  c->async_resources.clear();
+  c->continuation_data.Reset();
 }
 
 JsCoroutine *JsCurrent() {

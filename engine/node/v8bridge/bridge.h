@@ -16,9 +16,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include <v8.h>
 
+#include "async_stack.h"
 #include "korutin.h"
 
 namespace korutin {
@@ -37,6 +40,12 @@ struct JsCoroutine {
   void *stack_start = nullptr;
   int back_tid = 0;
   void *back_stack_start = nullptr;
+  // Async contexts this coroutine re-pushed on resume (Node keeps handles
+  // to them while they are on its stack; see async_stack.h).
+  std::vector<std::unique_ptr<AsyncEntry>> async_resources;
+  // V8's continuation-preserved embedder data (AsyncContextFrame on Node
+  // 24+) as the coroutine left it when it last suspended.
+  v8::Global<v8::Value> continuation_data;
 };
 
 // Creates the native coroutine. Returns a ko_err.
