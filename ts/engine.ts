@@ -6,6 +6,12 @@ import { requireBackend } from './backends';
 import { BackendName, EngineConfig, parseConfig, ResolvedConfig } from './config';
 import { Coroutine, CoroutineOptions, currentCoroutine, yieldValue } from './coroutine';
 import { native } from './native';
+import { select, SelectCase, SelectResult } from './channel';
+import {
+  after as schedAfter, awaitPromise, AfterCase, current as schedCurrent, setUnhandledPolicy, sleep as schedSleep,
+  SpawnOptions, spawnTask, spawnTaskWith, Task, TaskInfo, tasks as schedTasks, UnhandledPolicy,
+  wakeup as schedWakeup, yieldNow as schedYieldNow,
+} from './scheduler';
 
 /** Coroutines on one backend with one stack configuration. */
 export class Engine {
@@ -49,6 +55,77 @@ export class Engine {
   inCoroutine(): boolean {
     return native.inCoroutine();
   }
+
+  // --- scheduler (ts/scheduler.ts) ---
+
+  /**
+   * Starts `fn(...args)` as a task on this engine's backend; it starts soon
+   * (on the event loop), not inside this call. A trailing `{ name }` object
+   * is taken as options when `fn` declares fewer parameters than were
+   * passed (use {@link Engine.spawnWith} to be explicit).
+   */
+  spawn<A extends unknown[], R>(fn: (...args: A) => R, ...args: A | [...A, SpawnOptions]): Task<R> {
+    return spawnTask(this, fn as (...a: unknown[]) => R, args);
+  }
+
+  /** Starts `fn(...args)` as a task with these options. */
+  spawnWith<A extends unknown[], R>(options: SpawnOptions, fn: (...args: A) => R, ...args: A): Task<R> {
+    return spawnTaskWith(this, options, fn as (...a: unknown[]) => R, args);
+  }
+
+  /** The running task, or undefined outside tasks. */
+  current(): Task | undefined {
+    return schedCurrent();
+  }
+
+  /** Every task not ended yet: id, name, state and what it waits on. */
+  tasks(): TaskInfo[] {
+    return schedTasks();
+  }
+
+  /** Inside a task: sleeps `ms` milliseconds; true when `wakeup()` ended it early. */
+  sleep(ms: number): boolean {
+    return schedSleep(ms);
+  }
+
+  /** Ends a task's sleep early; false if it was not sleeping. */
+  wakeup(task: Task<any>): boolean {
+    return schedWakeup(task);
+  }
+
+  /** Inside a task: lets every other ready task run once first. */
+  yieldNow(): void {
+    schedYieldNow();
+  }
+
+  /**
+   * Inside a task: waits for a promise (only this task waits) and returns
+   * its value; a rejection is thrown here. `ERR_TIMEOUT` after `timeoutMs`.
+   */
+  await<T>(promise: PromiseLike<T> | T, timeoutMs?: number): T {
+    return awaitPromise(promise, timeoutMs);
+  }
+
+  /** A select case that fires after `ms` milliseconds. */
+  after(ms: number): AfterCase {
+    return schedAfter(ms);
+  }
+
+  /** Inside a task: waits for one of the cases (see {@link select}). */
+  select(cases: readonly SelectCase[]): SelectResult {
+    return select(cases);
+  }
+
+  /**
+   * What to do with errors of tasks nobody joins (detached, or collected
+   * unjoined): `'throw'` (default), `'warn'`, `'ignore'`, or a function.
+   */
+  setUnhandled(policy: UnhandledPolicy): this {
+    setUnhandledPolicy(this, policy);
+    return this;
+  }
+
+  // --- end scheduler ---
 }
 
 /** Creates an engine; throws ERR_INVALID_CONFIG or ERR_BACKEND_UNAVAILABLE. */

@@ -18,3 +18,8 @@ export { backends, autoBackend } from './backends';
 export type { BackendInfo } from './backends';
 export { KorutinError, CancelledError } from './errors';
 export type { ErrorCode } from './errors';
+export { Task, UnhandledSchema, liveTaskCount } from './scheduler';
+export type { TaskState, TaskInfo, SpawnOptions, UnhandledPolicy, AfterCase } from './scheduler';
+export { Channel, select, trySelect, selectAsync } from './channel';
+export type { RecvCase, SendCase, SelectCase, SelectResult, TryRecvResult } from './channel';
+export { Mutex, Cond, Semaphore, WaitGroup } from './sync';

@@ -11,6 +11,7 @@
 
 #include "korutin.h"
 #include "sched_binding.h"
+#include "sched_binding.h"
 #include "v8bridge/async_stack.h"
 #include "v8bridge/bridge.h"
 #include "v8bridge/discover.h"
@@ -254,6 +255,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("yield", Napi::Function::New<Yield>(env, "yield"));
   exports.Set("inCoroutine", Napi::Function::New<InCoroutine>(env, "inCoroutine"));
   exports.Set("Coroutine", Coroutine::Define(env));
+  InitScheduler(env, exports);
   InitScheduler(env, exports);
   return exports;
 }

@@ -1,0 +1,728 @@
+/**
+ * The scheduler on the Node event loop: tasks, sleep, await, yield, and the
+ * driver every blocking primitive (channels, select, sync) goes through.
+ *
+ * Who runs, who blocks and who wakes is decided by the scheduler core in C
+ * (engine/src/sched, the same core the C API uses); this module is its JS
+ * driver: it switches coroutines, reads the clock, arms one Node timer for
+ * the earliest deadline and runs "passes" from `setImmediate` (so
+ * microtasks run and errors surface between passes). There is one
+ * scheduler per thread (main thread or Worker); engines of any backend
+ * spawn tasks into it.
+ *
+ * Values sent on channels stay in JavaScript: the core carries slot numbers
+ * of {@link slotPut}'s table.
+ */
+import { performance } from 'perf_hooks';
+import { z } from 'zod';
+import { currentRecord, Coroutine, yieldValue } from './coroutine';
+import { CancelledError, KorutinError } from './errors';
+import { native } from './native';
+import type { Engine } from './engine';
+
+// ------------------------------------------------------------ the binding
+
+/** Numbers shared with engine/node/sched_binding.cc. */
+interface SchedConstants {
+  OK: number; BLOCK: number; WOKEN: number; EINVAL: number; ENOMEM: number; EDONE: number; EBUSY: number;
+  ETIMEDOUT: number; ECLOSED: number; ECANCELED: number; EAGAIN: number;
+  OP_RECV: number; OP_SEND: number; OP_AFTER: number;
+  END_OK: number; END_ERROR: number; END_CANCELLED: number;
+  READY: number; RUNNING: number; BLOCKED: number; DONE: number; EXT_AWAIT: number;
+  IO_READY: number; IO_STATUS: number; IO_FIRED: number; IO_VALUE: number; IO_SEQ: number;
+  IO_SERIAL: number; IO_AUX: number; IO_AUX2: number; IO_SIZE: number;
+}
+
+/** The scheduler core, as engine/node/sched_binding.cc exposes it. @internal */
+export interface SchedBinding {
+  K: SchedConstants;
+  setBuffers(io: Int32Array, cases: Float64Array): number;
+  spawn(): number;
+  proxy(): number;
+  release(h: number): number;
+  next(): number;
+  exit(h: number, end: number): number;
+  cancel(h: number): number;
+  wakeup(h: number): number;
+  yieldNow(h: number): number;
+  sleep(h: number, now: number, dur: number): number;
+  join(h: number, target: number, now: number, timeout: number): number;
+  blockExternal(h: number, now: number, timeout: number, kind: number): number;
+  wakeExternal(h: number, seq: number, status: number): number;
+  expire(now: number): number;
+  nextDeadline(): number;
+  taskInfo(h: number): number;
+  describe(h: number, now: number): string;
+  liveCount(): number;
+  chanNew(cap: number): number;
+  send(h: number, ch: number, slot: number, now: number, timeout: number): number;
+  recv(h: number, ch: number, now: number, timeout: number): number;
+  trySend(ch: number, slot: number): number;
+  tryRecv(ch: number): number;
+  close(ch: number): number;
+  chanInfo(ch: number): number;
+  select(h: number, n: number, now: number, timeout: number, nonblock: number): number;
+  mutexNew(): number;
+  lock(h: number, m: number, now: number, timeout: number): number;
+  tryLock(h: number, m: number): number;
+  unlock(h: number, m: number): number;
+  mutexInfo(m: number): number;
+  condNew(): number;
+  condWait(h: number, c: number, m: number, now: number, timeout: number): number;
+  signal(c: number): number;
+  broadcast(c: number): number;
+  semNew(n: number): number;
+  acquire(h: number, s: number, now: number, timeout: number): number;
+  tryAcquire(s: number): number;
+  semRelease(s: number, n: number): number;
+  semCount(s: number): number;
+  wgNew(): number;
+  wgAdd(w: number, d: number): number;
+  wgWait(h: number, w: number, now: number, timeout: number): number;
+  wgCount(w: number): number;
+  free(h: number): number;
+}
+
+/** @internal */
+export const S: SchedBinding = (native as unknown as { sched: SchedBinding }).sched;
+/** @internal */
+export const K: SchedConstants = S.K;
+/** Extra results of the core's calls (see sched_binding.cc). @internal */
+export const io = new Int32Array(K.IO_SIZE);
+/** Select cases: [op, handle, value] each. @internal */
+export let caseBuf = new Float64Array(3 * 256);
+S.setBuffers(io, caseBuf);
+
+/** Makes room for n select cases. @internal */
+export function caseRoom(n: number): Float64Array {
+  if (3 * n > caseBuf.length) {
+    caseBuf = new Float64Array(3 * Math.max(n, 2 * (caseBuf.length / 3)));
+    S.setBuffers(io, caseBuf);
+  }
+  return caseBuf;
+}
+
+/** The scheduler's clock: microseconds of `performance.now()`. @internal */
+export function clock(): number {
+  return Math.floor(performance.now() * 1000);
+}
+
+/** A timeout in milliseconds (undefined or Infinity: none) to the core's microseconds (-1: none). @internal */
+export function timeoutUs(ms: number | undefined, what: string): number {
+  if (ms === undefined || ms === Infinity) return -1;
+  if (typeof ms !== 'number' || !(ms >= 0)) {
+    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: the timeout must be a number of milliseconds >= 0 (or undefined for none), got ${String(ms)}`);
+  }
+  return Math.round(ms * 1000);
+}
+
+// ------------------------------------------------------------------ slots
+
+const slotVals: unknown[] = [];
+const slotFree: number[] = [];
+
+/** Parks a JS value for the core to carry; returns its slot. @internal */
+export function slotPut(v: unknown): number {
+  const s = slotFree.length > 0 ? slotFree.pop()! : slotVals.length;
+  slotVals[s] = v;
+  return s;
+}
+
+/** Takes a parked value back, freeing its slot. @internal */
+export function slotTake(s: number): unknown {
+  const v = slotVals[s];
+  slotVals[s] = undefined;
+  slotFree.push(s);
+  return v;
+}
+
+// ------------------------------------------------------ unhandled errors
+
+/**
+ * What to do with an error that ends a task nobody joins: a detached task,
+ * or one whose Task object is garbage-collected without `join()`/`await`.
+ * `'throw'` (the default, as Node treats an unhandled rejection) raises it
+ * as an uncaught exception; `'warn'` emits a process warning; `'ignore'`
+ * drops it; a function is called with the error and the task's id and name.
+ */
+export type UnhandledPolicy = 'throw' | 'warn' | 'ignore' | ((error: unknown, task: { id: number; name: string }) => void);
+
+/** The schema of the `unhandled` engine option (for the engine's config schema). */
+export const UnhandledSchema = z.union([
+  z.enum(['throw', 'warn', 'ignore']),
+  z.function().args(z.unknown(), z.object({ id: z.number(), name: z.string() })).returns(z.void()),
+]);
+
+const policies = new WeakMap<Engine, UnhandledPolicy>();
+
+/** Sets an engine's policy for unhandled task errors. @internal */
+export function setUnhandledPolicy(engine: Engine, policy: UnhandledPolicy): void {
+  const r = UnhandledSchema.safeParse(policy);
+  if (!r.success) {
+    throw new KorutinError('ERR_INVALID_ARGUMENT', `unhandled must be 'throw', 'warn', 'ignore' or a function (error, task) => void`);
+  }
+  policies.set(engine, policy);
+}
+
+function policyOf(engine: Engine): UnhandledPolicy {
+  const p = policies.get(engine);
+  if (p) return p;
+  const fromConfig = (engine.config as { unhandled?: UnhandledPolicy }).unhandled;
+  return fromConfig ?? 'throw';
+}
+
+/** What the finalization registry keeps of a task (never the Task itself). */
+interface TaskFin {
+  h: number;
+  id: number;
+  name: string;
+  engine: Engine;
+  failed: boolean;
+  error: unknown;
+  observed: boolean;
+  reported: boolean;
+}
+
+function reportUnhandled(fin: TaskFin): void {
+  if (fin.reported || fin.observed) return;
+  fin.reported = true;
+  const policy = policyOf(fin.engine);
+  const err = fin.error;
+  const who = { id: fin.id, name: fin.name };
+  if (policy === 'ignore') return;
+  if (policy === 'warn') {
+    const text = err instanceof Error ? err.stack ?? err.message : String(err);
+    process.emitWarning(`unhandled error in task#${fin.id} (${fin.name}): ${text}`, {
+      type: 'KorutinWarning',
+      code: 'KORUTIN_UNHANDLED_TASK_ERROR',
+    });
+    return;
+  }
+  if (policy === 'throw') {
+    process.nextTick(() => {
+      throw err;
+    });
+    return;
+  }
+  try {
+    policy(err, who);
+  } catch (e) {
+    process.nextTick(() => {
+      throw e;
+    });
+  }
+}
+
+const taskRegistry = new FinalizationRegistry<TaskFin>((fin) => {
+  S.release(fin.h);
+  if (fin.failed) reportUnhandled(fin);
+});
+
+// ------------------------------------------------------------------ tasks
+
+/** Where a task is in its life. */
+export type TaskState = 'ready' | 'running' | 'blocked' | 'done' | 'failed' | 'cancelled';
+
+/** Options of {@link Engine.spawn}. */
+export interface SpawnOptions {
+  /** A name for `ko.tasks()` and error reports (default `task-<id>`). */
+  name?: string;
+}
+
+/** One line of {@link tasks}. */
+export interface TaskInfo {
+  id: number;
+  name: string;
+  state: TaskState;
+  /** What a blocked task waits on: `'sleep 50ms'`, `'recv channel#3'`, `'join task#2'`, `'await promise'`...; null otherwise. */
+  waitingOn: string | null;
+  backend: string;
+}
+
+const enum End { None = -1 }
+
+/**
+ * A task: a function running in a coroutine of its own, scheduled on the
+ * event loop. Inside another task, `join()` waits for it; anywhere,
+ * `await task` does (a Task is a thenable).
+ */
+export class Task<T = unknown> implements PromiseLike<T> {
+  /** Unique in this thread; the `#N` of `'join task#N'`. */
+  readonly id: number;
+  /** From `spawn(..., { name })`, or `task-<id>`. */
+  readonly name: string;
+  /** Coroutine-local data: anything the task wants to keep (lthread's get/set_data). */
+  data: unknown = undefined;
+  /** @internal the core's handle */
+  readonly h: number;
+  /** @internal */
+  co: Coroutine | null;
+  /** @internal the outcome of the last wait, copied by the driver */
+  wStatus = 0;
+  /** @internal */
+  wFired = -1;
+  /** @internal */
+  wValue = 0;
+  /** @internal */
+  end: number = End.None;
+  /** @internal */
+  result: unknown = undefined;
+  /** @internal */
+  cancelReason: unknown = undefined;
+  /** @internal ko.await()'s outcome */
+  awaitOk = false;
+  /** @internal */
+  awaitValue: unknown = undefined;
+  /** @internal */
+  readonly fin: TaskFin;
+  private detachedFlag = false;
+  private promise: Promise<T> | null = null;
+
+  /** @internal Use `engine.spawn()`. */
+  constructor(engine: Engine, fn: (...args: any[]) => T, args: unknown[], options: SpawnOptions) {
+    if (typeof fn !== 'function') {
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `spawn() needs a function, got ${typeof fn}`);
+    }
+    const h = S.spawn();
+    if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', 'cannot create a task: out of memory');
+    this.h = h;
+    this.id = io[K.IO_SERIAL];
+    this.name = options.name ?? `task-${this.id}`;
+    const body = (): T => {
+      if (this.wStatus === K.ECANCELED) throw new CancelledError(this.cancelReason); // cancelled before it started
+      return fn(...args);
+    };
+    try {
+      this.co = engine.create(body, { name: this.name });
+    } catch (e) {
+      S.exit(h, K.END_ERROR);
+      S.release(h);
+      throw e;
+    }
+    this.co.rec.owner = this;
+    this.fin = { h, id: this.id, name: this.name, engine, failed: false, error: undefined, observed: false, reported: false };
+    tasksByH[h] = this;
+    liveTasks++;
+    taskRegistry.register(this, this.fin);
+    kick();
+  }
+
+  /** Where the task is in its life. */
+  get state(): TaskState {
+    if (this.end !== End.None) return this.end === K.END_OK ? 'done' : this.end === K.END_CANCELLED ? 'cancelled' : 'failed';
+    const st = S.taskInfo(this.h);
+    return st === K.READY ? 'ready' : st === K.RUNNING ? 'running' : 'blocked';
+  }
+
+  /** True once the task has ended (returned, thrown or been cancelled). */
+  get done(): boolean {
+    return this.end !== End.None;
+  }
+
+  /**
+   * Inside a task: waits until this one ends and returns its result (or
+   * throws its error). With a timeout, throws KorutinError `ERR_TIMEOUT`
+   * when it runs out; the task keeps running and can be joined again.
+   */
+  join(timeoutMs?: number): T {
+    const me = self('Task.join()');
+    if (me === this) throw new KorutinError('ERR_INVALID_ARGUMENT', 'a task cannot join itself: it would wait forever');
+    this.fin.observed = true;
+    const timeout = timeoutUs(timeoutMs, 'join()');
+    let st = S.join(me.h, this.h, timeout < 0 ? 0 : clock(), timeout);
+    if (st === K.BLOCK) st = suspend(me);
+    if (st !== K.OK) throw waitError(me, st, `join task#${this.id}`);
+    if (this.end === K.END_OK) return this.result as T;
+    throw this.result;
+  }
+
+  /** Thenable: `await task` resolves with its result or rejects with its error. */
+  then<R1 = T, R2 = never>(
+    onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    return this.toPromise().then(onfulfilled, onrejected);
+  }
+
+  /** The same as `then(undefined, onrejected)`. */
+  catch<R = never>(onrejected?: ((reason: unknown) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.toPromise().catch(onrejected);
+  }
+
+  /** A Promise of the task's result. */
+  toPromise(): Promise<T> {
+    if (!this.promise) {
+      this.fin.observed = true;
+      this.promise = new Promise<T>((resolve, reject) => {
+        const settle = (): void => (this.end === K.END_OK ? resolve(this.result as T) : reject(this.result));
+        proxyWait((px) => S.join(px, this.h, 0, -1), settle);
+      });
+    }
+    return this.promise;
+  }
+
+  /**
+   * Nobody will join this task: if it fails, its error is reported as
+   * unhandled (see {@link UnhandledPolicy}).
+   */
+  detach(): void {
+    this.detachedFlag = true;
+    if (this.fin.failed && !this.promise) reportUnhandled(this.fin);
+  }
+
+  /** True once `detach()` was called. */
+  get detached(): boolean {
+    return this.detachedFlag;
+  }
+
+  /**
+   * Cancels the task: a {@link CancelledError} (carrying `reason`) is thrown
+   * at its suspension point, or at its next one if it is running or ready;
+   * its finally blocks run. A task cancelled before it started never runs.
+   * Returns false when it had already ended.
+   */
+  cancel(reason?: unknown): boolean {
+    if (this.end !== End.None) return false;
+    this.cancelReason = reason;
+    const st = S.cancel(this.h);
+    kick();
+    return st === K.OK;
+  }
+
+  /** @internal */
+  get [Symbol.toStringTag](): string {
+    return `Task#${this.id}`;
+  }
+
+  /** @internal the driver calls this when the body has ended */
+  finish(end: number, value: unknown): void {
+    this.co = null;
+    this.end = end;
+    this.result = value;
+    tasksByH[this.h] = undefined;
+    liveTasks--;
+    S.exit(this.h, end);
+    if (end === K.END_ERROR) {
+      this.fin.failed = true;
+      this.fin.error = value;
+      if (this.detachedFlag && !this.promise) reportUnhandled(this.fin);
+    }
+  }
+}
+
+// ------------------------------------------------------------ the driver
+
+/** Live tasks by handle. */
+const tasksByH: (Task<any> | undefined)[] = [];
+let liveTasks = 0;
+/** Proxies (waits of plain async code) by handle: what to do when they wake. */
+const proxiesByH: (((status: number, fired: number, value: number) => void) | undefined)[] = [];
+const freeProxies: number[] = [];
+
+let running: Task<any> | null = null;
+let inPass = false;
+let passQueued = false;
+let timer: NodeJS.Timeout | null = null;
+let armedAt = -1;
+
+/** A pass gives the event loop a turn after this many microseconds. */
+const PASS_BUDGET_US = 10_000;
+
+function queuedPass(): void {
+  passQueued = false;
+  runPass();
+}
+
+function onTimer(): void {
+  timer = null;
+  armedAt = -1;
+  runPass();
+}
+
+/** Keeps the Node timer on the earliest deadline. */
+function arm(): void {
+  const d = S.nextDeadline();
+  if (d < 0) {
+    if (timer) {
+      clearTimeout(timer);
+      timer = null;
+      armedAt = -1;
+    }
+    return;
+  }
+  if (timer && armedAt <= d) return; // it fires first, then re-arms
+  if (timer) clearTimeout(timer);
+  armedAt = d;
+  timer = setTimeout(onTimer, Math.max(0, Math.ceil((d - clock()) / 1000)));
+}
+
+/**
+ * After an operation that may have woken tasks or set a deadline: outside
+ * a pass, make sure one runs (and the timer is right). @internal
+ */
+export function kick(): void {
+  if (inPass) return;
+  if (io[K.IO_READY] > 0 && !passQueued) {
+    passQueued = true;
+    setImmediate(queuedPass);
+  }
+  arm();
+}
+
+function runPass(): void {
+  if (inPass) return;
+  inPass = true;
+  const start = clock();
+  try {
+    S.expire(start);
+    let n = 0;
+    for (;;) {
+      const h = S.next();
+      if (h < 0) break;
+      const t = tasksByH[h];
+      if (t !== undefined) {
+        t.wStatus = io[K.IO_STATUS];
+        t.wFired = io[K.IO_FIRED];
+        t.wValue = io[K.IO_VALUE];
+        step(t);
+      } else {
+        const settle = proxiesByH[h];
+        if (settle) {
+          proxiesByH[h] = undefined;
+          freeProxies.push(h);
+          settle(io[K.IO_STATUS], io[K.IO_FIRED], io[K.IO_VALUE]);
+        }
+      }
+      if ((++n & 63) === 0) {
+        const now = clock();
+        S.expire(now);
+        if (now - start > PASS_BUDGET_US) {
+          if (io[K.IO_READY] > 0 && !passQueued) {
+            passQueued = true;
+            setImmediate(queuedPass);
+          }
+          break;
+        }
+      }
+    }
+  } finally {
+    inPass = false;
+  }
+  arm();
+}
+
+function step(t: Task<any>): void {
+  running = t;
+  let r: IteratorResult<unknown, unknown>;
+  try {
+    r = t.co!.resume();
+  } catch (e) {
+    running = null;
+    t.finish(e instanceof CancelledError ? K.END_CANCELLED : K.END_ERROR, e);
+    return;
+  }
+  running = null;
+  if (r.done) t.finish(K.END_OK, r.value);
+}
+
+/**
+ * The task whose coroutine is running now, for a blocking call; throws
+ * ERR_NOT_IN_COROUTINE anywhere else. @internal
+ */
+export function self(what: string): Task<any> {
+  const rec = currentRecord();
+  const t = rec?.owner;
+  if (t instanceof Task) return t;
+  throw new KorutinError(
+    'ERR_NOT_IN_COROUTINE',
+    rec
+      ? `${what} blocks, and must be called from a task's own coroutine, not from a coroutine it created`
+      : `${what} blocks, and must be called inside a task (started with ko.spawn()); outside one, use the async variant or await`,
+  );
+}
+
+/** Suspends the calling task until the core wakes it; returns the outcome. @internal */
+export function suspend(t: Task<any>): number {
+  yieldValue();
+  return t.wStatus;
+}
+
+/** The error a failed wait throws. @internal */
+export function waitError(t: Task<any> | null, st: number, what: string): Error {
+  if (st === K.ETIMEDOUT) return new KorutinError('ERR_TIMEOUT', `${what} timed out`);
+  if (st === K.ECANCELED) return new CancelledError(t?.cancelReason);
+  if (st === K.ECLOSED) return new KorutinError('ERR_CHANNEL_CLOSED', `${what}: the channel is closed`);
+  if (st === K.ENOMEM) return new KorutinError('ERR_OUT_OF_MEMORY', `${what}: out of memory`);
+  return new KorutinError('ERR_INVALID_ARGUMENT', `${what}: invalid operation (status ${st})`);
+}
+
+/**
+ * Runs a core operation for plain async code: `op(proxy)` returns a status;
+ * if it blocks, `settle` is called when the proxy wakes; otherwise at once.
+ * @internal
+ */
+export function proxyWait(
+  op: (proxy: number) => number,
+  settle: (status: number, fired: number, value: number) => void,
+): void {
+  let h = freeProxies.pop();
+  if (h === undefined) {
+    h = S.proxy();
+    if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', 'out of memory');
+  }
+  const st = op(h);
+  if (st === K.BLOCK) {
+    proxiesByH[h] = settle;
+    kick();
+    return;
+  }
+  freeProxies.push(h);
+  const fired = io[K.IO_FIRED];
+  const value = io[K.IO_VALUE];
+  kick();
+  settle(st, fired, value);
+}
+
+// -------------------------------------------------------- the operations
+
+/** The running task (also inside coroutines it created), or undefined. */
+export function current(): Task<any> | undefined {
+  return running ?? undefined;
+}
+
+/**
+ * Sleeps for `ms` milliseconds (only this task waits). Returns true when
+ * {@link wakeup} ended the sleep early.
+ */
+export function sleep(ms: number): boolean {
+  const t = self('sleep()');
+  const dur = timeoutUs(ms, 'sleep()');
+  if (dur < 0) throw new KorutinError('ERR_INVALID_ARGUMENT', 'sleep(): give a finite number of milliseconds');
+  let st = S.sleep(t.h, clock(), dur);
+  if (st === K.BLOCK) st = suspend(t);
+  if (st === K.WOKEN) return true;
+  if (st !== K.OK) throw waitError(t, st, 'sleep()');
+  return false;
+}
+
+/** Ends a task's sleep early; returns false if it was not sleeping. */
+export function wakeup(task: Task<any>): boolean {
+  if (!(task instanceof Task)) throw new KorutinError('ERR_INVALID_ARGUMENT', 'wakeup() needs a Task');
+  if (task.done) return false;
+  const st = S.wakeup(task.h);
+  kick();
+  return st === K.OK;
+}
+
+/** Lets every other ready task run once before this one continues. */
+export function yieldNow(): void {
+  const t = self('yieldNow()');
+  let st = S.yieldNow(t.h);
+  if (st === K.BLOCK) st = suspend(t);
+  if (st !== K.OK) throw waitError(t, st, 'yieldNow()');
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/**
+ * Waits for a promise; only this task waits. Returns its value, or throws
+ * its rejection here. With a timeout, throws `ERR_TIMEOUT` when it runs out.
+ */
+export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number): T {
+  const t = self('await()');
+  const timeout = timeoutUs(timeoutMs, 'await()');
+  if (!isThenable(promise)) return promise as T;
+  let st = S.blockExternal(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT);
+  if (st === K.BLOCK) {
+    const seq = io[K.IO_SEQ];
+    const settle = (ok: boolean, v: unknown): void => {
+      if (S.wakeExternal(t.h, seq, K.OK) !== K.OK) return; // the wait already ended (timeout, cancel)
+      t.awaitOk = ok;
+      t.awaitValue = v;
+      kick();
+    };
+    Promise.resolve(promise).then(
+      (v) => settle(true, v),
+      (e) => settle(false, e),
+    );
+    st = suspend(t);
+  }
+  if (st !== K.OK) throw waitError(t, st, 'await()');
+  const v = t.awaitValue;
+  t.awaitValue = undefined;
+  if (!t.awaitOk) throw v;
+  return v as T;
+}
+
+/** A select case that fires after `ms` milliseconds (counted from the select call). */
+export interface AfterCase {
+  readonly kind: 'after';
+  readonly ms: number;
+}
+
+/** A select case firing after `ms` milliseconds. */
+export function after(ms: number): AfterCase {
+  const us = timeoutUs(ms, 'after()');
+  if (us < 0) throw new KorutinError('ERR_INVALID_ARGUMENT', 'after(): give a finite number of milliseconds');
+  return { kind: 'after', ms };
+}
+
+/** Every task not ended yet (all engines), with what each waits on. */
+export function tasks(): TaskInfo[] {
+  const now = clock();
+  const out: TaskInfo[] = [];
+  for (const t of tasksByH) {
+    if (!t) continue;
+    const state = t.state;
+    out.push({
+      id: t.id,
+      name: t.name,
+      state,
+      waitingOn: state === 'blocked' ? S.describe(t.h, now) : null,
+      backend: t.fin.engine.backend,
+    });
+  }
+  return out.sort((a, b) => a.id - b.id);
+}
+
+/** How many tasks have not ended. */
+export function liveTaskCount(): number {
+  return liveTasks;
+}
+
+/**
+ * Starts `fn(...args)` as a task (it starts soon, on the event loop). When
+ * the last argument is a plain object whose only keys are spawn options
+ * (`name`) and `fn` declares fewer parameters than were passed, it is taken
+ * as the options. @internal (use `engine.spawn`)
+ */
+export function spawnTask<R>(engine: Engine, fn: (...args: any[]) => R, args: unknown[]): Task<R> {
+  let options: SpawnOptions = {};
+  const last = args[args.length - 1];
+  if (args.length > 0 && args.length > (typeof fn === 'function' ? fn.length : 0) && isOptions(last)) {
+    options = last as SpawnOptions;
+    args = args.slice(0, -1);
+  }
+  return new Task<R>(engine, fn, args, options);
+}
+
+/** Starts `fn(...args)` as a task with explicit options. @internal */
+export function spawnTaskWith<R>(engine: Engine, options: SpawnOptions, fn: (...args: any[]) => R, args: unknown[]): Task<R> {
+  if (options === null || typeof options !== 'object') {
+    throw new KorutinError('ERR_INVALID_ARGUMENT', 'spawnWith(options, fn, ...args): options must be an object');
+  }
+  if (options.name !== undefined && typeof options.name !== 'string') {
+    throw new KorutinError('ERR_INVALID_ARGUMENT', 'spawn options: name must be a string');
+  }
+  return new Task<R>(engine, fn, args, options);
+}
+
+function isOptions(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const keys = Object.keys(v);
+  return keys.length > 0 && keys.every((k) => k === 'name') && typeof (v as SpawnOptions).name === 'string';
+}

@@ -1,0 +1,221 @@
+/**
+ * Synchronisation between tasks: Mutex, Cond (lthread's condition, with an
+ * optional mutex), Semaphore and WaitGroup. Their queues live in the
+ * scheduler core (C), shared with the C API; every queue is FIFO and a
+ * released mutex or permit goes straight to the first waiter.
+ */
+import { KorutinError } from './errors';
+import { clock, io, K, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
+
+const registry = new FinalizationRegistry<number>((h) => {
+  S.free(h);
+});
+
+function made(h: number, what: string): number {
+  if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', `cannot create a ${what}: out of memory`);
+  return h;
+}
+
+/** Runs a blocking core call for the current task and returns its final status. */
+function blockingCall(t: Task<any>, st: number): number {
+  return st === K.BLOCK ? suspend(t) : st;
+}
+
+/**
+ * A mutual-exclusion lock for tasks. Waiters queue in order; only the task
+ * holding the lock may unlock it.
+ */
+export class Mutex {
+  /** The `#N` of `'lock mutex#N'`. */
+  readonly id: number;
+  /** @internal */
+  readonly h: number;
+
+  constructor() {
+    this.h = made(S.mutexNew(), 'mutex');
+    this.id = io[K.IO_SERIAL];
+    registry.register(this, this.h);
+  }
+
+  /**
+   * Takes the lock, waiting (this task only) while another task holds it.
+   * Throws `ERR_TIMEOUT` when the timeout runs out, `ERR_INVALID_ARGUMENT`
+   * if this task already holds it.
+   */
+  lock(timeoutMs?: number): void {
+    const t = self('Mutex.lock()');
+    const timeout = timeoutUs(timeoutMs, 'lock()');
+    const st = blockingCall(t, S.lock(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
+    if (st === K.EBUSY) throw new KorutinError('ERR_INVALID_ARGUMENT', `mutex#${this.id} is already held by this task`);
+    if (st !== K.OK) throw waitError(t, st, `lock mutex#${this.id}`);
+  }
+
+  /** Takes the lock if it is free. */
+  tryLock(): boolean {
+    const t = self('Mutex.tryLock()');
+    const st = S.tryLock(t.h, this.h);
+    if (st === K.OK) return true;
+    if (st === K.EBUSY) throw new KorutinError('ERR_INVALID_ARGUMENT', `mutex#${this.id} is already held by this task`);
+    return false;
+  }
+
+  /** Releases the lock (the calling task must hold it) to the first waiter. */
+  unlock(): void {
+    const t = self('Mutex.unlock()');
+    const st = S.unlock(t.h, this.h);
+    if (st !== K.OK) throw new KorutinError('ERR_INVALID_ARGUMENT', `mutex#${this.id} is not held by this task`);
+  }
+
+  /** True while some task holds it. */
+  get locked(): boolean {
+    return S.mutexInfo(this.h) > 0;
+  }
+
+  /** Runs fn with the lock held. */
+  withLock<R>(fn: () => R, timeoutMs?: number): R {
+    this.lock(timeoutMs);
+    try {
+      return fn();
+    } finally {
+      this.unlock();
+    }
+  }
+}
+
+/**
+ * A condition variable (lthread's cond): `wait` until `signal`ed (or the
+ * timeout), `signal` wakes the first waiter, `broadcast` all. Made with a
+ * Mutex, `wait` releases it while waiting and holds it again when it
+ * returns, whatever the outcome.
+ */
+export class Cond {
+  /** The `#N` of `'wait cond#N'`. */
+  readonly id: number;
+  /** The mutex `wait` releases and takes back, if any. */
+  readonly mutex: Mutex | null;
+  /** @internal */
+  readonly h: number;
+
+  constructor(mutex?: Mutex) {
+    if (mutex !== undefined && !(mutex instanceof Mutex)) {
+      throw new KorutinError('ERR_INVALID_ARGUMENT', 'new Cond(mutex): mutex must be a Mutex');
+    }
+    this.h = made(S.condNew(), 'cond');
+    this.id = io[K.IO_SERIAL];
+    this.mutex = mutex ?? null;
+    registry.register(this, this.h);
+  }
+
+  /**
+   * Waits for a signal: true when signalled, false when the timeout ran
+   * out (lthread's cond returns -2 then).
+   */
+  wait(timeoutMs?: number): boolean {
+    const t = self('Cond.wait()');
+    const timeout = timeoutUs(timeoutMs, 'wait()');
+    const st = blockingCall(t, S.condWait(t.h, this.h, this.mutex ? this.mutex.h : 0, timeout < 0 ? 0 : clock(), timeout));
+    if (st === K.OK) return true;
+    if (st === K.ETIMEDOUT) return false;
+    if (st === K.EINVAL && this.mutex) {
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `cond#${this.id}.wait(): this task must hold mutex#${this.mutex.id}`);
+    }
+    throw waitError(t, st, `wait cond#${this.id}`);
+  }
+
+  /** Wakes the first waiter; returns how many were woken (0 or 1). Works anywhere. */
+  signal(): number {
+    const n = S.signal(this.h);
+    kick();
+    return n;
+  }
+
+  /** Wakes every waiter; returns how many. Works anywhere. */
+  broadcast(): number {
+    const n = S.broadcast(this.h);
+    kick();
+    return n;
+  }
+}
+
+/** A counting semaphore: `acquire` takes a permit (waiting for one), `release` gives permits back. */
+export class Semaphore {
+  /** The `#N` of `'acquire semaphore#N'`. */
+  readonly id: number;
+  /** @internal */
+  readonly h: number;
+
+  constructor(permits: number) {
+    if (!Number.isInteger(permits) || permits < 0) {
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `a semaphore needs an integer number of permits >= 0, got ${String(permits)}`);
+    }
+    this.h = made(S.semNew(permits), 'semaphore');
+    this.id = io[K.IO_SERIAL];
+    registry.register(this, this.h);
+  }
+
+  /** Takes a permit, waiting (this task only) for one. `ERR_TIMEOUT` when the timeout runs out. */
+  acquire(timeoutMs?: number): void {
+    const t = self('Semaphore.acquire()');
+    const timeout = timeoutUs(timeoutMs, 'acquire()');
+    const st = blockingCall(t, S.acquire(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
+    if (st !== K.OK) throw waitError(t, st, `acquire semaphore#${this.id}`);
+  }
+
+  /** Takes a permit if one is free. Works anywhere. */
+  tryAcquire(): boolean {
+    return S.tryAcquire(this.h) === K.OK;
+  }
+
+  /** Gives n permits back (to waiters first). Works anywhere. */
+  release(n = 1): void {
+    if (!Number.isInteger(n) || n < 1) throw new KorutinError('ERR_INVALID_ARGUMENT', `release(n): n must be an integer >= 1`);
+    S.semRelease(this.h, n);
+    kick();
+  }
+
+  /** Free permits now. */
+  get available(): number {
+    return S.semCount(this.h);
+  }
+}
+
+/** Go's WaitGroup: `add(n)` before starting work, `done()` after each, `wait()` until the count is 0. */
+export class WaitGroup {
+  /** The `#N` of `'wait waitgroup#N'`. */
+  readonly id: number;
+  /** @internal */
+  readonly h: number;
+
+  constructor() {
+    this.h = made(S.wgNew(), 'wait group');
+    this.id = io[K.IO_SERIAL];
+    registry.register(this, this.h);
+  }
+
+  /** Adds to the counter (may be negative); throws if it would go below 0. Works anywhere. */
+  add(n = 1): void {
+    if (!Number.isInteger(n)) throw new KorutinError('ERR_INVALID_ARGUMENT', `add(n): n must be an integer`);
+    if (S.wgAdd(this.h, n) !== K.OK) {
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `waitgroup#${this.id}: the counter cannot go below 0`);
+    }
+    kick();
+  }
+
+  /** `add(-1)`. */
+  done(): void {
+    this.add(-1);
+  }
+
+  /** Waits (this task only) until the counter is 0. `ERR_TIMEOUT` when the timeout runs out. */
+  wait(timeoutMs?: number): void {
+    const t = self('WaitGroup.wait()');
+    const timeout = timeoutUs(timeoutMs, 'wait()');
+    const st = blockingCall(t, S.wgWait(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
+    if (st !== K.OK) throw waitError(t, st, `wait waitgroup#${this.id}`);
+  }
+
+  /** The counter now. */
+  get count(): number {
+    return S.wgCount(this.h);
+  }
+}
