@@ -6,7 +6,6 @@
         "<!@(node engine/node/configure.js sources)",
         "engine/node/binding.cc",
         "engine/node/sched_binding.cc",
-        "engine/node/sched_binding.cc",
         "engine/node/v8bridge/async_stack.cc",
         "engine/node/v8bridge/bridge.cc",
         "engine/node/v8bridge/discover.cc"

@@ -11,7 +11,6 @@
 
 #include "korutin.h"
 #include "sched_binding.h"
-#include "sched_binding.h"
 #include "v8bridge/async_stack.h"
 #include "v8bridge/bridge.h"
 #include "v8bridge/discover.h"
@@ -255,7 +254,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("yield", Napi::Function::New<Yield>(env, "yield"));
   exports.Set("inCoroutine", Napi::Function::New<InCoroutine>(env, "inCoroutine"));
   exports.Set("Coroutine", Coroutine::Define(env));
-  InitScheduler(env, exports);
   InitScheduler(env, exports);
   return exports;
 }
