@@ -2,6 +2,7 @@
  * The self-check: proves, on this machine, which backends run JavaScript
  * coroutines correctly, and compares the verdicts with matrix.yml.
  */
+import { AsyncLocalStorage, AsyncResource, executionAsyncId, executionAsyncResource } from 'async_hooks';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -159,6 +160,25 @@ const CHECKS: Check[] = [
         fullGc();
       }
       expect(bad === 0 && cos.every((c) => c.done), `${bad} coroutines lost their locals`);
+    },
+  },
+  {
+    name: 'AsyncLocalStorage and async scopes across suspension',
+    run: (ko) => {
+      const als = new AsyncLocalStorage<string>();
+      const scope = new AsyncResource('korutin.selfcheck');
+      const co = ko.create(() => {
+        als.enterWith('co');
+        scope.runInAsyncScope(() => {
+          ko.yield();
+          expect(executionAsyncResource() === scope, 'lost its async scope');
+        });
+        return als.getStore();
+      });
+      const outer = executionAsyncId();
+      co.resume();
+      expect(executionAsyncId() === outer && als.getStore() === undefined, 'the resumer saw the coroutine context');
+      expect(als.run('other', () => co.resume().value) === 'co', 'the coroutine lost its store');
     },
   },
   {
