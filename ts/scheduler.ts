@@ -269,6 +269,8 @@ export class Task<T = unknown> implements PromiseLike<T> {
   result: unknown = undefined;
   /** @internal */
   cancelReason: unknown = undefined;
+  /** @internal the deadline of its last sleep, on the scheduler's clock (µs) */
+  sleepUntil = 0;
   /** @internal ko.await()'s outcome */
   awaitOk = false;
   /** @internal */
@@ -288,8 +290,13 @@ export class Task<T = unknown> implements PromiseLike<T> {
     this.h = h;
     this.id = io[K.IO_SERIAL];
     this.name = options.name ?? `task-${this.id}`;
+    // the body holds the task only until it starts, so that a finished
+    // task nobody references can be collected (and its error reported)
+    let me: Task<T> | null = this;
     const body = (): T => {
-      if (this.wStatus === K.ECANCELED) throw new CancelledError(this.cancelReason); // cancelled before it started
+      const t = me!;
+      me = null;
+      if (t.wStatus === K.ECANCELED) throw new CancelledError(t.cancelReason); // cancelled before it started
       return fn(...args);
     };
     try {
@@ -396,6 +403,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
 
   /** @internal the driver calls this when the body has ended */
   finish(end: number, value: unknown): void {
+    if (this.co) this.co.rec.owner = null;
     this.co = null;
     this.end = end;
     this.result = value;
@@ -598,7 +606,9 @@ export function sleep(ms: number): boolean {
   const t = self('sleep()');
   const dur = timeoutUs(ms, 'sleep()');
   if (dur < 0) throw new KorutinError('ERR_INVALID_ARGUMENT', 'sleep(): give a finite number of milliseconds');
-  let st = S.sleep(t.h, clock(), dur);
+  const now = clock();
+  t.sleepUntil = now + dur;
+  let st = S.sleep(t.h, now, dur);
   if (st === K.BLOCK) st = suspend(t);
   if (st === K.WOKEN) return true;
   if (st !== K.OK) throw waitError(t, st, 'sleep()');

@@ -488,8 +488,8 @@ static void put(out *o, const char *fmt, ...) {
 }
 
 static void put_ms(out *o, uint64_t us) {
-  if (us % 1000 == 0) put(o, "%llums", (unsigned long long)(us / 1000));
-  else put(o, "%.3gms", (double)us / 1000.0);
+  if (us % 1000 == 0 || us >= 100000) put(o, "%llums", (unsigned long long)((us + 500) / 1000));
+  else put(o, "%.4gms", (double)us / 1000.0);
 }
 
 static void put_obj(out *o, const ks_obj *obj) {

@@ -1,0 +1,643 @@
+/**
+ * The scheduler on the event loop, on every backend: spawn, join, await,
+ * sleep order, wakeup, fair yield, ko.await, cancel in every primitive,
+ * ko.tasks(), unhandled errors, every timeout.
+ *
+ * The threads backend gives each task an OS thread of its own, so its runs
+ * use smaller counts (SMALL below); everything else is the same.
+ */
+import { strict as assert } from 'assert';
+import { performance } from 'perf_hooks';
+import {
+  CancelledError, Channel, Cond, Engine, KorutinError, Mutex, select, Semaphore, Task, WaitGroup,
+} from '../ts';
+import { engineFor, gc, PACKAGE_ENTRY, runNode, testBackends } from './helpers';
+
+function codeOf(e: unknown): string | undefined {
+  return (e as KorutinError).code;
+}
+
+/** Runs fn as a task and returns what it returns (or rejects with its error). */
+function inTask<R>(ko: Engine, fn: () => R): Promise<R> {
+  return ko.spawn(fn).toPromise();
+}
+
+const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (on the event loop) until cond() holds. */
+async function until(cond: () => boolean, what = 'condition', ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+    await tick(1);
+  }
+}
+
+for (const backend of testBackends()) {
+  describe(`scheduler [${backend}]`, () => {
+    const ko = engineFor(backend);
+    const ownThread = backend === 'threads';
+    /** 10,000 sleepers, fewer on threads (one OS thread per task). */
+    const SLEEPERS = ownThread ? 300 : 10_000;
+
+    it('spawn: starts soon on the event loop, with its arguments and options', async () => {
+      const log: string[] = [];
+      const t = ko.spawn((a: number, b: string) => {
+        log.push(`ran ${a} ${b}`);
+        return a * 2;
+      }, 21, 'x', { name: 'doubler' });
+      log.push('spawned');
+      assert.equal(t.name, 'doubler');
+      assert.equal(typeof t.id, 'number');
+      assert.equal(t.state, 'ready');
+      assert.equal(await t, 42);
+      assert.deepEqual(log, ['spawned', 'ran 21 x']);
+      assert.equal(t.state, 'done');
+      const u = ko.spawn(() => 1);
+      assert.equal(u.name, `task-${u.id}`);
+      assert.ok(u.id > t.id);
+      // a plain object the function takes is an argument, not options
+      const v = ko.spawn((o: { name: string }) => o.name, { name: 'arg' });
+      assert.equal(await v, 'arg');
+      assert.equal(v.name, `task-${v.id}`);
+      const w = ko.spawnWith({ name: 'explicit' }, (o: { name: string }) => o.name, { name: 'arg2' });
+      assert.equal(w.name, 'explicit');
+      assert.equal(await w, 'arg2');
+      await u;
+    });
+
+    it('await task rejects with the error; join rethrows it; state is failed', async () => {
+      const boom = new Error('boom');
+      const t = ko.spawn(() => {
+        throw boom;
+      });
+      await assert.rejects(t.toPromise(), (e) => e === boom);
+      assert.equal(t.state, 'failed');
+      const r = await inTask(ko, () => {
+        try {
+          t.join();
+          return 'no';
+        } catch (e) {
+          return e === boom ? 'rethrown' : 'other';
+        }
+      });
+      assert.equal(r, 'rethrown');
+    });
+
+    it('state: ready, running, blocked, done; current() and data are per task', async () => {
+      const seen: string[] = [];
+      const ch = new Channel<number>(0);
+      const t = ko.spawn(() => {
+        const me = ko.current()!;
+        seen.push(me.state);
+        me.data = { mine: me.id };
+        ch.recv();
+        return (ko.current()!.data as { mine: number }).mine;
+      });
+      const other = ko.spawn(() => {
+        ko.current()!.data = 'other';
+        return ko.current()!.data;
+      });
+      assert.equal(t.state, 'ready');
+      assert.equal(ko.current(), undefined);
+      await until(() => t.state === 'blocked');
+      assert.equal(t.state, 'blocked');
+      assert.equal(await other, 'other');
+      await inTask(ko, () => ch.send(1));
+      assert.equal(await t, t.id);
+      assert.deepEqual(seen, ['running']);
+    });
+
+    it('join waits inside a task; its timeout throws ERR_TIMEOUT and the task keeps running', async () => {
+      const r = await inTask(ko, () => {
+        const slow = ko.spawn(() => {
+          ko.sleep(40);
+          return 'slow done';
+        });
+        const t0 = performance.now();
+        let code: string | undefined;
+        try {
+          slow.join(5);
+        } catch (e) {
+          code = codeOf(e);
+        }
+        const waited = performance.now() - t0;
+        const stateAfter = slow.state;
+        const v = slow.join();
+        return { code, waited, stateAfter, v };
+      });
+      assert.equal(r.code, 'ERR_TIMEOUT');
+      assert.ok(r.waited >= 4, `waited ${r.waited}`);
+      assert.equal(r.stateAfter, 'blocked');
+      assert.equal(r.v, 'slow done');
+      const self = await inTask(ko, () => {
+        try {
+          ko.current()!.join();
+        } catch (e) {
+          return codeOf(e);
+        }
+        return 'no';
+      });
+      assert.equal(self, 'ERR_INVALID_ARGUMENT');
+    });
+
+    it('blocking calls outside a task throw ERR_NOT_IN_COROUTINE (also from a coroutine a task made)', async () => {
+      const t = ko.spawn(() => 1);
+      assert.throws(() => t.join(), (e) => codeOf(e) === 'ERR_NOT_IN_COROUTINE');
+      assert.throws(() => ko.sleep(1), (e) => codeOf(e) === 'ERR_NOT_IN_COROUTINE');
+      assert.throws(() => new Channel().recv(), (e) => codeOf(e) === 'ERR_NOT_IN_COROUTINE');
+      const nested = await inTask(ko, () => {
+        const co = ko.create(() => {
+          try {
+            ko.sleep(1);
+          } catch (e) {
+            return codeOf(e);
+          }
+          return 'slept';
+        });
+        return co.resume().value;
+      });
+      assert.equal(nested, 'ERR_NOT_IN_COROUTINE');
+      await t;
+    });
+
+    it(`${SLEEPERS} tasks sleeping random times wake in deadline order, none early`, async () => {
+      const order: number[] = [];
+      const deadline: number[] = [];
+      const early: number[] = [];
+      let seed = 12345;
+      const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+      const ts: Task[] = [];
+      for (let i = 0; i < SLEEPERS; i++) {
+        const ms = Math.floor(rnd() * 200);
+        ts.push(
+          ko.spawn(() => {
+            const before = performance.now();
+            ko.sleep(ms);
+            if (performance.now() - before < ms - 1) early.push(i); // Node timers have a 1 ms grain
+            // the deadline the scheduler used (its clock, in µs)
+            deadline[i] = ko.current()!.sleepUntil;
+            order.push(i);
+          }),
+        );
+      }
+      for (const t of ts) await t;
+      assert.equal(order.length, SLEEPERS);
+      assert.deepEqual(early, []);
+      for (let k = 1; k < order.length; k++) {
+        assert.ok(deadline[order[k - 1]] <= deadline[order[k]], `task ${order[k - 1]} woke before ${order[k]}`);
+      }
+    });
+
+    it('wakeup ends a sleep early (sleep returns true); false when not sleeping', async () => {
+      const sleeper = ko.spawn(() => {
+        const t0 = performance.now();
+        const early = ko.sleep(10_000);
+        return { early, took: performance.now() - t0 };
+      });
+      assert.equal(ko.wakeup(sleeper), false); // not asleep yet
+      await until(() => sleeper.state === 'blocked');
+      assert.equal(ko.wakeup(sleeper), true);
+      const r = await sleeper;
+      assert.equal(r.early, true);
+      assert.ok(r.took < 5000);
+      assert.equal(ko.wakeup(sleeper), false);
+      assert.equal(await inTask(ko, () => ko.sleep(1)), false);
+    });
+
+    it('yieldNow is fair: every ready task runs before the yielder again', async () => {
+      const log: number[] = [];
+      const ts = [0, 1, 2, 3].map((id) =>
+        ko.spawn(() => {
+          for (let i = 0; i < 5; i++) {
+            log.push(id);
+            ko.yieldNow();
+          }
+        }),
+      );
+      for (const t of ts) await t;
+      assert.deepEqual(log, Array.from({ length: 20 }, (_, i) => i % 4));
+    });
+
+    it('ko.await: only this task waits; the value comes back, a rejection is thrown at the call', async () => {
+      let ticks = 0;
+      const ticker = ko.spawn(() => {
+        for (let i = 0; i < 5; i++) {
+          ticks++;
+          ko.sleep(1);
+        }
+      });
+      const r = await inTask(ko, () => {
+        const before = ticks;
+        const v = ko.await(new Promise<number>((res) => setTimeout(() => res(7), 15)));
+        const during = ticks - before;
+        let err: unknown;
+        try {
+          ko.await(Promise.reject(new Error('nope')));
+        } catch (e) {
+          err = e;
+        }
+        const plain = ko.await(5 as unknown as Promise<number>);
+        return { v, during, err: (err as Error).message, plain };
+      });
+      assert.equal(r.v, 7);
+      assert.ok(r.during >= 1, 'the other task ran while this one awaited');
+      assert.equal(r.err, 'nope');
+      assert.equal(r.plain, 5);
+      await ticker;
+    });
+
+    it('ko.tasks() lists id, name, state and what each waits on', async () => {
+      const ch = new Channel<number>(0);
+      const ch2 = new Channel<number>(0);
+      const m = new Mutex();
+      const cond = new Cond();
+      const sem = new Semaphore(0);
+      const wg = new WaitGroup();
+      wg.add(1);
+      const never = new Promise<void>(() => undefined);
+      const holder = ko.spawn(() => {
+        m.lock();
+        ko.sleep(100_000);
+      }, { name: 'holder' });
+      const ts = [
+        ko.spawn(() => ko.sleep(50_000), { name: 'sleeper' }),
+        ko.spawn(() => ch.recv(), { name: 'receiver' }),
+        ko.spawn(() => holder.join(), { name: 'joiner' }),
+        ko.spawn(() => ko.await(never), { name: 'awaiter' }),
+        ko.spawn(() => m.lock(), { name: 'locker' }),
+        ko.spawn(() => cond.wait(), { name: 'cond' }),
+        ko.spawn(() => sem.acquire(), { name: 'sem' }),
+        ko.spawn(() => wg.wait(), { name: 'wg' }),
+        ko.spawn(() => select([ch.recvCase(), ko.after(30_000)]), { name: 'selector' }),
+        ko.spawn(() => ch2.send(1, 20_000), { name: 'sender' }),
+      ];
+      await until(() => ts.every((t) => t.state === 'blocked'), 'every task blocked');
+      const list = ko.tasks();
+      const by = (name: string) => list.find((x) => x.name === name)!;
+      const sleeper = by('sleeper');
+      assert.equal(sleeper.state, 'blocked');
+      assert.equal(sleeper.id, ts[0].id);
+      assert.equal(sleeper.waitingOn, 'sleep 50000ms');
+      assert.equal(by('holder').waitingOn, 'sleep 100000ms');
+      assert.equal(by('receiver').waitingOn, `recv channel#${ch.id}`);
+      assert.equal(by('joiner').waitingOn, `join task#${holder.id}`);
+      assert.equal(by('awaiter').waitingOn, 'await promise');
+      assert.equal(by('locker').waitingOn, `lock mutex#${m.id}`);
+      assert.equal(by('cond').waitingOn, `wait cond#${cond.id}`);
+      assert.equal(by('sem').waitingOn, `acquire semaphore#${sem.id}`);
+      assert.equal(by('wg').waitingOn, `wait waitgroup#${wg.id}`);
+      assert.equal(by('selector').waitingOn, `select [recv channel#${ch.id}, after 30000ms]`);
+      assert.match(by('sender').waitingOn!, new RegExp(`^send channel#${ch2.id} \\(timeout 20000ms, [0-9.]+ms left\\)$`));
+      assert.equal(by('sender').backend, backend);
+      for (const t of [holder, ...ts]) t.cancel('cleanup');
+      for (const t of [holder, ...ts]) await assert.rejects(t.toPromise(), CancelledError);
+      assert.equal(ko.tasks().filter((x) => x.id >= holder.id).length, 0);
+    });
+
+    describe('cancel', () => {
+      type Setup = { what: string; block: () => unknown; after?: () => void };
+      const ch = new Channel<number>(0);
+      const full = new Channel<number>(1);
+      const m = new Mutex();
+      const cm = new Mutex();
+      const cond = new Cond();
+      const condM = new Cond(cm);
+      const sem = new Semaphore(0);
+      const wg = new WaitGroup();
+      let holder: Task | null = null;
+      let forever: Task | null = null;
+      const setups: Setup[] = [
+        { what: 'sleep', block: () => ko.sleep(100_000) },
+        { what: 'join', block: () => forever!.join() },
+        { what: 'send', block: () => full.send(2) },
+        { what: 'recv', block: () => ch.recv() },
+        { what: 'select', block: () => select([ch.recvCase(), full.sendCase(3), ko.after(100_000)]) },
+        { what: 'mutex lock', block: () => m.lock() },
+        { what: 'cond wait', block: () => cond.wait() },
+        {
+          what: 'cond wait (with a mutex, held again when it throws)',
+          block: () => {
+            cm.lock();
+            try {
+              return condM.wait();
+            } finally {
+              cm.unlock(); // would throw if the mutex were not held again
+            }
+          },
+        },
+        { what: 'semaphore acquire', block: () => sem.acquire() },
+        { what: 'waitgroup wait', block: () => wg.wait() },
+        { what: 'await', block: () => ko.await(new Promise(() => undefined)) },
+        {
+          what: 'yieldNow (cancelled while ready to run)',
+          block: () => {
+            for (;;) ko.yieldNow();
+          },
+        },
+      ];
+
+      before(async () => {
+        full.trySend(1);
+        wg.add(1);
+        holder = ko.spawn(() => {
+          m.lock();
+          try {
+            ko.sleep(100_000);
+          } finally {
+            m.unlock();
+          }
+        });
+        forever = ko.spawn(() => ko.sleep(100_000));
+        await until(() => holder!.state === 'blocked' && forever!.state === 'blocked');
+      });
+
+      after(async () => {
+        holder!.cancel();
+        forever!.cancel();
+        await assert.rejects(holder!.toPromise(), CancelledError);
+        await assert.rejects(forever!.toPromise(), CancelledError);
+        // the primitives are intact: no cancelled waiter was left behind
+        assert.equal(full.tryRecv().ok, true);
+        assert.equal(full.trySend(4), true);
+        assert.equal(cond.signal(), 0);
+        sem.release();
+        assert.equal(sem.tryAcquire(), true);
+        wg.done();
+        assert.equal(m.locked, false);
+      });
+
+      for (const s of setups) {
+        it(`while blocked in ${s.what}: CancelledError at the suspension point, finally blocks run`, async () => {
+          const log: string[] = [];
+          const t = ko.spawn(() => {
+            try {
+              s.block();
+              log.push('returned');
+            } catch (e) {
+              log.push(e instanceof CancelledError ? `cancelled: ${String(e.reason)}` : `other: ${String(e)}`);
+              throw e;
+            } finally {
+              log.push('finally');
+              ko.sleep(1); // a cancelled task may still block while cleaning up
+              log.push('cleaned up');
+            }
+          });
+          if (s.what.startsWith('yieldNow')) {
+            const canceller = ko.spawn(() => {
+              ko.yieldNow();
+              const state = t.state;
+              t.cancel('why'); // pending: thrown at its next suspension point
+              return state;
+            });
+            assert.equal(await canceller, 'ready');
+          } else {
+            if (s.what.includes('with a mutex')) {
+              await until(() => t.state === 'blocked', `${s.what}: blocked`);
+              // hold the mutex so that the cancelled waiter must wait to take it back
+              const blocker = ko.spawn(() => {
+                cm.lock();
+                ko.sleep(5);
+                cm.unlock();
+              });
+              await until(() => blocker.state === 'blocked');
+              assert.equal(t.cancel('why'), true);
+              await blocker;
+            } else {
+              await until(() => t.state === 'blocked', `${s.what}: blocked`);
+              assert.equal(t.cancel('why'), true);
+            }
+          }
+          await assert.rejects(t.toPromise(), (e) => e instanceof CancelledError && e.reason === 'why' && e.code === 'ERR_CANCELLED');
+          assert.deepEqual(log, ['cancelled: why', 'finally', 'cleaned up']);
+          assert.equal(t.state, 'cancelled');
+          assert.equal(t.cancel(), false);
+        });
+      }
+
+      it('a task cancelled before it starts never runs', async () => {
+        let ran = false;
+        const t = ko.spawn(() => {
+          ran = true;
+        });
+        t.cancel('early');
+        await assert.rejects(t.toPromise(), CancelledError);
+        assert.equal(ran, false);
+      });
+
+      it('a task that cancels itself gets CancelledError at its next suspension point', async () => {
+        const t = ko.spawn(() => {
+          ko.current()!.cancel('self');
+          const stillHere = true;
+          ko.sleep(1);
+          return stillHere;
+        });
+        await assert.rejects(t.toPromise(), (e) => e instanceof CancelledError && e.reason === 'self');
+      });
+
+      it('join of a cancelled task throws its CancelledError', async () => {
+        const r = await inTask(ko, () => {
+          const t = ko.spawn(() => ko.sleep(100_000));
+          ko.yieldNow();
+          t.cancel('stop');
+          try {
+            t.join();
+          } catch (e) {
+            return e instanceof CancelledError ? e.reason : e;
+          }
+          return 'joined';
+        });
+        assert.equal(r, 'stop');
+      });
+    });
+
+    describe('every timeout', () => {
+      const timeoutCode = async (fn: () => unknown): Promise<string | undefined> =>
+        inTask(ko, () => {
+          try {
+            fn();
+          } catch (e) {
+            return codeOf(e);
+          }
+          return 'no timeout';
+        });
+
+      it('join, await, send, recv, lock, acquire, wait group: ERR_TIMEOUT', async () => {
+        const ch = new Channel<number>(0);
+        const full = new Channel<number>(1);
+        full.trySend(0);
+        const m = new Mutex();
+        const holder = ko.spawn(() => {
+          m.lock();
+          ko.sleep(50);
+          m.unlock();
+        });
+        await until(() => holder.state === 'blocked');
+        const sem = new Semaphore(0);
+        const wg = new WaitGroup();
+        wg.add(1);
+        const slow = ko.spawn(() => ko.sleep(50));
+        assert.equal(await timeoutCode(() => slow.join(2)), 'ERR_TIMEOUT');
+        assert.equal(await timeoutCode(() => ko.await(new Promise(() => undefined), 2)), 'ERR_TIMEOUT');
+        assert.equal(await timeoutCode(() => ch.send(1, 2)), 'ERR_TIMEOUT');
+        assert.equal(await timeoutCode(() => full.send(1, 2)), 'ERR_TIMEOUT');
+        assert.equal(await timeoutCode(() => ch.recv(2)), 'ERR_TIMEOUT');
+        assert.equal(await timeoutCode(() => m.lock(2)), 'ERR_TIMEOUT');
+        assert.equal(await timeoutCode(() => sem.acquire(2)), 'ERR_TIMEOUT');
+        assert.equal(await timeoutCode(() => wg.wait(2)), 'ERR_TIMEOUT');
+        assert.equal(await timeoutCode(() => ch.recv(0)), 'ERR_TIMEOUT');
+        await assert.rejects(ch.recvAsync(2), (e) => codeOf(e) === 'ERR_TIMEOUT');
+        await assert.rejects(ch.sendAsync(1, 2), (e) => codeOf(e) === 'ERR_TIMEOUT');
+        // the channel is usable afterwards: the timed-out waiters are gone
+        assert.equal(ch.trySend(1), false);
+        await holder;
+        await slow;
+        wg.done();
+      });
+
+      it('cond.wait returns false on timeout (true when signalled), with its mutex held again', async () => {
+        const m = new Mutex();
+        const c = new Cond(m);
+        const r = await inTask(ko, () => {
+          m.lock();
+          const timedOut = c.wait(3);
+          const held = m.locked;
+          m.unlock();
+          return { timedOut, held };
+        });
+        assert.deepEqual(r, { timedOut: false, held: true });
+        const waiter = ko.spawn(() => {
+          m.lock();
+          try {
+            return c.wait(10_000);
+          } finally {
+            m.unlock();
+          }
+        });
+        await until(() => waiter.state === 'blocked');
+        assert.equal(c.signal(), 1);
+        assert.equal(await waiter, true);
+      });
+
+      it('select: an after case fires when nothing else does', async () => {
+        const ch = new Channel<number>(0);
+        const r = await inTask(ko, () => {
+          const t0 = performance.now();
+          const res = select([ch.recvCase(), ko.after(10), ko.after(30)]);
+          return { index: res.index, took: performance.now() - t0 };
+        });
+        assert.equal(r.index, 1);
+        assert.ok(r.took >= 9, `took ${r.took}`);
+      });
+
+      it('invalid timeouts are refused', async () => {
+        assert.equal(await timeoutCode(() => ko.sleep(-1)), 'ERR_INVALID_ARGUMENT');
+        assert.equal(await timeoutCode(() => new Channel().recv(Number.NaN)), 'ERR_INVALID_ARGUMENT');
+      });
+    });
+
+    describe('unhandled errors', () => {
+      it('a detached task that fails is reported to the policy (a callback here)', async () => {
+        const seen: { error: unknown; task: { id: number; name: string } }[] = [];
+        ko.setUnhandled((error, task) => seen.push({ error, task }));
+        try {
+          const t = ko.spawn(() => {
+            throw new Error('lost?');
+          }, { name: 'careless' });
+          t.detach();
+          await until(() => seen.length === 1);
+          assert.equal(seen.length, 1);
+          assert.equal((seen[0].error as Error).message, 'lost?');
+          assert.deepEqual(seen[0].task, { id: t.id, name: 'careless' });
+          // detach after the failure reports it too; a joined or cancelled one is not reported
+          const u = ko.spawn(() => {
+            throw new Error('later');
+          });
+          await until(() => u.done);
+          u.detach();
+          assert.equal(seen.length, 2);
+          const joined = ko.spawn(() => {
+            throw new Error('joined');
+          });
+          joined.detach();
+          await assert.rejects(joined.toPromise());
+          const cancelled = ko.spawn(() => ko.sleep(10_000));
+          cancelled.detach();
+          await until(() => cancelled.state === 'blocked');
+          cancelled.cancel();
+          await until(() => cancelled.done);
+          assert.equal(seen.length, 2); // awaited: observed; cancelled: not an error
+        } finally {
+          ko.setUnhandled('throw');
+        }
+      });
+
+      it('warn: a process warning', async () => {
+        ko.setUnhandled('warn');
+        const warnings: Error[] = [];
+        const onWarning = (w: Error): void => {
+          warnings.push(w);
+        };
+        process.on('warning', onWarning);
+        try {
+          ko.spawn(() => {
+            throw new Error('warned');
+          }).detach();
+          await tick(5);
+          const w = warnings.find((x) => (x as { code?: string }).code === 'KORUTIN_UNHANDLED_TASK_ERROR');
+          assert.ok(w, 'a KorutinWarning was emitted');
+          assert.match(w!.message, /warned/);
+        } finally {
+          process.off('warning', onWarning);
+          ko.setUnhandled('throw');
+        }
+      });
+
+      it('ignore: nothing', async () => {
+        ko.setUnhandled('ignore');
+        try {
+          ko.spawn(() => {
+            throw new Error('ignored');
+          }).detach();
+          await tick(2);
+        } finally {
+          ko.setUnhandled('throw');
+        }
+      });
+
+      it('a failed task collected without join or await is reported too', async () => {
+        const seen: string[] = [];
+        ko.setUnhandled((e) => seen.push((e as Error).message));
+        try {
+          (() => {
+            ko.spawn(() => {
+              throw new Error('forgotten');
+            });
+          })();
+          await tick(2);
+          for (let i = 0; i < 20 && seen.length === 0; i++) {
+            gc();
+            await tick(5);
+          }
+          assert.deepEqual(seen, ['forgotten']);
+        } finally {
+          ko.setUnhandled('throw');
+        }
+      });
+
+      it("throw (the default): raised as an uncaught exception, like Node's unhandled rejection", () => {
+        const script = `
+          const { createEngine } = require(${JSON.stringify(PACKAGE_ENTRY)});
+          const ko = createEngine({ backend: ${JSON.stringify(backend)} });
+          ko.spawn(() => { throw new Error('unhandled in task'); }).detach();
+          setTimeout(() => console.log('still alive'), 200);
+        `;
+        const r = runNode(script);
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /unhandled in task/);
+        assert.doesNotMatch(r.stdout, /still alive/);
+      });
+    });
+  });
+}
