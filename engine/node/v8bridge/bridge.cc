@@ -9,16 +9,13 @@
 namespace korutin {
 namespace {
 
-void SaveSlots(int *tid, void **start) {
+// Saves this side's values of V8's thread-local slots and loads the other's.
+void SwapSlots(int *save_tid, void **save_start, int load_tid, void *load_start) {
   V8Slots s = SlotsOfThisThread();
-  *tid = *s.thread_id;
-  *start = *s.stack_start;
-}
-
-void LoadSlots(int tid, void *start) {
-  V8Slots s = SlotsOfThisThread();
-  *s.thread_id = tid;
-  *s.stack_start = start;
+  *save_tid = *s.thread_id;
+  *save_start = *s.stack_start;
+  *s.thread_id = load_tid;
+  *s.stack_start = load_start;
 }
 
 // Isolate::Enter records the current stack start for the heap's
@@ -48,8 +45,7 @@ void *Entry(ko_coro *, void *arg) {
   iso->DiscardThreadSpecificMetadata();
   c->finished = true;
   if (!c->own_thread) {
-    SaveSlots(&c->tid, &c->stack_start);
-    LoadSlots(c->back_tid, c->back_stack_start);
+    SwapSlots(&c->tid, &c->stack_start, c->back_tid, c->back_stack_start);
   }
   return nullptr;
 }
@@ -84,8 +80,7 @@ void JsResume(JsCoroutine *c) {
   {
     v8::Unlocker unlocker(iso);
     if (!c->own_thread) {
-      SaveSlots(&c->back_tid, &c->back_stack_start);
-      LoadSlots(c->tid, c->stack_start);
+      SwapSlots(&c->back_tid, &c->back_stack_start, c->tid, c->stack_start);
     }
     ko_resume(c->co, nullptr, nullptr);
   }
@@ -101,8 +96,7 @@ void JsYield(JsCoroutine *c) {
   {
     v8::Unlocker unlocker(iso);
     if (!c->own_thread) {
-      SaveSlots(&c->tid, &c->stack_start);
-      LoadSlots(c->back_tid, c->back_stack_start);
+      SwapSlots(&c->tid, &c->stack_start, c->back_tid, c->back_stack_start);
     }
     ko_yield(nullptr);
   }

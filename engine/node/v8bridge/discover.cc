@@ -185,10 +185,11 @@ const Discovery &Discover() {
 }
 
 V8Slots SlotsOfThisThread() {
-  const Discovery &d = Discover();
+  // On the switch path: the offsets are read once, after Discover() ran.
+  static const long tid_off = Discover().thread_id_offset;
+  static const long start_off = Discover().stack_start_offset;
   uintptr_t tp = ThreadPointer();
-  return V8Slots{reinterpret_cast<int *>(tp + d.thread_id_offset),
-                 reinterpret_cast<void **>(tp + d.stack_start_offset)};
+  return V8Slots{reinterpret_cast<int *>(tp + tid_off), reinterpret_cast<void **>(tp + start_off)};
 }
 
 }  // namespace korutin
