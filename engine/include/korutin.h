@@ -188,6 +188,9 @@ const char *ko_task_state(const ko_task *t);
 /* What it waits on, e.g. "sleep 50ms", "recv channel#3", "join task#2"
  * (snprintf-like: returns the full length). */
 int ko_task_describe(const ko_task *t, char *buf, size_t size);
+/* When its current (or last) timed wait ends or ended: microseconds of
+ * uv_hrtime() / 1000; 0 if it never waited with a deadline. */
+uint64_t ko_task_deadline(const ko_task *t);
 void *ko_task_data(const ko_task *t);
 void ko_task_set_data(ko_task *t, void *data);
 /* Waits until t ends, then frees it: KO_OK with fn's result in *result

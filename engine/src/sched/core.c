@@ -239,8 +239,6 @@ void ks__block(ks_core *c, ks_task *t, ks_wait wait, ks_obj *obj, ks_time now, i
   if (timeout >= 0) {
     t->deadline = now + (ks_time)timeout;
     if (heap_push(c, t) != KO_OK) t->heap_pos = NOT_IN_HEAP; /* no room: the wait has no deadline */
-  } else {
-    t->deadline = UINT64_MAX;
   }
 }
 
@@ -504,7 +502,7 @@ int ks_describe(const ks_core *c, const ks_task *t, ks_time now, char *buf, size
     put(&o, "%s", ks_state_name(t));
     return (int)o.len;
   }
-  int has_deadline = t->deadline != UINT64_MAX;
+  int has_deadline = t->heap_pos != NOT_IN_HEAP;
   switch (t->wait) {
     case KS_W_SLEEP:
       put(&o, "sleep ");

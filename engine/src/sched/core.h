@@ -114,7 +114,7 @@ struct ks_task {
   ks_waiter *wheap;
   uint32_t nw, wcap;
   ks_obj *wait_obj;
-  ks_time since, deadline;
+  ks_time since, deadline; /* deadline: of the current or last timed wait */
   uint64_t tseq;
   uint32_t heap_pos;   /* UINT32_MAX: not in the timer heap */
   int32_t timeout_case;

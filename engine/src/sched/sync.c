@@ -83,7 +83,6 @@ void ks__cond_done(ks_core *c, ks_task *t, int status) {
   t->relock = NULL;
   t->wait = KS_W_RELOCK;
   t->wait_obj = &m->o;
-  t->deadline = UINT64_MAX;
   ks__enqueue(&m->q, ks__waiters(t, 1), t, &m->o, KS_W_RELOCK, 0, 0);
 }
 

@@ -265,6 +265,7 @@ uint64_t ko_task_id(const ko_task *t) { return t->kt->o.serial; }
 const char *ko_task_name(const ko_task *t) { return t->name ? t->name : ""; }
 const char *ko_task_state(const ko_task *t) { return ks_state_name(t->kt); }
 void *ko_task_data(const ko_task *t) { return t->data; }
+uint64_t ko_task_deadline(const ko_task *t) { return t->kt->deadline == UINT64_MAX ? 0 : t->kt->deadline; }
 void ko_task_set_data(ko_task *t, void *data) { t->data = data; }
 
 int ko_task_describe(const ko_task *t, char *buf, size_t size) {
