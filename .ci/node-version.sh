@@ -4,14 +4,11 @@
 # Usage: bash .ci/node-version.sh MAJOR
 set -euo pipefail
 cd "$(dirname "$0")/.."
-major=${1:?usage: node-version.sh MAJOR}
-arch=$(node -p "process.arch")
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-(cd "$dir" && npm pack --silent "node-linux-${arch}@${major}" >/dev/null && tar xzf ./*.tgz)
-nodedir="$dir/package"
+nodedir=$(bash scripts/node-dist.sh "${1:?usage: node-version.sh MAJOR}")
 "$nodedir/bin/node" -v
+log=$(mktemp)
 # npm's own `nodedir` setting would win over --nodedir: set it for this build.
-PATH="$nodedir/bin:$PATH" npm_config_nodedir="$nodedir" npx node-gyp rebuild >"$dir/build.log" 2>&1 \
-  || { tail -30 "$dir/build.log"; exit 1; }
+PATH="$nodedir/bin:$PATH" npm_config_nodedir="$nodedir" npx node-gyp rebuild >"$log" 2>&1 \
+  || { tail -30 "$log"; exit 1; }
+rm -f "$log"
 PATH="$nodedir/bin:$PATH" "$nodedir/bin/node" node_modules/mocha/bin/mocha.js
