@@ -53,6 +53,8 @@ typedef struct cold {
   const void *back_lo;      /* resumer's stack, for ASan */
   size_t back_size;
   void *fake_stack;         /* ASan's fake stack of this coroutine */
+  int started;              /* its body was entered */
+  int dying;                /* ASan: switched in only to drop its fake stack */
 } cold;
 
 #define COLD(co) ((cold *)(co) - 1)
@@ -91,6 +93,7 @@ static void co_main(void *p) {
   ko_coro *co = (ko_coro *)p;
   cold *c = COLD(co);
   asan_finish(co, NULL, &c->back_lo, &c->back_size);
+  c->started = 1;
   current = co;
   void *result = c->fn(co, c->arg);
   co->transfer = result;
@@ -117,7 +120,11 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
 
   ko_stack st;
   if (opt->stack) {
-    ko_stack_wrap(&st, opt->stack, size);
+    /* Backends and tools (ASan's thread stacks) expect an aligned bottom. */
+    uintptr_t lo = ALIGN_UP((uintptr_t)opt->stack, 16);
+    size -= lo - (uintptr_t)opt->stack;
+    if (size < KO_MIN_STACK_SIZE) return KO_EINVAL;
+    ko_stack_wrap(&st, (void *)lo, size);
   } else {
     size_t guard = opt->guard_size ? opt->guard_size : ko_page_size();
     int err = ko_stack_alloc(&st, size + record, guard);
@@ -176,6 +183,10 @@ void *ko_yield(void *out) {
   co->be->jump(co->ctx, BACK(co));
 #ifdef KO_ASAN
   asan_finish(co, c->fake_stack, &c->back_lo, &c->back_size);
+  if (c->dying) { /* see ko_destroy: drop the fake stack and go straight back */
+    asan_start(co, NULL, c->back_lo, c->back_size);
+    co->be->jump(co->ctx, BACK(co));
+  }
 #endif
   current = co;
   return co->transfer;
@@ -196,6 +207,19 @@ void ko_coro_stack(const ko_coro *co, void **lo, size_t *size) {
 int ko_destroy(ko_coro *co) {
   if (!co) return KO_EINVAL;
   if (co->state == KO_RUNNING || co->state == KO_NORMAL) return KO_EBUSY;
+#ifdef KO_ASAN
+  /* A coroutine suspended in ko_yield owns an ASan fake stack (with
+   * detect_stack_use_after_return) that only it can free: switch in once
+   * more; ko_yield sees `dying`, frees it and switches straight back. */
+  cold *c = COLD(co);
+  if (co->state == KO_SUSPENDED && c->started && !(co->be->flags & KO_BACKEND_OWN_THREAD)) {
+    void *fake = NULL;
+    c->dying = 1;
+    asan_start(co, &fake, c->stack.lo, c->stack.size);
+    co->be->jump(BACK(co), co->ctx);
+    asan_finish(co, fake, NULL, NULL);
+  }
+#endif
   if (co->be->destroy) co->be->destroy(co->ctx);
   ko_stack st = COLD(co)->stack;
 #ifdef KO_ASAN

@@ -114,6 +114,9 @@ static void on_fault(int sig, siginfo_t *si, void *uc) {
   msg[43] = (char)(a >= guard_lo && a < guard_hi ? '1' : '0');
   if (write(report_fd, msg, strlen(msg)) < 0) {
   }
+#ifdef HAVE_VALGRIND_H
+  VALGRIND_ENABLE_ERROR_REPORTING; /* balances overflow_body's */
+#endif
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -141,6 +144,11 @@ static void *overflow_body(ko_coro *co, void *arg) {
   (void)co;
   (void)arg;
   alt_stack(); /* per thread: the threads backend runs this on its own */
+#ifdef HAVE_VALGRIND_H
+  /* memcheck may also report the writes into the guard page as errors;
+   * here they are the point of the test, the fault is what is checked. */
+  VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
   return (void *)(uintptr_t)dive(0);
 }
 
@@ -149,11 +157,6 @@ typedef struct overflow_arg { const ko_backend *be; } overflow_arg;
 static void overflow_child(void *p, int fd) {
   overflow_arg *oa = (overflow_arg *)p;
   report_fd = fd;
-#ifdef HAVE_VALGRIND_H
-  /* memcheck also reports the writes into the guard page as errors; here
-   * they are the point of the test, the fault is what is checked. */
-  VALGRIND_DISABLE_ERROR_REPORTING;
-#endif
   alt_stack();
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
