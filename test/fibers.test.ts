@@ -486,6 +486,27 @@ onEveryBackend('Fiber', function (backend) {
     assert.ok(grown < 64 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB over 3,000 more abandoned fibers`);
   });
 
+  it('unwinds a collected fiber like reset(): every Fiber.yield() throws until its function returns', async function () {
+    const n = 50;
+    const rounds = 20;
+    let finished = 0;
+    let caught = 0;
+    for (let i = 0; i < n; i++) {
+      Fiber(() => {
+        for (let r = 0; r < rounds; r++) {
+          try {
+            Fiber.yield(r);
+          } catch (e) {
+            if (e instanceof Error) caught++;
+          }
+        }
+        finished++;
+      }).run();
+    }
+    assert.ok(await collectUntil(() => finished === n), `only ${finished} of ${n} abandoned fibers finished unwinding`);
+    assert.equal(caught, n * rounds);
+  });
+
   // SKIPPED until ts/coroutine.ts switches Node's async context (the async-id
   // stack and AsyncLocalStorage) with each coroutine; another engineer is on
   // it. Today Node aborts the child with "async hook stack has become
