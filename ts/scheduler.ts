@@ -83,10 +83,15 @@ export interface SchedBinding {
   free(h: number): number;
 }
 
+const binding = (native as unknown as { sched: SchedBinding }).sched;
+/**
+ * The binding's functions and constants, copied into plain objects: the
+ * addon builds its objects property by property, which leaves them in
+ * V8's slow (dictionary) mode; these copies have fast properties. @internal
+ */
+export const S: SchedBinding = { ...binding };
 /** @internal */
-export const S: SchedBinding = (native as unknown as { sched: SchedBinding }).sched;
-/** @internal */
-export const K: SchedConstants = S.K;
+export const K: SchedConstants = { ...binding.K };
 /** Extra results of the core's calls (see sched_binding.cc). @internal */
 export const io = new Int32Array(K.IO_SIZE);
 /** Select cases: [op, handle, value] each. @internal */
