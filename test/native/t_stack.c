@@ -4,6 +4,12 @@
  *
  * stack-deep: recursion that uses 90% of a 256 KiB stack, switching out at
  * the deepest point, every frame checked on the way back up.
+ * stack-longjmp: longjmp out of deep frames inside a coroutine, after it
+ * switched out and back at the bottom (C's way to unwind). Under ASan the
+ * longjmp makes it clear the poison of the frames left behind, from the
+ * stack pointer to the top of the stack it believes it is on: with wrong
+ * stack bounds from the engine's fiber annotations it refuses, and the test
+ * finds those frames still poisoned.
  * stack-overflow: unbounded recursion in a child process. It must fault
  * (SIGSEGV or SIGBUS) on the guard page below the stack: a handler on an
  * alternate signal stack reports the fault address, which must fall inside
@@ -11,12 +17,24 @@
  */
 #include "kt.h"
 
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
+#ifdef HAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -91,6 +109,80 @@ static void stack_deep(kt *t) {
   KT_CHECK(t, d.bad == 0, "%u damaged frames", d.bad);
   KT_CHECK(t, (uintptr_t)sum == (uintptr_t)want, "frame checksum");
   kt_note(t, "%u frames, %.0f%% of %d KiB", d.depth, used * 100, DEEP_STACK / 1024);
+  ko_destroy(co);
+}
+
+/* --------------------------------------------------------- stack-longjmp */
+
+typedef struct jumper {
+  jmp_buf top;
+  unsigned reached;
+  char *first, *deepest;  /* frame addresses of the outermost and innermost sink */
+} jumper;
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winfinite-recursion" /* it ends in longjmp */
+__attribute__((noinline))
+#endif
+static void sink(jumper *j, unsigned level, unsigned bottom) {
+  volatile uint64_t words[FRAME_WORDS];
+  for (unsigned i = 0; i < FRAME_WORDS; i++) words[i] = kt_mix(level, i);
+  if (level == 1) j->first = (char *)__builtin_frame_address(0);
+  if (level < bottom) {
+    sink(j, level + 1, bottom);
+  } else {
+    j->reached = level;
+    j->deepest = (char *)__builtin_frame_address(0);
+    ko_yield(NULL);
+    longjmp(j->top, (int)level);
+  }
+  words[0]++; /* not reached: the longjmp leaves every frame */
+}
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+typedef struct jump_arg { kt *t; jumper *j; } jump_arg;
+
+static void *longjmp_body(ko_coro *co, void *arg) {
+  (void)co;
+  kt *t = ((jump_arg *)arg)->t;
+  jumper *j = ((jump_arg *)arg)->j;
+  volatile unsigned sum = 0, round = 0;
+  while (round < 20) {
+    int got = setjmp(j->top);
+    if (got == 0) sink(j, 1, 50 + 10 * round);
+#ifdef HAVE_ASAN
+    /* The frames between the innermost sink's and the outermost's. */
+    char *lo = j->deepest - 256, *hi = j->first;
+    void *bad = __asan_region_is_poisoned(lo, (size_t)(hi - lo));
+    KT_CHECK(t, bad == NULL, "ASan still has poison at %p in the frames longjmp left (%p-%p): wrong stack "
+             "bounds in the fiber annotations?", bad, (void *)lo, (void *)hi);
+#else
+    (void)t;
+#endif
+    sum += (unsigned)got;
+    round++;
+  }
+  return (void *)(uintptr_t)sum;
+}
+
+static void stack_longjmp(kt *t) {
+  jumper j = {.reached = 0};
+  jump_arg ja = {t, &j};
+  ko_coro *co = kt_create(t, longjmp_body, &ja, DEEP_STACK);
+  if (!co) return;
+  unsigned want = 0;
+  for (unsigned round = 0; round < 20; round++) {
+    KT_CHECK(t, ko_resume(co, NULL, NULL) == KO_OK && ko_status(co) == KO_SUSPENDED);
+    KT_CHECK(t, j.reached == 50 + 10 * round, "round %u reached depth %u", round, j.reached);
+    want += j.reached;
+  }
+  void *sum = NULL;
+  KT_CHECK(t, ko_resume(co, NULL, &sum) == KO_OK && ko_status(co) == KO_DEAD);
+  KT_CHECK(t, (uintptr_t)sum == want, "sum of the longjmp values %lu, want %u", (unsigned long)(uintptr_t)sum,
+           want);
   ko_destroy(co);
 }
 
@@ -204,6 +296,7 @@ static void stack_overflow(kt *t) {
 
 const kt_test kt_group_stack[] = {
   {"stack-deep", stack_deep},
+  {"stack-longjmp", stack_longjmp},
   {"stack-overflow", stack_overflow},
   {NULL, NULL},
 };
