@@ -7,6 +7,7 @@
  * use smaller counts (SMALL below); everything else is the same.
  */
 import { strict as assert } from 'assert';
+import { AsyncLocalStorage } from 'async_hooks';
 import { performance } from 'perf_hooks';
 import {
   CancelledError, Channel, Cond, Engine, KorutinError, Mutex, select, Semaphore, Task, WaitGroup,
@@ -246,6 +247,36 @@ for (const backend of testBackends()) {
       assert.equal(r.err, 'nope');
       assert.equal(r.plain, 5);
       await ticker;
+    });
+
+    it('each task keeps the AsyncLocalStorage store it was spawned in, across every suspension', async () => {
+      const als = new AsyncLocalStorage<string>();
+      const ch = new Channel<number>(0);
+      const a = als.run('A', () =>
+        ko.spawn(() => {
+          const seen = [als.getStore()];
+          ko.sleep(2);
+          seen.push(als.getStore());
+          ch.send(1);
+          seen.push(als.getStore());
+          seen.push(ko.await(new Promise<string | undefined>((r) => setTimeout(() => r(als.getStore()), 2))));
+          seen.push(als.getStore());
+          return seen;
+        }),
+      );
+      const b = als.run('B', () =>
+        ko.spawn(() => {
+          const seen = [als.getStore()];
+          ch.recv();
+          seen.push(als.getStore());
+          ko.yieldNow();
+          seen.push(als.getStore());
+          return seen;
+        }),
+      );
+      assert.deepEqual(await a, ['A', 'A', 'A', 'A', 'A']);
+      assert.deepEqual(await b, ['B', 'B', 'B']);
+      assert.equal(als.getStore(), undefined);
     });
 
     it('ko.tasks() lists id, name, state and what each waits on', async () => {
