@@ -221,6 +221,41 @@ for (const backend of testBackends()) {
       assert.deepEqual(log, Array.from({ length: 20 }, (_, i) => i % 4));
     });
 
+    it('a task that keeps yielding does not starve Node timers (passes give the loop a turn)', async () => {
+      let stop = false;
+      let spins = 0;
+      const spinner = ko.spawn(() => {
+        while (!stop) {
+          spins++;
+          ko.yieldNow();
+        }
+      });
+      await new Promise<void>((r) => setTimeout(r, 20)); // fires although the spinner never blocks
+      stop = true;
+      await spinner;
+      assert.ok(spins > 10, `spins: ${spins}`);
+    });
+
+    it('runs inside a worker_threads Worker (a scheduler per thread)', async () => {
+      const { Worker } = await import('worker_threads');
+      const code = `
+        const { parentPort } = require('worker_threads');
+        const { createEngine, Channel } = require(${JSON.stringify(PACKAGE_ENTRY)});
+        const ko = createEngine({ backend: ${JSON.stringify(backend)} });
+        const ch = new Channel(2);
+        const producer = ko.spawn(() => { for (let i = 1; i <= 100; i++) ch.send(i); ch.close(); });
+        const consumer = ko.spawn(() => { let s = 0; for (const v of ch) { s += v; ko.sleep(0); } return s; });
+        Promise.all([producer, consumer]).then(([, sum]) => parentPort.postMessage(sum));
+      `;
+      const w = new Worker(code, { eval: true });
+      const sum = await new Promise((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      await w.terminate();
+      assert.equal(sum, 5050);
+    });
+
     it('ko.await: only this task waits; the value comes back, a rejection is thrown at the call', async () => {
       let ticks = 0;
       const ticker = ko.spawn(() => {
