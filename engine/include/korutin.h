@@ -197,9 +197,10 @@ void ko_task_set_data(ko_task *t, void *data);
  * (if not NULL), KO_ECANCELED if it was cancelled (the result is still
  * given), KO_ETIMEDOUT (t keeps running and can be joined again). Outside a
  * task it only succeeds once t is done (else KO_ENOTCORO). One joiner per
- * task. */
+ * task: KO_EBUSY while another task joins it. */
 int ko_join(ko_task *t, int64_t timeout_ms, void **result);
-/* t is freed as soon as it ends (at once if it has). */
+/* t is freed as soon as it ends (at once if it has); KO_EBUSY while a task
+ * joins it. */
 int ko_detach(ko_task *t);
 /* Asks t to stop: its current (or next) blocking call returns KO_ECANCELED.
  * A task cancelled before it started never runs. KO_EDONE when done. */

@@ -43,12 +43,21 @@ static void *sleeper(void *arg) {
   return (void *)(intptr_t)42;
 }
 
+static void *second_joiner(void *arg) { return (void *)(intptr_t)ko_join((ko_task *)arg, KO_FOREVER, NULL); }
+
 static void *join_body(void *arg) {
   (void)arg;
   ko_task *t;
   CHECK_EQ(ko_spawn(ko_sched_current(), &t, sleeper, (void *)(intptr_t)60, "sleeper"), KO_OK);
   uint64_t t0 = ms_now();
   CHECK_EQ(ko_join(t, 10, NULL), KO_ETIMEDOUT); /* the timeout leaves t running */
+  ko_task *second;
+  CHECK_EQ(ko_spawn(ko_sched_current(), &second, second_joiner, t, NULL), KO_OK);
+  CHECK_EQ(ko_yield_now(), KO_OK); /* second now joins t */
+  CHECK_EQ(ko_join(t, 5, NULL), KO_EBUSY);
+  CHECK_EQ(ko_detach(t), KO_EBUSY);
+  CHECK_EQ(ko_cancel(second), KO_OK);
+  CHECK_EQ(ko_join(second, KO_FOREVER, NULL), KO_ECANCELED);
   CHECK(ms_now() - t0 >= 9);
   CHECK(strcmp(ko_task_state(t), "blocked") == 0);
   char buf[64];

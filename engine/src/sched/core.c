@@ -341,6 +341,8 @@ void ks_exit(ks_core *c, ks_task *t, ks_end end, uint64_t result) {
   if (t->released) task_destroy(c, t);
 }
 
+int ks_has_joiners(const ks_task *t) { return !ks_list_empty(&t->joiners); }
+
 void ks_release(ks_core *c, ks_task *t) {
   if (t->state == KS_DONE || t->proxy) task_free(c, t);
   else t->released = 1;

@@ -180,6 +180,8 @@ void ks_exit(ks_core *c, ks_task *t, ks_end end, uint64_t result);
 /* The owner lets go of the task; it is freed now if done (or a proxy), else
  * when it ends. */
 void ks_release(ks_core *c, ks_task *t);
+/* Non-zero while some task (or proxy) waits in ks_join() for t. */
+int ks_has_joiners(const ks_task *t);
 /* Cancels: a blocked task wakes with KO_ECANCELED; a ready or running one
  * gets it at its next blocking operation. KO_EDONE when already done. */
 int ks_cancel(ks_core *c, ks_task *t);

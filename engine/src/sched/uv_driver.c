@@ -279,6 +279,7 @@ int ko_join(ko_task *t, int64_t timeout_ms, void **result) {
   if (t->kt->state != KS_DONE) {
     if (!me) return KO_ENOTCORO;
     if (me->s != t->s) return KO_EINVAL;
+    if (ks_has_joiners(t->kt)) return KO_EBUSY; /* one joiner: it frees t */
     int r = finish_op(me, ks_join(t->s->core, me->kt, t->kt, now_us(), to_us(timeout_ms)));
     if (r != KO_OK) return r;
   }
@@ -291,6 +292,7 @@ int ko_join(ko_task *t, int64_t timeout_ms, void **result) {
 
 int ko_detach(ko_task *t) {
   if (!t || t->detached) return KO_EINVAL;
+  if (ks_has_joiners(t->kt)) return KO_EBUSY; /* its joiner will free it */
   t->detached = 1;
   int done = t->kt->state == KS_DONE;
   ks_release(t->s->core, t->kt);
