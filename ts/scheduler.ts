@@ -321,9 +321,12 @@ export class Task<T = unknown> implements PromiseLike<T> {
 
   /** Where the task is in its life. */
   get state(): TaskState {
-    if (this.end !== End.None) return this.end === K.END_OK ? 'done' : this.end === K.END_CANCELLED ? 'cancelled' : 'failed';
     const st = S.taskInfo(this.h);
-    return st === K.READY ? 'ready' : st === K.RUNNING ? 'running' : 'blocked';
+    if (st === K.READY) return 'ready';
+    if (st === K.RUNNING) return 'running';
+    if (st === K.BLOCKED) return 'blocked';
+    const end = io[K.IO_AUX];
+    return end === K.END_OK ? 'done' : end === K.END_CANCELLED ? 'cancelled' : 'failed';
   }
 
   /** True once the task has ended (returned, thrown or been cancelled). */
@@ -338,11 +341,11 @@ export class Task<T = unknown> implements PromiseLike<T> {
    */
   join(timeoutMs?: number): T {
     const me = self('Task.join()');
-    if (me === this) throw new KorutinError('ERR_INVALID_ARGUMENT', 'a task cannot join itself: it would wait forever');
     this.fin.observed = true;
     const timeout = timeoutUs(timeoutMs, 'join()');
     let st = S.join(me.h, this.h, timeout < 0 ? 0 : clock(), timeout);
     if (st === K.BLOCK) st = suspend(me);
+    if (st === K.EINVAL) throw new KorutinError('ERR_INVALID_ARGUMENT', 'a task cannot join itself: it would wait forever');
     if (st !== K.OK) throw waitError(me, st, `join task#${this.id}`);
     if (this.end === K.END_OK) return this.result as T;
     throw this.result;
@@ -394,11 +397,11 @@ export class Task<T = unknown> implements PromiseLike<T> {
    * Returns false when it had already ended.
    */
   cancel(reason?: unknown): boolean {
-    if (this.end !== End.None) return false;
-    this.cancelReason = reason;
     const st = S.cancel(this.h);
+    if (st !== K.OK) return false; // it had ended
+    this.cancelReason = reason;
     kick();
-    return st === K.OK;
+    return true;
   }
 
   /** @internal */
@@ -623,7 +626,6 @@ export function sleep(ms: number): boolean {
 /** Ends a task's sleep early; returns false if it was not sleeping. */
 export function wakeup(task: Task<any>): boolean {
   if (!(task instanceof Task)) throw new KorutinError('ERR_INVALID_ARGUMENT', 'wakeup() needs a Task');
-  if (task.done) return false;
   const st = S.wakeup(task.h);
   kick();
   return st === K.OK;
