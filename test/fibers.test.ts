@@ -510,11 +510,10 @@ onEveryBackend('Fiber', function (backend) {
     assert.equal(caught, n * rounds);
   });
 
-  // SKIPPED until ts/coroutine.ts switches Node's async context (the async-id
-  // stack and AsyncLocalStorage) with each coroutine; another engineer is on
-  // it. Today Node aborts the child with "async hook stack has become
-  // corrupted" when the timer's callback ends. Remove `.skip` when that lands.
-  it.skip('yields inside an AsyncResource scope and an AsyncLocalStorage run, and a timer resumes it', async function () {
+  // In a child process: if a coroutine ever leaves its async scope on Node's
+  // async-id stack, Node aborts the whole process ("async hook stack has
+  // become corrupted") when the timer's callback ends.
+  it('yields inside an AsyncResource scope and an AsyncLocalStorage run, and a timer resumes it', async function () {
     const r = await runNode([path.join(repoRoot, 'dist', 'test', 'fixtures', 'fibers-async-scope.js')], { KORUTIN_BACKEND: backend });
     assert.deepEqual(lastJson(r), {
       firstRun: 'suspended',

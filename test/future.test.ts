@@ -2,6 +2,7 @@
  * korutin/future: node-fibers' documented Future API, on every backend.
  */
 import { strict as assert } from 'assert';
+import { AsyncLocalStorage } from 'async_hooks';
 import * as fs from 'fs';
 import * as path from 'path';
 import Fiber = require('../ts/fibers');
@@ -451,6 +452,27 @@ onEveryBackend('Future', function () {
     const done = new Future<number>();
     done.return(8);
     assert.equal(await done.promise(), 8);
+  });
+
+  it('a fiber waiting on a future keeps its AsyncLocalStorage store; the callback that resumes it keeps its own', async function () {
+    const als = new AsyncLocalStorage<string>();
+    const f = new Future<string>();
+    let inResolver: unknown = 'unset';
+    const done = inFiber(() =>
+      als.run('waiter', () => {
+        const before = als.getStore();
+        const value = f.wait();
+        return [before, value, als.getStore()];
+      }),
+    );
+    als.run('resolver', () =>
+      setTimeout(() => {
+        f.return('v');
+        inResolver = als.getStore();
+      }, 1),
+    );
+    assert.deepEqual(await done, ['waiter', 'v', 'waiter']);
+    assert.equal(inResolver, 'resolver');
   });
 
   it('many fibers waiting on many futures all resume with their own values', async function () {
