@@ -12,6 +12,23 @@ describe('V8 bridge', () => {
     assert.ok(['dynamic', '.symtab'].includes(b.threadIdFrom));
   });
 
+  it('a runtime the bridge cannot support gets ERR_BACKEND_UNAVAILABLE with the reason, not a crash', () => {
+    const r = runNode(
+      `const { createEngine, backends } = require(${JSON.stringify(PACKAGE_ENTRY)});
+       console.log(JSON.stringify(backends().map((b) => b.available)));
+       for (const backend of ['auto', 'asm', 'threads']) {
+         try { createEngine({ backend }); console.log('created'); }
+         catch (e) { console.log(e.code, e.message); }
+       }`,
+      [],
+      { KORUTIN_V8_BRIDGE: 'off' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\[false,false,false,false\]/);
+    assert.equal((r.stdout.match(/ERR_BACKEND_UNAVAILABLE .*KORUTIN_V8_BRIDGE=off/g) ?? []).length, 3);
+    assert.doesNotMatch(r.stdout, /created/);
+  });
+
   it('lists every backend, with a reason for a missing one', () => {
     const all = backends();
     assert.deepEqual(all.map((b) => b.name), ['asm', 'boost', 'ucontext', 'threads']);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -122,6 +123,10 @@ bool DecodeFsLoad(const void *fn, long *offset) {
 
 Discovery RunDiscovery() {
   Discovery d;
+  if (const char *off = getenv("KORUTIN_V8_BRIDGE"); off && strcmp(off, "off") == 0) {
+    d.reason = "turned off by KORUTIN_V8_BRIDGE=off";
+    return d;
+  }
 #if !defined(__x86_64__) || !defined(__linux__)
   d.reason = "the V8 bridge knows how to find V8's thread-local slots only on x86-64 Linux so far";
   return d;
