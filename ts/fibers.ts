@@ -92,7 +92,12 @@ interface FiberConstructor {
   readonly fibersCreated: number;
 }
 
-/** What a fiber's coroutine body can see. It must reference neither the Fiber nor its Coroutine, or neither could ever be collected. */
+/**
+ * What a fiber's coroutine body can see. A started coroutine's body is held
+ * by the addon until it finishes, so this must not reference the Coroutine,
+ * nor the Fiber except through `active` while a `run()` is under way;
+ * otherwise an abandoned suspended fiber could never be collected.
+ */
 interface Body {
   readonly fn: (value?: unknown) => unknown;
   /** The engine of the current incarnation (for yield). */
@@ -180,8 +185,8 @@ function entry(body: Body): (value: unknown) => unknown {
 
 function start(h: Handle): Coroutine {
   const ko = engine();
+  const co = ko.create(entry(h.body), { name: `fiber-${created + 1}` });
   created++;
-  const co = ko.create(entry(h.body), { name: `fiber-${created}` });
   bodies.set(co, h.body);
   h.body.engine = ko;
   h.co = co;
