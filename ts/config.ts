@@ -42,7 +42,7 @@ export const ConfigSchema = z
     stackSize: size.default('256k'),
     /** Inaccessible pages below each stack, so an overflow faults instead of corrupting memory. */
     guardPages: z.number().int().min(1).max(256).default(1),
-    /** Freed stacks kept for reuse. */
+    /** Freed stacks kept for reuse (the pool is process-wide: the largest value asked for wins). */
     poolSize: z.number().int().min(0).max(1_000_000).default(64),
   })
   .strict();

@@ -23,7 +23,9 @@ export class Engine {
   constructor(config: EngineConfig = {}) {
     this.config = Object.freeze(parseConfig(config));
     this.backend = requireBackend(this.config.backend);
-    native.setPoolLimit(this.config.poolSize);
+    // The stack pool is process-wide: an engine may raise its limit, never lower it.
+    const before = native.setPoolLimit(this.config.poolSize);
+    if (before > this.config.poolSize) native.setPoolLimit(before);
   }
 
   /**
