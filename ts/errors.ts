@@ -15,7 +15,10 @@ export type ErrorCode =
   | 'ERR_CANCELLED'
   | 'ERR_CHANNEL_CLOSED'
   | 'ERR_OUT_OF_MEMORY'
-  | 'ERR_ASYNC_CONTEXT';
+  | 'ERR_ASYNC_CONTEXT'
+  | 'ERR_FUTURE_UNRESOLVED'
+  | 'ERR_FUTURE_RESOLVED'
+  | 'ERR_NOT_SUSPENDED';
 
 /** The base class of korutin's errors. */
 export class KorutinError extends Error {

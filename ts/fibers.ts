@@ -204,7 +204,7 @@ function alreadyRunning(): never {
 function step(self: Fiber, h: Handle, throwing: boolean, value: unknown): unknown {
   let co = h.co;
   if (!co) {
-    if (throwing) throw new Error('this Fiber is not yielding: throwInto() needs a fiber suspended in Fiber.yield(); run() it first');
+    if (throwing) throw new KorutinError('ERR_NOT_SUSPENDED', 'this Fiber is not yielding: throwInto() needs a fiber suspended in Fiber.yield(); run() it first');
     co = start(h);
   }
   if (co.state === 'running' || co.state === 'normal') alreadyRunning();

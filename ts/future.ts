@@ -55,7 +55,7 @@ class Future<T = any> {
    * @throws an Error if the future has not resolved yet.
    */
   get(): T {
-    if (!this.#resolved) throw new Error('Future must resolve before value is ready: wait() for it (inside a fiber) or use resolve(callback)');
+    if (!this.#resolved) throw new KorutinError('ERR_FUTURE_UNRESOLVED', 'Future must resolve before value is ready: wait() for it (inside a fiber) or use resolve(callback)');
     if (this.#failed) throw this.#error;
     return this.#value as T;
   }
@@ -71,12 +71,12 @@ class Future<T = any> {
    * callback could not tell it from success).
    */
   throw(error: unknown): void {
-    if (!error) throw new Error(`Future.throw() needs a truthy error, got ${String(error)}`);
+    if (!error) throw new KorutinError('ERR_INVALID_ARGUMENT', `Future.throw() needs a truthy error, got ${String(error)}`);
     this.#settle(true, undefined, error);
   }
 
   #settle(failed: boolean, value: T | undefined, error: unknown): void {
-    if (this.#resolved) throw new Error('Future resolved more than once');
+    if (this.#resolved) throw new KorutinError('ERR_FUTURE_RESOLVED', 'Future resolved more than once: a future takes one return() or throw()');
     this.#resolved = true;
     this.#failed = failed;
     this.#value = value;
