@@ -460,15 +460,23 @@ for (const backend of testBackends()) {
             assert.equal(await canceller, 'ready');
           } else {
             if (s.what.includes('with a mutex')) {
+              const waitingOf = (): string | null | undefined => ko.tasks().find((x) => x.id === t.id)?.waitingOn;
               await until(() => t.state === 'blocked', `${s.what}: blocked`);
+              assert.equal(waitingOf(), `wait cond#${condM.id}`);
               // hold the mutex so that the cancelled waiter must wait to take it back
+              const release = new Channel<void>(0);
               const blocker = ko.spawn(() => {
                 cm.lock();
-                ko.sleep(5);
-                cm.unlock();
+                try {
+                  release.recv();
+                } finally {
+                  cm.unlock();
+                }
               });
-              await until(() => blocker.state === 'blocked');
+              await until(() => blocker.state === 'blocked', 'the blocker holds the mutex');
               assert.equal(t.cancel('why'), true);
+              await until(() => waitingOf() === `lock mutex#${cm.id} (after cond wait)`, 'waiting for the mutex');
+              await release.sendAsync();
               await blocker;
             } else {
               await until(() => t.state === 'blocked', `${s.what}: blocked`);
