@@ -21,6 +21,16 @@ function inTask<R>(ko: Engine, fn: () => R): Promise<R> {
 
 const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Waits (on the event loop) until cond() holds. */
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setImmediate(r));
+    await tick(1);
+  }
+}
+
 for (const backend of testBackends()) {
   describe(`channel [${backend}]`, () => {
     const ko = engineFor(backend);
@@ -108,7 +118,7 @@ for (const backend of testBackends()) {
       const sender = ko.spawn(() => ch.send(1));
       const other = new Channel<number>(0);
       const receiver = ko.spawn(() => [...other]);
-      await tick(2);
+      await until(() => sender.state === 'blocked' && receiver.state === 'blocked');
       ch.close();
       other.close();
       await assert.rejects(sender.toPromise(), (e) => codeOf(e) === 'ERR_CHANNEL_CLOSED');

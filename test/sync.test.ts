@@ -15,6 +15,16 @@ function inTask<R>(ko: Engine, fn: () => R): Promise<R> {
 
 const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Waits (on the event loop) until cond() holds. */
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setImmediate(r));
+    await tick(1);
+  }
+}
+
 for (const backend of testBackends()) {
   describe(`sync [${backend}]`, () => {
     const ko = engineFor(backend);
@@ -99,9 +109,9 @@ for (const backend of testBackends()) {
           return signalled;
         }),
       );
-      await tick(2);
+      await until(() => waiters.every((w) => w.state === 'blocked'));
       assert.equal(c.signal(), 1);
-      await tick(2);
+      await until(() => woke.length === 1);
       assert.deepEqual(woke, [0]);
       assert.equal(c.broadcast(), 2);
       for (const w of waiters) assert.equal(await w, true);
@@ -127,7 +137,7 @@ for (const backend of testBackends()) {
           }
         }),
       );
-      await tick(2);
+      await until(() => consumers.every((c) => c.state === 'blocked'));
       const r = await inTask(ko, () => {
         m.lock(); // free: the waiters released it
         ready = true;
@@ -178,7 +188,7 @@ for (const backend of testBackends()) {
         return 'acquired';
       }), 'ERR_TIMEOUT');
       const waiter = ko.spawn(() => s.acquire());
-      await tick(2);
+      await until(() => waiter.state === 'blocked');
       s.release(); // from plain code: hands the permit to the waiter
       await waiter;
       assert.equal(s.available, 0);
