@@ -30,7 +30,7 @@ interface SchedConstants {
   END_OK: number; END_ERROR: number; END_CANCELLED: number;
   READY: number; RUNNING: number; BLOCKED: number; DONE: number; EXT_AWAIT: number;
   IO_READY: number; IO_STATUS: number; IO_FIRED: number; IO_VALUE: number; IO_SEQ: number;
-  IO_SERIAL: number; IO_AUX: number; IO_AUX2: number; IO_SIZE: number;
+  IO_SERIAL: number; IO_AUX: number; IO_AUX2: number; IO_NEXT: number; IO_SIZE: number;
 }
 
 /** The scheduler core, as engine/node/sched_binding.cc exposes it. @internal */
@@ -41,6 +41,7 @@ export interface SchedBinding {
   proxy(): number;
   release(h: number): number;
   next(): number;
+  unnext(h: number): number;
   exit(h: number, end: number): number;
   cancel(h: number): number;
   wakeup(h: number): number;
@@ -436,6 +437,15 @@ const proxiesByH: (((status: number, fired: number, value: number) => void) | un
 const freeProxies: number[] = [];
 
 let running: Task<any> | null = null;
+/**
+ * When a task blocks, the core pops the task to run after it at once
+ * (sched_binding.cc, Blocked()): its handle and outcome wait here for the
+ * driver, which then needs no next() call. -1: none; -2: the queue was empty.
+ */
+let pfH = -1;
+let pfStatus = 0;
+let pfFired = -1;
+let pfValue = 0;
 let inPass = false;
 let passQueued = false;
 let timer: NodeJS.Timeout | null = null;
@@ -493,36 +503,54 @@ function runPass(): void {
     S.expire(start);
     let n = 0;
     for (;;) {
-      const h = S.next();
-      if (h < 0) break;
+      let h: number;
+      let status: number;
+      let fired: number;
+      let value: number;
+      if (pfH >= 0) {
+        h = pfH;
+        status = pfStatus;
+        fired = pfFired;
+        value = pfValue;
+        pfH = -1;
+      } else if (pfH === -2) {
+        pfH = -1;
+        break;
+      } else {
+        h = S.next();
+        if (h < 0) break;
+        status = io[K.IO_STATUS];
+        fired = io[K.IO_FIRED];
+        value = io[K.IO_VALUE];
+      }
       const t = tasksByH[h];
       if (t !== undefined) {
-        t.wStatus = io[K.IO_STATUS];
-        t.wFired = io[K.IO_FIRED];
-        t.wValue = io[K.IO_VALUE];
+        t.wStatus = status;
+        t.wFired = fired;
+        t.wValue = value;
         step(t);
       } else {
         const settle = proxiesByH[h];
         if (settle) {
           proxiesByH[h] = undefined;
           freeProxies.push(h);
-          settle(io[K.IO_STATUS], io[K.IO_FIRED], io[K.IO_VALUE]);
+          settle(status, fired, value);
         }
       }
       if ((++n & 63) === 0) {
         const now = clock();
-        S.expire(now);
-        if (now - start > PASS_BUDGET_US) {
-          if (io[K.IO_READY] > 0 && !passQueued) {
-            passQueued = true;
-            setImmediate(queuedPass);
-          }
-          break;
-        }
+        if (S.expire(now) > 0 && pfH === -2) pfH = -1; // the queue is not empty any more
+        if (now - start > PASS_BUDGET_US) break;
       }
     }
   } finally {
+    if (pfH >= 0) S.unnext(pfH); // popped early but not run: back to the head
+    pfH = -1;
     inPass = false;
+  }
+  if (io[K.IO_READY] > 0 && !passQueued) {
+    passQueued = true;
+    setImmediate(queuedPass);
   }
   arm();
 }
@@ -559,6 +587,15 @@ export function self(what: string): Task<any> {
 
 /** Suspends the calling task until the core wakes it; returns the outcome. @internal */
 export function suspend(t: Task<any>): number {
+  const next = io[K.IO_NEXT];
+  if (next >= 0) {
+    pfStatus = io[K.IO_STATUS];
+    pfFired = io[K.IO_FIRED];
+    pfValue = io[K.IO_VALUE];
+    pfH = next;
+  } else {
+    pfH = -2;
+  }
   yieldValue();
   return t.wStatus;
 }
@@ -651,6 +688,8 @@ export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number)
   const t = self('await()');
   const timeout = timeoutUs(timeoutMs, 'await()');
   if (!isThenable(promise)) return promise as T;
+  // adopt it first: nothing may throw between blocking and suspending
+  const p = Promise.resolve(promise);
   let st = S.blockExternal(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT);
   if (st === K.BLOCK) {
     const seq = io[K.IO_SEQ];
@@ -660,7 +699,7 @@ export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number)
       t.awaitValue = v;
       kick();
     };
-    Promise.resolve(promise).then(
+    p.then(
       (v) => settle(true, v),
       (e) => settle(false, e),
     );

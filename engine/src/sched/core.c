@@ -309,6 +309,18 @@ ks_task *ks_next(ks_core *c) {
   return t;
 }
 
+void ks_unnext(ks_core *c, ks_task *t) {
+  if (t->state != KS_RUNNING || ks_linked(&t->run)) return;
+  t->state = KS_READY;
+  /* the head of the queue: it was the next to run */
+  ks_node *h = &c->runq;
+  t->run.next = h->next;
+  t->run.prev = h;
+  h->next->prev = &t->run;
+  h->next = &t->run;
+  c->nready++;
+}
+
 static void task_free(ks_core *c, ks_task *t) {
   if (ks_linked(&t->run)) {
     ks_list_unlink(&t->run);

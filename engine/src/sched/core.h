@@ -175,6 +175,9 @@ ks_task *ks_spawn(ks_core *c);
 ks_task *ks_proxy(ks_core *c);
 /* The next task to run (now RUNNING), or NULL. */
 ks_task *ks_next(ks_core *c);
+/* Puts a task ks_next() returned back at the head of the run queue, its
+ * wait's outcome kept (a driver that popped it early and cannot run it). */
+void ks_unnext(ks_core *c, ks_task *t);
 /* The task's body has ended: wakes its joiners. Frees it if released. */
 void ks_exit(ks_core *c, ks_task *t, ks_end end, uint64_t result);
 /* The owner lets go of the task; it is freed now if done (or a proxy), else
