@@ -711,6 +711,14 @@ for (const backend of testBackends()) {
         assert.notEqual(r.status, 0);
         assert.match(r.stderr, /unhandled in task/);
         assert.doesNotMatch(r.stdout, /still alive/);
+        // with an 'unhandledRejection' listener, the listener gets it instead
+        const handled = runNode(`
+          process.on('unhandledRejection', (e, p) => console.log('listener:', e.message, p instanceof Promise));
+          ${script}
+        `);
+        assert.equal(handled.status, 0, handled.stderr);
+        assert.match(handled.stdout, /listener: unhandled in task true/);
+        assert.match(handled.stdout, /still alive/);
       });
     });
   });

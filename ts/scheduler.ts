@@ -148,7 +148,8 @@ export function slotTake(s: number): unknown {
  * What to do with an error that ends a task nobody joins: a detached task,
  * or one whose Task object is garbage-collected without `join()`/`await`.
  * `'throw'` (the default, as Node treats an unhandled rejection) raises it
- * as an uncaught exception; `'warn'` emits a process warning; `'ignore'`
+ * as an uncaught exception (or hands it to `'unhandledRejection'`
+ * listeners when there are some); `'warn'` emits a process warning; `'ignore'`
  * drops it; a function is called with the error and the task's id and name.
  */
 export type UnhandledPolicy = 'throw' | 'warn' | 'ignore' | ((error: unknown, task: { id: number; name: string }) => void);
@@ -205,6 +206,14 @@ function reportUnhandled(fin: TaskFin): void {
     return;
   }
   if (policy === 'throw') {
+    // as Node's default for rejections: 'unhandledRejection' listeners get
+    // it (with a promise of the task's outcome); without one it is thrown
+    if (process.listenerCount('unhandledRejection') > 0) {
+      const outcome = Promise.reject(err);
+      outcome.catch(() => undefined);
+      process.emit('unhandledRejection', err, outcome);
+      return;
+    }
     process.nextTick(() => {
       throw err;
     });
