@@ -79,9 +79,38 @@ static void *many_body(void *arg) {
   return NULL;
 }
 
+static int forever_pipe[2];
+static void *wait_forever_on_fd(void *arg) {
+  (void)arg;
+  int rev;
+  ko_wait_fd(forever_pipe[0], KO_READABLE, KO_FOREVER, &rev);
+  return NULL;
+}
+
+/* A scheduler freed while a task waits on a fd closes that wait. */
+static void test_free_while_polling(void) {
+  uv_loop_t loop;
+  CHECK_EQ(uv_loop_init(&loop), 0);
+  CHECK_EQ(pipe(forever_pipe), 0);
+  ko_sched *s = test_sched(&loop, 1);
+  ko_task *t;
+  CHECK_EQ(ko_spawn(s, &t, wait_forever_on_fd, NULL, NULL), KO_OK);
+  /* one turn: the task starts and waits on the pipe */
+  uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK(strcmp(ko_task_state(t), "blocked") == 0);
+  CHECK_EQ(ko_sched_free(s), KO_OK);
+  CHECK_EQ(write(forever_pipe[1], "x", 1), 1); /* would wake a freed task */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ(uv_loop_close(&loop), 0);
+  close(forever_pipe[0]);
+  close(forever_pipe[1]);
+  printf("ok  %-28s [%s]\n", "free while a task polls", test_backend_name);
+}
+
 int main(int argc, char **argv) {
   test_init(argc, argv);
   run_test("fd readiness", fd_body, NULL);
   run_test("64 tasks on 64 pipes", many_body, NULL);
+  test_free_while_polling();
   return 0;
 }

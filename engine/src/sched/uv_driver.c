@@ -47,6 +47,7 @@ struct ko_task {
   char *name;
   int started;
   int detached;
+  struct fdwait *fw; /* the fd wait it is blocked in, if any */
   ko_task *prev, *next;
 };
 
@@ -106,7 +107,10 @@ static void task_unlist(ko_sched *s, ko_task *t) {
   if (t->next) t->next->prev = t->prev;
 }
 
+static void fdwait_abandon(struct fdwait *w);
+
 static void task_free(ko_task *t) {
+  if (t->fw) fdwait_abandon(t->fw); /* freed while waiting on a fd */
   task_unlist(t->s, t);
   if (t->co) ko_destroy(t->co);
   free(t->name);
@@ -344,6 +348,7 @@ typedef struct fdwait {
 static void on_poll(uv_poll_t *p, int status, int events) {
   fdwait *w = (fdwait *)p->data;
   uv_poll_stop(p);
+  if (!w->t) return;
   w->revents = status < 0 ? 0 : events;
   ko_sched *s = w->t->s;
   ks_wake_external(s->core, w->t->kt, w->seq, status < 0 ? KO_EINVAL : KO_OK, 0);
@@ -351,6 +356,13 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 }
 
 static void on_poll_close(uv_handle_t *h) { free(h->data); }
+
+static void fdwait_abandon(struct fdwait *w) {
+  w->t->fw = NULL;
+  w->t = NULL;
+  uv_poll_stop(&w->poll);
+  uv_close((uv_handle_t *)&w->poll, on_poll_close);
+}
 
 int ko_wait_fd(int fd, int events, int64_t timeout_ms, int *revents) {
   ko_task *me;
@@ -364,6 +376,7 @@ int ko_wait_fd(int fd, int events, int64_t timeout_ms, int *revents) {
   }
   w->poll.data = w;
   w->t = me;
+  me->fw = w;
   int r = ks_block_external(me->s->core, me->kt, now_us(), to_us(timeout_ms), KS_EXT_FD, fd, &w->seq);
   if (r == KS_BLOCK) {
     if (uv_poll_start(&w->poll, events, on_poll) != 0)
@@ -371,8 +384,7 @@ int ko_wait_fd(int fd, int events, int64_t timeout_ms, int *revents) {
     r = suspend(me);
   }
   if (r == KO_OK && revents) *revents = w->revents;
-  uv_poll_stop(&w->poll);
-  uv_close((uv_handle_t *)&w->poll, on_poll_close);
+  fdwait_abandon(w);
   return r;
 }
 
