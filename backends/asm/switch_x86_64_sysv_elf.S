@@ -4,6 +4,11 @@
  * void ko_asm_jump(void **from, void **to);
  *   Saves the callee-saved state on the current stack, stores the stack
  *   pointer in *from, loads *to and restores the state saved there.
+ * void *ko_asm_jump_v(void **from, void **to, void *value);
+ * int ko_asm_jump_i(void **from, void **to, void *value);
+ *   The same code under two more names: `value` is left in rax, so the
+ *   other side's pending ko_asm_jump_v/_i call returns it (as a pointer or
+ *   as an int). The engine's fast path (engine/src/coro.c) uses them.
  * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
  *   Builds a frame below `top` (`lo` is the stack's lowest usable byte, used
  *   only by ABIs that record stack bounds, e.g. the Windows TIB) that ko_asm_jump can return into; returns the
@@ -36,8 +41,16 @@
     .globl  ko_asm_jump
     .hidden ko_asm_jump
     .type   ko_asm_jump, @function
+    .globl  ko_asm_jump_v
+    .hidden ko_asm_jump_v
+    .type   ko_asm_jump_v, @function
+    .globl  ko_asm_jump_i
+    .hidden ko_asm_jump_i
+    .type   ko_asm_jump_i, @function
     .p2align 4
 ko_asm_jump:
+ko_asm_jump_v:
+ko_asm_jump_i:
     .cfi_startproc
     leaq    -0x38(%rsp), %rsp
     stmxcsr (%rsp)
@@ -50,6 +63,7 @@ ko_asm_jump:
     movq    %rbp, 0x30(%rsp)
     movq    %rsp, (%rdi)
     movq    (%rsi), %rsp
+    movq    %rdx, %rax          /* the value, for ko_asm_jump_v/_i */
     movq    0x38(%rsp), %r8
     ldmxcsr (%rsp)
     fldcw   4(%rsp)
@@ -63,6 +77,8 @@ ko_asm_jump:
     jmp     *%r8
     .cfi_endproc
     .size   ko_asm_jump, .-ko_asm_jump
+    .size   ko_asm_jump_v, .-ko_asm_jump_v
+    .size   ko_asm_jump_i, .-ko_asm_jump_i
 
     .globl  ko_asm_make
     .hidden ko_asm_make

@@ -1,0 +1,21 @@
+/*
+ * bench.h - shared by the parts of korutin-bench.
+ */
+#ifndef KO_BENCH_H
+#define KO_BENCH_H
+
+#include <stddef.h>
+
+double kb_now_ns(void);
+/* Median of n values (sorts them). */
+double kb_median(double *v, int n);
+size_t kb_rss(void);
+
+/* References, each ns per switch (a round trip is two), or -1 when not
+ * built in: a raw Boost.Context jump_fcontext ping-pong, a raw swapcontext
+ * ping-pong, and a futex handoff between two threads. */
+double kb_ref_fcontext(long round_trips);
+double kb_ref_swapcontext(long round_trips);
+double kb_ref_futex(long round_trips);
+
+#endif

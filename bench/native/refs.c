@@ -1,0 +1,122 @@
+/*
+ * refs.c - the reference switches korutin-bench compares the backends with,
+ * each as bare as it can be written: no engine, no bookkeeping.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define REF_STACK (64 * 1024)
+
+static void *map_stack(void) {
+  void *p = mmap(NULL, REF_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/* ---------------------------------------------------- Boost jump_fcontext */
+#ifdef KO_BENCH_FCONTEXT
+/* Boost.Context's C-linkage entry points (boost/context/detail/fcontext.hpp),
+ * declared here as backends/boost/boost.c does. */
+typedef void *fcontext_t;
+typedef struct { fcontext_t fctx; void *data; } transfer_t;
+extern transfer_t jump_fcontext(fcontext_t const to, void *vp);
+extern fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
+
+static void fc_body(transfer_t t) {
+  for (;;) t = jump_fcontext(t.fctx, NULL);
+}
+
+double kb_ref_fcontext(long n) {
+  char *stack = (char *)map_stack();
+  if (!stack) return -1;
+  fcontext_t f = make_fcontext(stack + REF_STACK, REF_STACK, fc_body);
+  for (long i = 0; i < n / 10 + 1; i++) f = jump_fcontext(f, NULL).fctx;
+  double t0 = kb_now_ns();
+  for (long i = 0; i < n; i++) f = jump_fcontext(f, NULL).fctx;
+  double ns = (kb_now_ns() - t0) / (2.0 * (double)n);
+  munmap(stack, REF_STACK);
+  return ns;
+}
+#else
+double kb_ref_fcontext(long n) { (void)n; return -1; }
+#endif
+
+/* ------------------------------------------------------------ swapcontext */
+#ifdef KO_BENCH_UCONTEXT
+#include <ucontext.h>
+
+static ucontext_t uc_main, uc_co;
+
+static void uc_body(void) {
+  for (;;) swapcontext(&uc_co, &uc_main);
+}
+
+double kb_ref_swapcontext(long n) {
+  char *stack = (char *)map_stack();
+  if (!stack || getcontext(&uc_co) != 0) return -1;
+  uc_co.uc_stack.ss_sp = stack;
+  uc_co.uc_stack.ss_size = REF_STACK;
+  uc_co.uc_link = NULL;
+  makecontext(&uc_co, uc_body, 0);
+  for (long i = 0; i < n / 10 + 1; i++) swapcontext(&uc_main, &uc_co);
+  double t0 = kb_now_ns();
+  for (long i = 0; i < n; i++) swapcontext(&uc_main, &uc_co);
+  double ns = (kb_now_ns() - t0) / (2.0 * (double)n);
+  munmap(stack, REF_STACK);
+  return ns;
+}
+#else
+double kb_ref_swapcontext(long n) { (void)n; return -1; }
+#endif
+
+/* ---------------------------------------------------------- futex handoff */
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static _Atomic int flag_main, flag_peer, stop;
+
+static void fx_wait(_Atomic int *f) {
+  while (!atomic_exchange_explicit(f, 0, memory_order_acquire))
+    syscall(SYS_futex, f, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
+static void fx_post(_Atomic int *f) {
+  atomic_store_explicit(f, 1, memory_order_release);
+  syscall(SYS_futex, f, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void *fx_peer(void *arg) {
+  (void)arg;
+  for (;;) {
+    fx_wait(&flag_peer);
+    if (atomic_load(&stop)) return NULL;
+    fx_post(&flag_main);
+  }
+}
+
+double kb_ref_futex(long n) {
+  pthread_t peer;
+  atomic_store(&stop, 0);
+  if (pthread_create(&peer, NULL, fx_peer, NULL) != 0) return -1;
+  for (long i = 0; i < n / 10 + 1; i++) fx_post(&flag_peer), fx_wait(&flag_main);
+  double t0 = kb_now_ns();
+  for (long i = 0; i < n; i++) {
+    fx_post(&flag_peer);
+    fx_wait(&flag_main);
+  }
+  double ns = (kb_now_ns() - t0) / (2.0 * (double)n);
+  atomic_store(&stop, 1);
+  fx_post(&flag_peer);
+  pthread_join(peer, NULL);
+  return ns;
+}
+#else
+double kb_ref_futex(long n) { (void)n; return -1; }
+#endif
