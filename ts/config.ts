@@ -33,6 +33,22 @@ const size = z
   .refine((n) => Number.isNaN(n) || n >= MIN_STACK, { message: `must be at least ${MIN_STACK / 1024}k: JavaScript needs that much stack` })
   .refine((n) => Number.isNaN(n) || n <= MAX_STACK, { message: `must be at most ${MAX_STACK / 1024 ** 2}m` });
 
+/**
+ * What to do with an error that ends a task nobody joins: a detached task,
+ * or one whose Task object is garbage-collected without `join()`/`await`.
+ * `'throw'` (the default, as Node treats an unhandled rejection) raises it
+ * as an uncaught exception (or hands it to `'unhandledRejection'`
+ * listeners when there are some); `'warn'` emits a process warning; `'ignore'`
+ * drops it; a function is called with the error and the task's id and name.
+ */
+export type UnhandledPolicy = 'throw' | 'warn' | 'ignore' | ((error: unknown, task: { id: number; name: string }) => void);
+
+/** The schema of the `unhandled` engine option. */
+export const UnhandledSchema: z.ZodType<UnhandledPolicy> = z.union(
+  [z.enum(['throw', 'warn', 'ignore']), z.custom<(error: unknown, task: { id: number; name: string }) => void>((v) => typeof v === 'function')],
+  { errorMap: () => ({ message: "must be 'throw', 'warn', 'ignore' or a function (error, task) => void" }) },
+);
+
 /** The schema of {@link createEngine}'s configuration. */
 export const ConfigSchema = z
   .object({
@@ -44,6 +60,8 @@ export const ConfigSchema = z
     guardPages: z.number().int().min(1).max(256).default(1),
     /** Freed stacks kept for reuse (the pool is process-wide: the largest value asked for wins). */
     poolSize: z.number().int().min(0).max(1_000_000).default(64),
+    /** What happens to an error that ends a task nobody joins or awaits. */
+    unhandled: UnhandledSchema.default('throw'),
   })
   .strict();
 

@@ -3,13 +3,13 @@
  * coroutine operations that use it.
  */
 import { requireBackend } from './backends';
-import { BackendName, EngineConfig, parseConfig, ResolvedConfig } from './config';
+import { BackendName, EngineConfig, parseConfig, ResolvedConfig, UnhandledPolicy } from './config';
 import { Coroutine, CoroutineOptions, currentCoroutine, yieldValue } from './coroutine';
 import { native } from './native';
 import { select, SelectCase, SelectResult } from './channel';
 import {
   after as schedAfter, awaitPromise, AfterCase, current as schedCurrent, setUnhandledPolicy, sleep as schedSleep,
-  SpawnOptions, spawnTask, spawnTaskWith, Task, TaskInfo, tasks as schedTasks, UnhandledPolicy,
+  SpawnOptions, spawnTask, spawnTaskWith, Task, TaskInfo, tasks as schedTasks,
   wakeup as schedWakeup, yieldNow as schedYieldNow,
 } from './scheduler';
 

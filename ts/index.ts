@@ -12,14 +12,14 @@
 export { createEngine, Engine } from './engine';
 export { Coroutine } from './coroutine';
 export type { CoroutineState, CoroutineOptions } from './coroutine';
-export { ConfigSchema, parseConfig, parseSize, BACKENDS, MIN_STACK, MAX_STACK } from './config';
-export type { EngineConfig, ResolvedConfig, BackendName } from './config';
+export { ConfigSchema, UnhandledSchema, parseConfig, parseSize, BACKENDS, MIN_STACK, MAX_STACK } from './config';
+export type { EngineConfig, ResolvedConfig, BackendName, UnhandledPolicy } from './config';
 export { backends, autoBackend } from './backends';
 export type { BackendInfo } from './backends';
 export { KorutinError, CancelledError } from './errors';
 export type { ErrorCode } from './errors';
-export { Task, UnhandledSchema, liveTaskCount } from './scheduler';
-export type { TaskState, TaskInfo, SpawnOptions, UnhandledPolicy, AfterCase } from './scheduler';
+export { Task, liveTaskCount } from './scheduler';
+export type { TaskState, TaskInfo, SpawnOptions, AfterCase } from './scheduler';
 export { Channel, select, trySelect, selectAsync } from './channel';
 export type { RecvCase, SendCase, SelectCase, SelectResult, TryRecvResult } from './channel';
 export { Mutex, Cond, Semaphore, WaitGroup } from './sync';

@@ -14,8 +14,8 @@
  * of {@link slotPut}'s table.
  */
 import { performance } from 'perf_hooks';
-import { z } from 'zod';
 import { currentRecord, Coroutine, yieldValue } from './coroutine';
+import { UnhandledPolicy, UnhandledSchema } from './config';
 import { CancelledError, KorutinError } from './errors';
 import { native } from './native';
 import type { Engine } from './engine';
@@ -144,22 +144,6 @@ export function slotTake(s: number): unknown {
 
 // ------------------------------------------------------ unhandled errors
 
-/**
- * What to do with an error that ends a task nobody joins: a detached task,
- * or one whose Task object is garbage-collected without `join()`/`await`.
- * `'throw'` (the default, as Node treats an unhandled rejection) raises it
- * as an uncaught exception (or hands it to `'unhandledRejection'`
- * listeners when there are some); `'warn'` emits a process warning; `'ignore'`
- * drops it; a function is called with the error and the task's id and name.
- */
-export type UnhandledPolicy = 'throw' | 'warn' | 'ignore' | ((error: unknown, task: { id: number; name: string }) => void);
-
-/** The schema of the `unhandled` engine option (for the engine's config schema). */
-export const UnhandledSchema = z.union([
-  z.enum(['throw', 'warn', 'ignore']),
-  z.function().args(z.unknown(), z.object({ id: z.number(), name: z.string() })).returns(z.void()),
-]);
-
 const policies = new WeakMap<Engine, UnhandledPolicy>();
 
 /** Sets an engine's policy for unhandled task errors. @internal */
@@ -174,8 +158,7 @@ export function setUnhandledPolicy(engine: Engine, policy: UnhandledPolicy): voi
 function policyOf(engine: Engine): UnhandledPolicy {
   const p = policies.get(engine);
   if (p) return p;
-  const fromConfig = (engine.config as { unhandled?: UnhandledPolicy }).unhandled;
-  return fromConfig ?? 'throw';
+  return engine.config.unhandled;
 }
 
 /** What the finalization registry keeps of a task (never the Task itself). */
