@@ -18,11 +18,11 @@
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 #endif
 
 typedef struct tctx {
@@ -131,9 +131,17 @@ static void t_destroy(void *ctx) {
   sync_fini(c);
 }
 
+/* glibc wants PTHREAD_STACK_MIN (128 KiB on aarch64) and carves the thread's
+ * TLS and descriptor out of the given stack: leave room for both. */
+static size_t t_min_stack(void) {
+  long min = sysconf(_SC_THREAD_STACK_MIN);
+  return (size_t)(min > 0 ? min : 16384) + 16 * 1024;
+}
+
 const struct ko_backend ko_backend_threads = {
   .name = "threads",
   .flags = KO_BACKEND_OWN_THREAD,
+  .min_stack = t_min_stack,
   .ctx_size = sizeof(tctx),
   .make = t_make,
   .jump = t_jump,

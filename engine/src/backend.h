@@ -23,6 +23,9 @@ struct ko_backend {
   size_t ctx_size;
   /* NULL when usable; else why not (set by the build or by probe()). */
   const char *unavailable;
+  /* The smallest stack this backend can start a context on, or NULL when
+   * the engine's own minimum will do. */
+  size_t (*min_stack)(void);
   /* Prepares `ctx` so that the first switch into it runs entry(arg) on the
    * stack [lo, lo + size). entry must never return. Returns 0 or ko_err. */
   int (*make)(void *ctx, void *lo, size_t size, void (*entry)(void *), void *arg);

@@ -157,13 +157,15 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   size_t record = ALIGN_UP(sizeof(cold) + hot, 64) + 64;
   size_t size = opt->stack_size ? opt->stack_size : KO_DEFAULT_STACK_SIZE;
   if (size < KO_MIN_STACK_SIZE) return KO_EINVAL;
+  size_t backend_min = be->min_stack ? be->min_stack() : 0;
+  if (!opt->stack && size < backend_min) size = backend_min; /* e.g. glibc's thread minimum */
 
   ko_stack st;
   if (opt->stack) {
     /* Backends and tools (ASan's thread stacks) expect an aligned bottom. */
     uintptr_t lo = ALIGN_UP((uintptr_t)opt->stack, 16);
     size -= lo - (uintptr_t)opt->stack;
-    if (size < KO_MIN_STACK_SIZE) return KO_EINVAL;
+    if (size < KO_MIN_STACK_SIZE || size < backend_min) return KO_EINVAL;
     ko_stack_wrap(&st, (void *)lo, size);
   } else {
     size_t guard = opt->guard_size ? opt->guard_size : ko_page_size();

@@ -69,12 +69,12 @@ static void align_switches(kt *t) {
 
 /* Caller-supplied stacks at every offset mod 16: the engine must align. */
 static void align_odd_stack(kt *t) {
-  static _Alignas(64) unsigned char area[64 * 1024 + 64];
+  static _Alignas(64) unsigned char area[256 * 1024 + 64]; /* above any backend minimum */
   for (size_t off = 0; off < 16; off += 1) {
     ko_options opt = {0};
     opt.backend = t->be;
     opt.stack = area + off;
-    opt.stack_size = 64 * 1024;
+    opt.stack_size = 256 * 1024;
     ko_coro *co;
     int err = ko_create(&co, &opt, align_body, t);
     if (!KT_CHECK(t, err == KO_OK, "offset %zu: %s", off, ko_strerror(err))) return;
