@@ -144,7 +144,7 @@ static void *inside_body(ko_coro *co, void *arg) {
 }
 
 static void caller_stack(kt *t) {
-  size_t size = 128 * 1024;
+  size_t size = 256 * 1024; /* above any backend minimum (threads: glibc wants 128 KiB on aarch64) */
   unsigned char *mem = (unsigned char *)malloc(size);
   if (!KT_CHECK(t, mem != NULL)) return;
   memset(mem, 0xA5, size);
