@@ -221,15 +221,12 @@ function readMatrix(): Record<string, unknown>[] {
   }
 }
 
+/** The matrix.yml row of this platform, backend and Node major (runtime `node<N>`). */
 function matrixRow(rows: Record<string, unknown>[], p: Platform, backend: string) {
   const arch = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i386', arm: 'armv7' }[p.arch] ?? p.arch;
-  const major = p.node.split('.')[0];
+  const runtime = `node${p.node.split('.')[0]}`;
   return rows.find(
-    (r) =>
-      String(r.os) === p.os &&
-      String(r.abi ?? r.arch ?? '').startsWith(arch) &&
-      String(r.backend) === backend &&
-      (r.runtime === undefined || String(r.runtime).includes(`node${major}`) || String(r.runtime).includes(`node ${major}`)),
+    (r) => String(r.os) === p.os && String(r.arch) === arch && String(r.backend) === backend && String(r.runtime) === runtime,
   );
 }
 
