@@ -23,6 +23,14 @@
       "libraries": ["<!@(node engine/node/configure.js libraries)", "-ldl", "-lpthread"],
       "cflags": ["-fvisibility=hidden"],
       "cflags_cc": ["-fvisibility=hidden"]
+    },
+    {
+      "target_name": "korutin-selfcheck",
+      "type": "executable",
+      "sources": ["<!@(node engine/node/configure.js selfcheck)"],
+      "include_dirs": ["engine/include", "engine/src"],
+      "defines": ["<!@(node engine/node/configure.js defines)"],
+      "libraries": ["<!@(node engine/node/configure.js libraries)", "-lm", "-lpthread"]
     }
   ]
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Feeds binding.gyp from engine/sources.json, so that node-gyp and CMake
 // build the same files. Usage (from gyp): node engine/node/configure.js
-// sources|defines|libraries
+// sources|selfcheck|defines|libraries
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -32,8 +32,11 @@ function boostLibrary() {
 
 const asm = list.asm[asmKey()];
 const boost = boostLibrary();
+const core = [...list.engine, ...list.backends, ...(asm ? [asm] : [])];
 const out = {
-  sources: [...list.engine, ...list.sched, ...list.backends, ...(asm ? [asm] : [])],
+  sources: [...core, ...list.sched],
+  // korutin-selfcheck, the native suite that `korutin selfcheck` runs
+  selfcheck: [...core, ...list.selfcheck],
   defines: [
     ...(asm ? ['KO_ASM_SWITCH'] : []),
     ...(process.platform === 'linux' ? ['KO_HAVE_UCONTEXT'] : []),
