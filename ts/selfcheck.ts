@@ -230,7 +230,50 @@ function matrixRow(rows: Record<string, unknown>[], p: Platform, backend: string
   );
 }
 
-function checkBackend(info: BackendInfo, quick: boolean, rows: Record<string, unknown>[], p: Platform): BackendVerdict {
+/** What korutin-selfcheck (the native suite, test/native) reported for one backend. */
+interface NativeRow {
+  name: string;
+  available: boolean;
+  reason?: string;
+  ns_per_switch?: number;
+  tests?: { name: string; result: 'pass' | 'fail' | 'skip'; ms: number; msg?: string; note?: string }[];
+}
+
+const NATIVE_SUITE = path.join(__dirname, '..', '..', 'build', 'Release', 'korutin-selfcheck');
+
+/** Runs the native suite (built by `npm install` from source) for `which`. */
+function runNativeSuite(which: string): { rows: NativeRow[] } | { missing: string } {
+  if (!fs.existsSync(NATIVE_SUITE)) {
+    return { missing: 'korutin-selfcheck is not built here (a prebuilt install): build from source (npm run build:native) to run the native suite' };
+  }
+  const r = spawnSync(NATIVE_SUITE, ['--backend', which, '--json'], { encoding: 'utf8', timeout: 600_000 });
+  try {
+    return { rows: (JSON.parse(r.stdout) as { backends: NativeRow[] }).backends };
+  } catch {
+    return { missing: `korutin-selfcheck did not report (exit ${r.status ?? r.signal}): ${(r.stderr || '').trim().split('\n').slice(-2).join(' | ')}` };
+  }
+}
+
+function nativeChecks(suite: ReturnType<typeof runNativeSuite> | null, backend: string): CheckResult[] {
+  if (!suite) return [{ name: 'native suite', ok: null, detail: 'skipped (--quick)', ms: 0 }];
+  if ('missing' in suite) return [{ name: 'native suite', ok: null, detail: suite.missing, ms: 0 }];
+  const row = suite.rows.find((r) => r.name === backend);
+  if (!row?.available) return [{ name: 'native suite', ok: null, detail: row?.reason ?? 'not reported', ms: 0 }];
+  return (row.tests ?? []).map((t) => ({
+    name: `native: ${t.name}`,
+    ok: t.result === 'pass' ? true : t.result === 'fail' ? false : null,
+    detail: t.msg ?? t.note,
+    ms: t.ms,
+  }));
+}
+
+function checkBackend(
+  info: BackendInfo,
+  quick: boolean,
+  rows: Record<string, unknown>[],
+  p: Platform,
+  suite: ReturnType<typeof runNativeSuite> | null,
+): BackendVerdict {
   const v: BackendVerdict = {
     backend: info.name, available: info.available, reason: info.reason,
     checks: [], passed: 0, failed: 0, skipped: 0, verdict: 'unavailable',
@@ -253,6 +296,7 @@ function checkBackend(info: BackendInfo, quick: boolean, rows: Record<string, un
       r.ms = Number(process.hrtime.bigint() - t) / 1e6;
       v.checks.push(r);
     }
+    v.checks.push(...nativeChecks(suite, info.name));
     v.passed = v.checks.filter((c) => c.ok === true).length;
     v.failed = v.checks.filter((c) => c.ok === false).length;
     v.skipped = v.checks.filter((c) => c.ok === null).length;
@@ -267,13 +311,14 @@ function checkBackend(info: BackendInfo, quick: boolean, rows: Record<string, un
   return v;
 }
 
-/** Runs the JS-bridge suite per backend on this machine. */
+/** Runs the native suite and the JS-bridge suite per backend on this machine. */
 export function selfcheck(options: SelfcheckOptions = {}): SelfcheckReport {
   const p = platform();
   const rows = readMatrix();
   const which = options.backend ?? 'all';
   const infos = backends().filter((b) => which === 'all' || b.name === which);
-  const verdicts = infos.map((b) => checkBackend(b, options.quick ?? false, rows, p));
+  const suite = options.quick ? null : runNativeSuite(which);
+  const verdicts = infos.map((b) => checkBackend(b, options.quick ?? false, rows, p, suite));
   return {
     platform: p,
     bridge: native.bridge(),
@@ -289,13 +334,22 @@ export function formatSelfcheck(r: SelfcheckReport): string {
     `platform  ${p.key}  (os ${p.os}, arch ${p.arch}, ${p.libc}, node ${p.node}, v8 ${p.v8})`,
     `bridge    ${r.bridge.ok ? `ok (thread id slot fs${r.bridge.threadIdOffset} from ${r.bridge.threadIdFrom}, stack start slot fs${r.bridge.stackStartOffset} from ${r.bridge.stackStartFrom})` : `unavailable: ${r.bridge.reason}`}`,
     '',
-    'backend    verdict      passed failed skipped  matrix.yml',
+    'backend    verdict       native suite   JS bridge    matrix.yml (' + p.key.replace(/-glibc|-musl/, '') + ')',
+    '                          pass fail skip pass fail skip',
   ];
+  const count = (cs: CheckResult[], ok: boolean | null) => String(cs.filter((c) => c.ok === ok).length).padStart(4);
   for (const v of r.backends) {
+    const nat = v.checks.filter((c) => c.name.startsWith('native'));
+    const js = v.checks.filter((c) => !c.name.startsWith('native'));
     const m = v.matrix ? `${v.matrix.status}${v.matrix.agrees ? '' : '  (DISAGREES)'}` : '(no row)';
-    lines.push(`${v.backend.padEnd(10)} ${v.verdict.padEnd(12)} ${String(v.passed).padStart(6)} ${String(v.failed).padStart(6)} ${String(v.skipped).padStart(7)}  ${m}`);
+    lines.push(
+      `${v.backend.padEnd(10)} ${v.verdict.padEnd(12)} ${count(nat, true)} ${count(nat, false)} ${count(nat, null)} ${count(js, true)} ${count(js, false)} ${count(js, null)}   ${m}`,
+    );
     if (!v.available) lines.push(`           ${v.reason}`);
     for (const c of v.checks.filter((c) => c.ok === false)) lines.push(`           FAILED ${c.name}: ${c.detail}`);
+    for (const c of v.checks.filter((c) => c.name === 'native suite' && c.ok === null && c.detail !== 'skipped (--quick)')) {
+      lines.push(`           native suite skipped: ${c.detail}`);
+    }
   }
   lines.push('', r.ok ? 'self-check passed' : 'self-check FAILED');
   return lines.join('\n');
