@@ -31,6 +31,14 @@
       "include_dirs": ["engine/include", "engine/src"],
       "defines": ["<!@(node engine/node/configure.js defines)"],
       "libraries": ["<!@(node engine/node/configure.js libraries)", "-lm", "-lpthread"]
+    },
+    {
+      "target_name": "korutin-bench",
+      "type": "executable",
+      "sources": ["<!@(node engine/node/configure.js bench)"],
+      "include_dirs": ["engine/include", "engine/src"],
+      "defines": ["<!@(node engine/node/configure.js defines)", "<!@(node engine/node/configure.js benchDefines)"],
+      "libraries": ["<!@(node engine/node/configure.js libraries)", "-lm", "-lpthread"]
     }
   ]
 }

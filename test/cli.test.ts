@@ -38,13 +38,16 @@ describe('korutin CLI', function () {
 
   it('bench prints round trips beside a generator and async/await, and writes JSON', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'korutin-')), 'bench.json');
-    const r = cli('bench', '--iterations', '2000', '--json', file);
+    const r = cli('bench', '--quick', '--iterations', '2000', '--json', file);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /coroutine\/asm/);
     assert.match(r.stdout, /generator next\(\)/);
     assert.match(r.stdout, /async\/await/);
     const json = JSON.parse(fs.readFileSync(file, 'utf8'));
     assert.ok(json.rows.every((row: { ns: number }) => row.ns > 0));
+    assert.ok(Array.isArray(json.native.backends), 'the native table ran');
+    assert.match(r.stdout, /rt\/s @16,384/);
+    assert.ok(json.channel.rows.length > 0, 'the channel figures ran');
   });
 
   it('usage errors exit 2 and say what is accepted', () => {

@@ -1,7 +1,16 @@
 /**
- * JS-level benchmark: a coroutine resume+yield round trip on each backend,
- * beside a generator and an async/await pair measured in the same run.
+ * `korutin bench`: the native engine's table (korutin-bench: ns per switch
+ * beside raw Boost/swapcontext/futex references, round trips per second with
+ * 1,024 and 16,384 coroutines, RSS per idle coroutine), then JS figures: a
+ * coroutine resume+yield round trip per backend beside a generator and an
+ * async/await pair, and channel ping-pong beside async/await, all measured
+ * in the same run.
  */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ChannelBenchReport, formatChannelBench, runChannelBench } from '../bench/channel';
 import { backends } from './backends';
 import { createEngine } from './engine';
 import { platform, Platform } from './platform';
@@ -18,13 +27,37 @@ export interface BenchReport {
   platform: Platform;
   iterations: number;
   repetitions: number;
+  /** JS round trips. */
   rows: BenchRow[];
+  /** korutin-bench's JSON, or why it did not run. */
+  native: Record<string, unknown> | { missing: string };
+  /** Channel ping-pong and stream figures (null when skipped). */
+  channel: ChannelBenchReport | null;
 }
 
 export interface BenchOptions {
-  /** Round trips per repetition (threads gets a tenth). */
+  /** Round trips per repetition (threads gets a twentieth). */
   iterations?: number;
   repetitions?: number;
+  /** Fewer repetitions everywhere, no 100,000-sleeper figure. */
+  quick?: boolean;
+}
+
+const NATIVE_BENCH = path.join(__dirname, '..', '..', 'build', 'Release', 'korutin-bench');
+
+function nativeBench(quick: boolean): Record<string, unknown> | { missing: string } {
+  if (!fs.existsSync(NATIVE_BENCH)) {
+    return { missing: 'korutin-bench is not built here (a prebuilt install): build from source (npm run build:native)' };
+  }
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'korutin-bench-')), 'native.json');
+  const r = spawnSync(NATIVE_BENCH, ['--json', file, ...(quick ? ['--quick'] : [])], { encoding: 'utf8', timeout: 900_000 });
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return { missing: `korutin-bench did not report (exit ${r.status ?? r.signal})` };
+  } finally {
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  }
 }
 
 function median(xs: number[]): number {
@@ -91,8 +124,10 @@ function coroutineRoundTrip(backend: Parameters<typeof createEngine>[0], n: numb
 
 /** Runs the benchmark; prints nothing. */
 export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
-  const iterations = options.iterations ?? 200_000;
-  const repetitions = options.repetitions ?? 5;
+  const quick = options.quick ?? false;
+  const iterations = options.iterations ?? (quick ? 20_000 : 200_000);
+  const repetitions = options.repetitions ?? (quick ? 3 : 5);
+  const native = nativeBench(quick);
   const gen: number[] = [];
   const asy: number[] = [];
   const per = new Map<string, number[]>();
@@ -114,15 +149,48 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
     { name: 'async/await handoff', ns: median(asy), vsGenerator: 0 },
   ];
   for (const row of rows) row.vsGenerator = row.ns / g;
-  return { platform: platform(), iterations, repetitions, rows };
+  const channel = await runChannelBench({
+    backends: 'all',
+    messages: quick ? 5_000 : 50_000,
+    repetitions,
+    sleepers: quick ? 0 : 100_000,
+  });
+  return { platform: platform(), iterations, repetitions, rows, native, channel };
+}
+
+type NativeBackendRow = {
+  name: string;
+  engine_ns_per_switch: number;
+  raw_ns_per_switch: number;
+  round_trips_per_s_1024: number;
+  round_trips_per_s_16384: number;
+  rss_bytes_per_idle_coroutine: number;
+};
+
+function formatNative(n: BenchReport['native']): string[] {
+  if ('missing' in n) return [`native engine: ${String(n.missing)}`];
+  const refs = n.references_ns_per_switch as Record<string, number>;
+  const rows = n.backends as NativeBackendRow[];
+  const m = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(1)} M` : `${(x / 1e3).toFixed(0)} k`);
+  return [
+    'native engine (korutin-bench)        ns/switch  raw ns  rt/s @1,024  rt/s @16,384  RSS/idle',
+    ...rows.map(
+      (r) =>
+        `${r.name.padEnd(36)} ${r.engine_ns_per_switch.toFixed(1).padStart(9)} ${r.raw_ns_per_switch.toFixed(1).padStart(7)} ${m(r.round_trips_per_s_1024).padStart(12)} ${m(r.round_trips_per_s_16384).padStart(13)} ${(r.rss_bytes_per_idle_coroutine / 1000).toFixed(2).padStart(7)} KB`,
+    ),
+    ...Object.entries(refs).map(([k, v]) => `reference: ${k.padEnd(25)} ${v.toFixed(1).padStart(9)}`),
+  ];
 }
 
 export function formatBench(r: BenchReport): string {
   const lines = [
     `platform ${r.platform.key} (node ${r.platform.node}); median of ${r.repetitions} runs`,
     '',
+    ...formatNative(r.native),
+    '',
     'JS round trip (resume + yield)      ns   x generator',
   ];
   for (const row of r.rows) lines.push(`${row.name.padEnd(30)} ${row.ns.toFixed(1).padStart(8)}   ${row.vsGenerator.toFixed(1).padStart(6)}`);
+  if (r.channel) lines.push('', formatChannelBench(r.channel));
   return lines.join('\n');
 }

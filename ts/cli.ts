@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `korutin selfcheck [--backend all|NAME] [--json] [--quick]`
- * `korutin bench [--json [FILE]] [--iterations N]`
+ * `korutin bench [--json [FILE]] [--iterations N] [--quick]`
  */
 import * as fs from 'fs';
 import { BACKENDS, BackendName } from './config';
@@ -10,7 +10,7 @@ import { formatSelfcheck, selfcheck } from './selfcheck';
 
 const USAGE = `usage:
   korutin selfcheck [--backend all|${BACKENDS.join('|')}] [--json] [--quick]
-  korutin bench [--json [FILE]] [--iterations N]`;
+  korutin bench [--json [FILE]] [--iterations N] [--quick]`;
 
 function flag(args: string[], name: string): boolean {
   return args.includes(name);
@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'bench') {
     const iterations = option(args, '--iterations');
     if (iterations !== undefined && !(Number(iterations) > 0)) usageError('--iterations takes a positive number');
-    const report = await bench({ iterations: iterations ? Number(iterations) : undefined });
+    const report = await bench({ iterations: iterations ? Number(iterations) : undefined, quick: flag(args, '--quick') });
     console.log(formatBench(report));
     if (flag(args, '--json')) {
       const file = option(args, '--json');

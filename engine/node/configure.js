@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Feeds binding.gyp from engine/sources.json, so that node-gyp and CMake
 // build the same files. Usage (from gyp): node engine/node/configure.js
-// sources|selfcheck|defines|libraries
+// sources|selfcheck|bench|defines|benchDefines|libraries
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -37,6 +37,12 @@ const out = {
   sources: [...core, ...list.sched],
   // korutin-selfcheck, the native suite that `korutin selfcheck` runs
   selfcheck: [...core, ...list.selfcheck],
+  // korutin-bench, the native benchmark that `korutin bench` runs
+  bench: [...core, ...list.bench],
+  benchDefines: [
+    ...(boost ? ['KO_BENCH_FCONTEXT'] : []),
+    ...(process.platform === 'linux' ? ['KO_BENCH_UCONTEXT'] : []),
+  ],
   defines: [
     ...(asm ? ['KO_ASM_SWITCH'] : []),
     ...(process.platform === 'linux' ? ['KO_HAVE_UCONTEXT'] : []),
