@@ -8,28 +8,8 @@
  * 5,000 messages instead of 100,000; everything else is the same.
  */
 import { strict as assert } from 'assert';
-import { Channel, Engine, KorutinError, select, selectAsync, trySelect, WaitGroup } from '../ts';
-import { engineFor, gc, testBackends } from './helpers';
-
-function codeOf(e: unknown): string | undefined {
-  return (e as KorutinError).code;
-}
-
-function inTask<R>(ko: Engine, fn: () => R): Promise<R> {
-  return ko.spawn(fn).toPromise();
-}
-
-const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits (on the event loop) until cond() holds. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setImmediate(r));
-    await tick(1);
-  }
-}
+import { Channel, select, selectAsync, trySelect, WaitGroup } from '../ts';
+import { codeOf, engineFor, gc, inTask, testBackends, tick, until } from './helpers';
 
 for (const backend of testBackends()) {
   describe(`channel [${backend}]`, () => {

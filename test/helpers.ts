@@ -1,7 +1,7 @@
 /** Shared by the mocha suites: which backends to run against, and small tools. */
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { backends, BackendName, createEngine, Engine } from '../ts';
+import { backends, BackendName, createEngine, Engine, KorutinError } from '../ts';
 
 /** Every backend that can run JavaScript here (KORUTIN_TEST_BACKENDS=asm,threads narrows it). */
 export function testBackends(): BackendName[] {
@@ -41,4 +41,26 @@ export function runNode(script: string, flags: string[] = [], env: NodeJS.Proces
     timeout: 120_000,
   });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The stable code of a korutin error. */
+export function codeOf(e: unknown): string | undefined {
+  return (e as KorutinError).code;
+}
+
+/** Runs fn as a task; resolves with its result. */
+export function inTask<R>(ko: Engine, fn: () => R): Promise<R> {
+  return ko.spawn(fn).toPromise();
+}
+
+export const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (on the event loop) until cond() holds. */
+export async function until(cond: () => boolean, what = 'condition', ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+    await tick(1);
+  }
 }

@@ -10,30 +10,9 @@ import { strict as assert } from 'assert';
 import { AsyncLocalStorage } from 'async_hooks';
 import { performance } from 'perf_hooks';
 import {
-  CancelledError, Channel, Cond, Engine, KorutinError, Mutex, select, Semaphore, Task, WaitGroup,
+  CancelledError, Channel, Cond, Mutex, select, Semaphore, Task, WaitGroup,
 } from '../ts';
-import { engineFor, gc, PACKAGE_ENTRY, runNode, testBackends } from './helpers';
-
-function codeOf(e: unknown): string | undefined {
-  return (e as KorutinError).code;
-}
-
-/** Runs fn as a task and returns what it returns (or rejects with its error). */
-function inTask<R>(ko: Engine, fn: () => R): Promise<R> {
-  return ko.spawn(fn).toPromise();
-}
-
-const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits (on the event loop) until cond() holds. */
-async function until(cond: () => boolean, what = 'condition', ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-    await tick(1);
-  }
-}
+import { codeOf, engineFor, gc, inTask, PACKAGE_ENTRY, runNode, testBackends, tick, until } from './helpers';
 
 for (const backend of testBackends()) {
   describe(`scheduler [${backend}]`, () => {

@@ -2,28 +2,8 @@
  * Mutex, Cond, Semaphore and WaitGroup between tasks, on every backend.
  */
 import { strict as assert } from 'assert';
-import { Cond, Engine, KorutinError, Mutex, Semaphore, WaitGroup } from '../ts';
-import { engineFor, testBackends } from './helpers';
-
-function codeOf(e: unknown): string | undefined {
-  return (e as KorutinError).code;
-}
-
-function inTask<R>(ko: Engine, fn: () => R): Promise<R> {
-  return ko.spawn(fn).toPromise();
-}
-
-const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits (on the event loop) until cond() holds. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setImmediate(r));
-    await tick(1);
-  }
-}
+import { Cond, Mutex, Semaphore, WaitGroup } from '../ts';
+import { codeOf, engineFor, inTask, testBackends, until } from './helpers';
 
 for (const backend of testBackends()) {
   describe(`sync [${backend}]`, () => {
