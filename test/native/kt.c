@@ -87,6 +87,20 @@ int kt_under_asan(void) {
 #endif
 }
 
+int kt_under_qemu(void) {
+  static int known = -1;
+  if (known < 0) {
+    char name[32] = "";
+    FILE *f = fopen("/proc/self/comm", "r");
+    if (f) {
+      if (!fgets(name, sizeof name, f)) name[0] = 0;
+      fclose(f);
+    }
+    known = strncmp(name, "qemu-", 5) == 0;
+  }
+  return known;
+}
+
 size_t kt_rss(void) {
   FILE *f = fopen("/proc/self/statm", "r");
   if (!f) return 0;
@@ -123,6 +137,25 @@ void kt_child_send(int fd, const char *text) {
   }
 }
 
+static void exit_at_once(void *arg, int fd) {
+  (void)arg, (void)fd;
+  _exit(0);
+}
+
+const char *kt_fork_broken(void) {
+  static int known = -1;
+  if (known < 0) {
+    char buf[4];
+    size_t got;
+    int timed_out;
+    int st = kt_fork(exit_at_once, NULL, 5, buf, sizeof buf, &got, &timed_out);
+    known = st == -1 ? 1 : timed_out ? 2 : 0;
+  }
+  return known == 1   ? "fork() failed"
+         : known == 2 ? "a child process that only exits did not finish (fork() hangs here: qemu-user?)"
+                      : NULL;
+}
+
 int kt_fork(void (*fn)(void *arg, int fd), void *arg, unsigned timeout_s,
             void *out, size_t cap, size_t *got, int *timed_out) {
   int fds[2];
@@ -145,7 +178,7 @@ int kt_fork(void (*fn)(void *arg, int fd), void *arg, unsigned timeout_s,
   close(fds[1]);
   /* The alarm ends a hung child; the parent's own deadline covers a child
    * that blocked SIGALRM, with some slack for a slow exit under a tool. */
-  double deadline = kt_now_ns() + ((double)timeout_s + 30) * 1e9;
+  double deadline = kt_now_ns() + ((double)timeout_s + (timeout_s > 10 ? 30 : 2)) * 1e9;
   char *buf = (char *)out;
   for (;;) {
     double left = (deadline - kt_now_ns()) / 1e6;

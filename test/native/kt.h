@@ -76,6 +76,7 @@ ko_coro *kt_create(kt *t, ko_fn fn, void *arg, size_t stack_size);
 /* Under a tool that changes what a test can observe. */
 int kt_under_valgrind(void);
 int kt_under_asan(void);
+int kt_under_qemu(void); /* qemu-user: the process is named qemu-<cpu> */
 
 /* Resident set size in bytes, from /proc/self/statm (0 if unknown). */
 size_t kt_rss(void);
@@ -93,6 +94,10 @@ int kt_fork(void (*fn)(void *arg, int fd), void *arg, unsigned timeout_s,
             void *out, size_t cap, size_t *got, int *timed_out);
 /* In such a child: sends a line of text to the parent. */
 void kt_child_send(int fd, const char *text);
+/* Whether a child process works here: a child that only exits must be
+ * gone within a few seconds (under qemu-i386 with a dynamically linked
+ * glibc, fork()'s child hangs). NULL when it works, else why not. */
+const char *kt_fork_broken(void);
 
 /* A fast deterministic generator (xorshift64*). */
 static inline uint64_t kt_rand(uint64_t *s) {

@@ -11,7 +11,7 @@
  * reason, not as a failure. Exits 1 when any test failed, 2 on bad usage.
  *
  * Environment: KO_SELFCHECK_TIMEOUT (seconds per test; default 120, 1800
- * under valgrind), KO_SELFCHECK_SEED (the random walk's seed).
+ * under valgrind or qemu-user), KO_SELFCHECK_SEED (the random walk's seed).
  */
 #include "kt.h"
 
@@ -187,7 +187,7 @@ static void get_platform(platform *p) {
     snprintf(p->libc, sizeof p->libc, "unknown");
 #endif
   }
-  p->tool = kt_under_valgrind() ? "valgrind" : kt_under_asan() ? "asan" : NULL;
+  p->tool = kt_under_valgrind() ? "valgrind" : kt_under_asan() ? "asan" : kt_under_qemu() ? "qemu-user" : NULL;
 }
 
 /* ---------------------------------------------------------------- output */
@@ -247,15 +247,64 @@ static void print_json(const platform *p, row *rows, int n, int ok) {
   printf("\n  ],\n  \"ok\": %s\n}\n", ok ? "true" : "false");
 }
 
+/* The notes column: which tests failed, were skipped or scaled down. */
+static void print_notes(const row *w) {
+  static const char *const labels[] = {"scaled down", "FAILED", "skipped"};
+  const char *sep = " ";
+  for (int kind = 0; kind < 3; kind++) {
+    const char *lead = labels[kind];
+    for (int k = 0; k < w->n; k++) {
+      const result *r = &w->results[k];
+      int hit = kind == 0 ? r->status == PASS && strstr(r->note, "scaled") != NULL : r->status == kind;
+      if (!hit) continue;
+      printf("%s%s%s%s", lead ? sep : ", ", lead ? lead : "", lead ? ": " : "", r->name);
+      lead = NULL;
+      sep = "; ";
+    }
+  }
+  printf("\n");
+}
+
+/* Below the table: each failure, and each distinct reason for a skip or a
+ * scaled-down run, once, with the backends it applies to. */
+static void print_details(const row *rows, int n) {
+  int header = 0;
+  for (int i = 0; i < n; i++) {
+    for (int k = 0; k < rows[i].n; k++) {
+      const result *r = &rows[i].results[k];
+      int scaled = r->status == PASS && strstr(r->note, "scaled") != NULL;
+      if (r->status == PASS && !scaled) continue;
+      const char *text = scaled ? r->note : r->msg;
+      if (r->status != FAIL) { /* printed already for an earlier backend? */
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+          for (int m = 0; m < rows[j].n && !seen; m++)
+            seen = strcmp(rows[j].results[m].name, r->name) == 0 && rows[j].results[m].status == r->status &&
+                   strcmp(scaled ? rows[j].results[m].note : rows[j].results[m].msg, text) == 0;
+        if (seen) continue;
+      }
+      if (!header++) printf("\n");
+      printf("  %s%s (%s", r->name, r->status == FAIL ? " FAILED" : scaled ? "" : " skipped",
+             ko_backend_name(rows[i].be));
+      for (int j = i + 1; r->status != FAIL && j < n; j++)
+        for (int m = 0; m < rows[j].n; m++)
+          if (strcmp(rows[j].results[m].name, r->name) == 0 && rows[j].results[m].status == r->status &&
+              strcmp(scaled ? rows[j].results[m].note : rows[j].results[m].msg, text) == 0)
+            printf(", %s", ko_backend_name(rows[j].be));
+      printf("): %s\n", text);
+    }
+  }
+}
+
 static void print_table(const platform *p, row *rows, int n, int ok) {
   printf("korutin-selfcheck %d.%d.%d on %s %s, %s%s%s\n\n", KORUTIN_VERSION_MAJOR, KORUTIN_VERSION_MINOR,
          KORUTIN_VERSION_PATCH, p->os, p->arch, p->libc, p->tool ? ", under " : "", p->tool ? p->tool : "");
-  printf("%-10s %6s %6s %6s %11s  %s\n", "backend", "passed", "failed", "skipped", "ns/switch", "notes");
+  printf("%-10s %6s %6s %7s %10s  %s\n", "backend", "passed", "failed", "skipped", "ns/switch", "notes");
   int avail = 0, failed = 0;
   for (int i = 0; i < n; i++) {
     row *w = &rows[i];
     if (w->unavailable) {
-      printf("%-10s %6s %6s %6s %11s  unavailable: %s\n", ko_backend_name(w->be), "-", "-", "-", "-",
+      printf("%-10s %6s %6s %7s %10s  unavailable: %s\n", ko_backend_name(w->be), "-", "-", "-", "-",
              w->unavailable);
       continue;
     }
@@ -263,17 +312,11 @@ static void print_table(const platform *p, row *rows, int n, int ok) {
     failed += w->counts[FAIL] > 0;
     char ns[32] = "-";
     if (w->ns_per_switch >= 0) snprintf(ns, sizeof ns, "%.1f", w->ns_per_switch);
-    printf("%-10s %6d %6d %6d %11s ", ko_backend_name(w->be), w->counts[PASS], w->counts[FAIL],
-           w->counts[SKIP], ns);
-    const char *sep = " ";
-    for (int k = 0; k < w->n; k++) {
-      result *r = &w->results[k];
-      if (r->status == SKIP) printf("%s%s skipped: %s", sep, r->name, r->msg), sep = "; ";
-      else if (r->status == FAIL) printf("%s%s FAILED", sep, r->name), sep = "; ";
-      else if (strstr(r->note, "scaled")) printf("%s%s %s", sep, r->name, r->note), sep = "; ";
-    }
-    printf("\n");
+    printf("%-10s %6d %6d %7d %10s ", ko_backend_name(w->be), w->counts[PASS], w->counts[FAIL], w->counts[SKIP],
+           ns);
+    print_notes(w);
   }
+  print_details(rows, n);
   printf("\nselfcheck: %s (%d of %d backends available here, %d with failures)\n", ok ? "PASS" : "FAIL",
          avail, n, failed);
 }
@@ -300,7 +343,12 @@ int main(int argc, char **argv) {
     else return usage();
   }
   const char *env = getenv("KO_SELFCHECK_TIMEOUT");
-  cfg.timeout = env && atoi(env) > 0 ? (unsigned)atoi(env) : kt_under_valgrind() ? 1800 : 120;
+  cfg.timeout = env && atoi(env) > 0 ? (unsigned)atoi(env) : kt_under_valgrind() || kt_under_qemu() ? 1800 : 120;
+  const char *in_process = NULL;
+  if (!cfg.no_fork && (in_process = kt_fork_broken()) != NULL) {
+    cfg.no_fork = 1; /* the tests still run, without a process each */
+    fprintf(stderr, "korutin-selfcheck: running the tests in this process: %s\n", in_process);
+  }
   if (strcmp(which, "all") != 0 && !ko_backend_find(which)) {
     fprintf(stderr, "korutin-selfcheck: unknown backend '%s'\n", which);
     return usage();

@@ -20,7 +20,7 @@ static unsigned x87_cw(void) {
   __asm__ __volatile__("fnstcw %0" : "=m"(cw));
   return cw;
 }
-static void set_x87_rounding(unsigned rc) { /* rc: 0 nearest .. 3 toward zero */
+static inline void set_x87_rounding(unsigned rc) { /* rc: 0 nearest .. 3 toward zero */
   unsigned short cw = (unsigned short)((x87_cw() & ~0xC00u) | (rc << 10));
   __asm__ __volatile__("fldcw %0" : : "m"(cw));
 }

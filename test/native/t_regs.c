@@ -32,7 +32,7 @@ void kt_regs_call(const uint64_t in[6], uint64_t out[6], void (*fn)(void *, void
 #endif
 
 #define ROUNDS 8
-#define SKIP_WHY "needs the x86-64 System V helper (regs_x86_64.S); not built for this target"
+#define SKIP_WHY "its register helper (regs_x86_64.S) is for x86-64 System V only"
 
 #ifdef HAVE_REGS_HELPER
 static const char *const reg_names[6] = {"rbx", "rbp", "r12", "r13", "r14", "r15"};
