@@ -148,7 +148,7 @@ const char *kt_fork_broken(void) {
     char buf[4];
     size_t got;
     int timed_out;
-    int st = kt_fork(exit_at_once, NULL, 5, buf, sizeof buf, &got, &timed_out);
+    int st = kt_fork(exit_at_once, NULL, kt_under_valgrind() ? 60 : 5, buf, sizeof buf, &got, &timed_out);
     known = st == -1 ? 1 : timed_out ? 2 : 0;
   }
   return known == 1   ? "fork() failed"
