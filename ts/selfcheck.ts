@@ -170,6 +170,7 @@ const CHECKS: Check[] = [
       const movable = native.asyncStack().ok;
       const co = ko.create(() => {
         als.enterWith('co');
+        let refused = false;
         scope.runInAsyncScope(() => {
           try {
             ko.yield();
@@ -177,9 +178,10 @@ const CHECKS: Check[] = [
           } catch (e) {
             // where scopes cannot move (see asyncStack().reason), a clean refusal
             if (movable || (e as { code?: string }).code !== 'ERR_ASYNC_CONTEXT') throw e;
-            ko.yield();
+            refused = true;
           }
         });
+        if (refused) ko.yield();
         return als.getStore();
       });
       const outer = executionAsyncId();
