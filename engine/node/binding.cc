@@ -90,6 +90,10 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     js_.isolate = iso;
     js_.body.Reset(iso, ToV8(info[3]).As<v8::Function>());
     js_.context.Reset(iso, iso->GetCurrentContext());
+#if V8_MAJOR_VERSION >= 12
+    // It starts in the async context it was created in.
+    js_.continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
+#endif
     int err = JsCreate(&js_, be, stack, guard);
     if (err) {
       CodedError(env, err == KO_ENOMEM ? "ERR_OUT_OF_MEMORY" : "ERR_INVALID_CONFIG",

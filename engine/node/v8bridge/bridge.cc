@@ -36,6 +36,9 @@ void *Entry(ko_coro *, void *arg) {
       v8::HandleScope scope(iso);
       v8::Local<v8::Context> ctx = c->context.Get(iso);
       v8::Context::Scope context_scope(ctx);
+#if V8_MAJOR_VERSION >= 12
+      iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
+#endif
       v8::TryCatch try_catch(iso);  // the body catches; this stops termination
       v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
       (void)ignored;
@@ -77,6 +80,11 @@ int JsCreate(JsCoroutine *c, const ko_backend *be, size_t stack_size, size_t gua
 void JsResume(JsCoroutine *c) {
   v8::Isolate *iso = c->isolate;
   c->started = true;
+#if V8_MAJOR_VERSION >= 12
+  // The resumer's async context (AsyncContextFrame on Node 24+) comes back
+  // with it; the coroutine runs in its own.
+  v8::Local<v8::Value> resumer_data = iso->GetContinuationPreservedEmbedderData();
+#endif
   {
     v8::Unlocker unlocker(iso);
     if (!c->own_thread) {
@@ -85,6 +93,9 @@ void JsResume(JsCoroutine *c) {
     ko_resume(c->co, nullptr, nullptr);
   }
   RefreshStackStart(iso);
+#if V8_MAJOR_VERSION >= 12
+  iso->SetContinuationPreservedEmbedderData(resumer_data);
+#endif
 }
 
 void JsYield(JsCoroutine *c) {
