@@ -34,6 +34,8 @@ export interface CoroutineRecord {
   /** The coroutine's own async context: entered on every resume, so that
    * AsyncLocalStorage state set inside it stays with it. */
   resource: AsyncResource;
+  /** The async id on top of Node's stack when it was last resumed: what it must leave there. */
+  baseAsyncId: number;
 }
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
@@ -60,7 +62,7 @@ export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   rec.outValue = value;
   rec.state = 'suspended';
   running.pop();
-  const saved = executionAsyncId() === rec.resource.asyncId() ? null : popAsyncScopes(rec);
+  const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
   native.yield();
   if (saved) {
     native.asyncRestore(saved.ids, saved.resources);
@@ -89,7 +91,7 @@ function popAsyncScopes(rec: CoroutineRecord): { ids: number[]; resources: objec
       `cannot suspend inside an async scope on this runtime (${native.asyncStack().reason}); leave runInAsyncScope() before yielding`,
     );
   }
-  const base = rec.resource.asyncId();
+  const base = rec.baseAsyncId;
   const ids: number[] = [];
   const resources: object[] = [];
   for (let id = executionAsyncId(); id !== base; id = executionAsyncId()) {
@@ -149,6 +151,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
       out: Out.Return, outValue: undefined, self: null, owner: undefined,
       resource: new AsyncResource('korutin.Coroutine'),
+      baseAsyncId: 0,
     };
     const body = (): void => {
       try {
@@ -219,6 +222,7 @@ const FRAMES =
   ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--no-async-context-frame');
 
 function resumeNative(rec: CoroutineRecord): void {
+  rec.baseAsyncId = executionAsyncId();
   rec.native!.resume();
 }
 
