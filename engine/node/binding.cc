@@ -4,6 +4,7 @@
 // class whose body is a JS function. Values and exceptions cross in
 // JavaScript (ts/coroutine.ts); this file only switches.
 #include <napi.h>
+#include <node_version.h>
 
 #include <cstring>
 #include <memory>
@@ -90,7 +91,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     js_.isolate = iso;
     js_.body.Reset(iso, ToV8(info[3]).As<v8::Function>());
     js_.context.Reset(iso, iso->GetCurrentContext());
-#if V8_MAJOR_VERSION >= 12
+#if V8_MAJOR_VERSION >= 12 && NODE_MAJOR_VERSION < 24  // see v8bridge/bridge.cc
     // It starts in the async context it was created in.
     js_.continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
 #endif

@@ -6,6 +6,18 @@
 
 #include "discover.h"
 
+#include <node_version.h>
+
+// Node 22 (V8 12) has V8's continuation data; Node 24 keeps AsyncContextFrame
+// there, and carrying it across switches corrupted the heap in the self-check
+// on Node 24.21: until understood, Node 24+ does not get per-coroutine
+// AsyncLocalStorage (see ts/coroutine.ts).
+#if V8_MAJOR_VERSION >= 12 && NODE_MAJOR_VERSION < 24
+#define KO_CARRY_CONTINUATION_DATA 1
+#else
+#define KO_CARRY_CONTINUATION_DATA 0
+#endif
+
 namespace korutin {
 namespace {
 
@@ -36,7 +48,7 @@ void *Entry(ko_coro *, void *arg) {
       v8::HandleScope scope(iso);
       v8::Local<v8::Context> ctx = c->context.Get(iso);
       v8::Context::Scope context_scope(ctx);
-#if V8_MAJOR_VERSION >= 12
+#if KO_CARRY_CONTINUATION_DATA
       iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif
       v8::TryCatch try_catch(iso);  // the body catches; this stops termination
@@ -80,7 +92,7 @@ int JsCreate(JsCoroutine *c, const ko_backend *be, size_t stack_size, size_t gua
 void JsResume(JsCoroutine *c) {
   v8::Isolate *iso = c->isolate;
   c->started = true;
-#if V8_MAJOR_VERSION >= 12
+#if KO_CARRY_CONTINUATION_DATA
   // The resumer's async context (AsyncContextFrame on Node 24+) comes back
   // with it; the coroutine runs in its own.
   v8::Local<v8::Value> resumer_data = iso->GetContinuationPreservedEmbedderData();
@@ -93,14 +105,14 @@ void JsResume(JsCoroutine *c) {
     ko_resume(c->co, nullptr, nullptr);
   }
   RefreshStackStart(iso);
-#if V8_MAJOR_VERSION >= 12
+#if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(resumer_data);
 #endif
 }
 
 void JsYield(JsCoroutine *c) {
   v8::Isolate *iso = c->isolate;
-#if V8_MAJOR_VERSION >= 12
+#if KO_CARRY_CONTINUATION_DATA
   c->continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
 #endif
   if (c->own_thread) iso->Exit();
@@ -112,7 +124,7 @@ void JsYield(JsCoroutine *c) {
     ko_yield(nullptr);
   }
   if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
-#if V8_MAJOR_VERSION >= 12
+#if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif
 }
