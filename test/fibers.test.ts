@@ -1,7 +1,6 @@
 /**
  * korutin/fibers: node-fibers' documented behaviour, on every backend.
  */
-import { native } from '../ts/native';
 import { strict as assert } from 'assert';
 import * as path from 'path';
 import { autoBackend, KorutinError } from '../ts';
@@ -516,14 +515,6 @@ onEveryBackend('Fiber', function (backend) {
   // become corrupted") when the timer's callback ends.
   it('yields inside an AsyncResource scope and an AsyncLocalStorage run, and a timer resumes it', async function () {
     const r = await runNode([path.join(repoRoot, 'dist', 'test', 'fixtures', 'fibers-async-scope.js')], { KORUTIN_BACKEND: backend });
-    if (!native.asyncStack().ok) {
-      // Where korutin cannot move async scopes (Node 24+ so far), the yield
-      // refuses with a clear error instead of corrupting Node's stack.
-      // (On Node 24+ this test asserts that refusal; nothing else is checked there.)
-      assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /ERR_ASYNC_CONTEXT|cannot suspend inside an async scope/);
-      return;
-    }
     assert.deepEqual(lastJson(r), {
       firstRun: 'suspended',
       storeBefore: 'inside the fiber',

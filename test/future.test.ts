@@ -1,7 +1,6 @@
 /**
  * korutin/future: node-fibers' documented Future API, on every backend.
  */
-import { PER_COROUTINE_ASYNC_CONTEXT } from '../ts/coroutine';
 import { strict as assert } from 'assert';
 import { AsyncLocalStorage } from 'async_hooks';
 import * as fs from 'fs';
@@ -456,7 +455,6 @@ onEveryBackend('Future', function () {
   });
 
   it('a fiber waiting on a future keeps its AsyncLocalStorage store; the callback that resumes it keeps its own', async function () {
-    if (!PER_COROUTINE_ASYNC_CONTEXT) this.skip(); // Node 24+: not supported yet (ts/coroutine.ts)
     const als = new AsyncLocalStorage<string>();
     const f = new Future<string>();
     let inResolver: unknown = 'unset';

@@ -6,7 +6,6 @@
  * The threads backend gives each task an OS thread of its own, so its runs
  * use smaller counts (SMALL below); everything else is the same.
  */
-import { PER_COROUTINE_ASYNC_CONTEXT } from '../ts/coroutine';
 import { strict as assert } from 'assert';
 import { AsyncLocalStorage } from 'async_hooks';
 import { performance } from 'perf_hooks';
@@ -265,7 +264,6 @@ for (const backend of testBackends()) {
     });
 
     it('each task keeps the AsyncLocalStorage store it was spawned in, across every suspension', async function () {
-      if (!PER_COROUTINE_ASYNC_CONTEXT) this.skip(); // Node 24+: not supported yet (ts/coroutine.ts)
       const als = new AsyncLocalStorage<string>();
       const ch = new Channel<number>(0);
       const a = als.run('A', () =>

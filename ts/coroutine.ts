@@ -211,17 +211,6 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
   }
 }
 
-/**
- * Node 24+ keeps AsyncLocalStorage in V8's continuation data
- * (AsyncContextFrame). Entering the coroutine's AsyncResource around a
- * switch there corrupted the heap (self-check on Node 24.21), so on those
- * versions a coroutine runs in its resumer's async context and does not get
- * a store of its own: {@link PER_COROUTINE_ASYNC_CONTEXT} says which.
- */
-export const PER_COROUTINE_ASYNC_CONTEXT =
-  Number(process.versions.node.split('.')[0]) < 24 ||
-  [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--no-async-context-frame');
-
 function resumeNative(rec: CoroutineRecord): void {
   rec.baseAsyncId = executionAsyncId();
   rec.native!.resume();
@@ -244,8 +233,7 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
   rec.state = 'running';
   running.push(rec);
   try {
-    if (PER_COROUTINE_ASYNC_CONTEXT) rec.resource.runInAsyncScope(resumeNative, null, rec);
-    else resumeNative(rec);
+    rec.resource.runInAsyncScope(resumeNative, null, rec);
   } finally {
     if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
     if (outer) outer.state = 'running';

@@ -4,7 +4,6 @@
 // class whose body is a JS function. Values and exceptions cross in
 // JavaScript (ts/coroutine.ts); this file only switches.
 #include <napi.h>
-#include <node_version.h>
 
 #include <cstring>
 #include <memory>
@@ -91,7 +90,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     js_.isolate = iso;
     js_.body.Reset(iso, ToV8(info[3]).As<v8::Function>());
     js_.context.Reset(iso, iso->GetCurrentContext());
-#if V8_MAJOR_VERSION >= 12 && NODE_MAJOR_VERSION < 24  // see v8bridge/bridge.cc
+#if V8_MAJOR_VERSION >= 12  // see v8bridge/bridge.cc
     // It starts in the async context it was created in.
     js_.continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
 #endif
@@ -188,9 +187,13 @@ Napi::Value InCoroutine(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), JsCurrent() != nullptr);
 }
 
-// Per environment (main thread or Worker): its async-context stack access.
+// Per environment (main thread or Worker): its async-context stack access
+// and the bridge's per-isolate state.
 struct Instance {
   std::unique_ptr<AsyncStack> async;
+  v8::Isolate *isolate = nullptr;
+  void *bridge = nullptr;
+  ~Instance() { JsIsolateTeardown(isolate, bridge); }
 };
 
 AsyncStack &Async(Napi::Env env) {
@@ -249,7 +252,10 @@ Napi::Value SetPoolLimit(const Napi::CallbackInfo &info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData(new Instance());
+  Instance *inst = new Instance();
+  inst->isolate = v8::Isolate::GetCurrent();
+  inst->bridge = JsIsolateSetup(inst->isolate);
+  env.SetInstanceData(inst);
   exports.Set("asyncStack", Napi::Function::New<AsyncStackInfo>(env, "asyncStack"));
   exports.Set("asyncPop", Napi::Function::New<AsyncPop>(env, "asyncPop"));
   exports.Set("asyncRestore", Napi::Function::New<AsyncRestore>(env, "asyncRestore"));

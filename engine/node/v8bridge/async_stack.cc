@@ -65,14 +65,6 @@ constexpr size_t kScanBytes = 4096;
 }  // namespace
 
 AsyncStack::AsyncStack(v8::Local<v8::Context> context) {
-#if NODE_MAJOR_VERSION >= 24
-  // Node 24 keeps pointers to natively pushed resources in a way this
-  // module does not yet honour: moving scopes corrupted the heap there
-  // (selfcheck under Node 24.21). Until that is understood, refuse.
-  (void)context;
-  reason_ = "moving async scopes across a suspension is not supported on Node 24+ yet";
-  return;
-#endif
   const Functions &f = Lookup();
   if (!f.push || !f.pop || !f.vptr) {
     reason_ = "this Node does not export node::AsyncHooks' push/pop functions and vtable";

@@ -6,13 +6,10 @@
 
 #include "discover.h"
 
-#include <node_version.h>
-
-// Node 22 (V8 12) has V8's continuation data; Node 24 keeps AsyncContextFrame
-// there, and carrying it across switches corrupted the heap in the self-check
-// on Node 24.21: until understood, Node 24+ does not get per-coroutine
-// AsyncLocalStorage (see ts/coroutine.ts).
-#if V8_MAJOR_VERSION >= 12 && NODE_MAJOR_VERSION < 24
+// V8 12+ has continuation-preserved embedder data (Node 24+ keeps its
+// AsyncContextFrame, i.e. AsyncLocalStorage, there): each coroutine carries
+// its own across switches.
+#if V8_MAJOR_VERSION >= 12
 #define KO_CARRY_CONTINUATION_DATA 1
 #else
 #define KO_CARRY_CONTINUATION_DATA 0
@@ -137,6 +134,55 @@ void JsDestroy(JsCoroutine *c) {
   c->async_resources.clear();
   c->continuation_data.Reset();
 }
+
+#if KO_CARRY_CONTINUATION_DATA && V8_MAJOR_VERSION >= 13
+namespace {
+// V8 13+ keeps the continuation data in one isolate-wide slot, yet visits
+// that slot as a root once for the running thread and once more for every
+// archived one. A scavenge is not idempotent: each visit copies a young
+// object again, and with coroutines suspended (archived threads) the heap
+// was corrupted (Scavenger::Process aborting, Node 24.21 and 26.10). So
+// during every GC the slot holds undefined and its value waits in a
+// Global, which GC visits exactly once.
+struct GcStash {
+  v8::Global<v8::Value> data;
+  int depth = 0;
+};
+
+void StashBeforeGc(v8::Isolate *iso, v8::GCType, v8::GCCallbackFlags, void *p) {
+  GcStash *s = static_cast<GcStash *>(p);
+  if (s->depth++ > 0) return;
+  v8::HandleScope scope(iso);
+  s->data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
+  iso->SetContinuationPreservedEmbedderData(v8::Undefined(iso));
+}
+
+void RestoreAfterGc(v8::Isolate *iso, v8::GCType, v8::GCCallbackFlags, void *p) {
+  GcStash *s = static_cast<GcStash *>(p);
+  if (s->depth == 0 || --s->depth > 0) return;
+  v8::HandleScope scope(iso);
+  iso->SetContinuationPreservedEmbedderData(s->data.Get(iso));
+  s->data.Reset();
+}
+}  // namespace
+
+void *JsIsolateSetup(v8::Isolate *iso) {
+  GcStash *s = new GcStash();
+  iso->AddGCPrologueCallback(StashBeforeGc, s);
+  iso->AddGCEpilogueCallback(RestoreAfterGc, s);
+  return s;
+}
+
+void JsIsolateTeardown(v8::Isolate *iso, void *state) {
+  GcStash *s = static_cast<GcStash *>(state);
+  iso->RemoveGCPrologueCallback(StashBeforeGc, s);
+  iso->RemoveGCEpilogueCallback(RestoreAfterGc, s);
+  delete s;
+}
+#else
+void *JsIsolateSetup(v8::Isolate *) { return nullptr; }
+void JsIsolateTeardown(v8::Isolate *, void *) {}
+#endif
 
 JsCoroutine *JsCurrent() {
   ko_coro *co = ko_current();

@@ -56,6 +56,11 @@ void JsResume(JsCoroutine *c);
 void JsYield(JsCoroutine *c);
 // Frees a coroutine that has finished or never started.
 void JsDestroy(JsCoroutine *c);
+// Per isolate (the main thread's, each Worker's), before its first coroutine
+// and after its last: what the bridge needs from V8 there. Returns a state
+// for JsIsolateTeardown.
+void *JsIsolateSetup(v8::Isolate *iso);
+void JsIsolateTeardown(v8::Isolate *iso, void *state);
 // The JS coroutine running on this OS thread, or nullptr.
 JsCoroutine *JsCurrent();
 
