@@ -97,7 +97,10 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     int err = JsCreate(&js_, be, stack, guard);
     if (err) {
       CodedError(env, err == KO_ENOMEM ? "ERR_OUT_OF_MEMORY" : "ERR_INVALID_CONFIG",
-                 std::string("cannot create a coroutine: ") + ko_strerror(err))
+                 std::string("cannot create a coroutine: ") + ko_strerror(err) +
+                     (err == KO_ENOMEM ? "; each stack is a memory mapping: finish or return() idle coroutines, "
+                                         "use a smaller stackSize, or raise the limits (ulimit -v, sysctl vm.max_map_count)"
+                                       : ""))
           .ThrowAsJavaScriptException();
     }
   }
