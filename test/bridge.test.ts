@@ -1,9 +1,29 @@
 import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
 import { backends } from '../ts';
 import { native } from '../ts/native';
 import { engineFor, gc, PACKAGE_ENTRY, rssBytes, runNode, testBackends } from './helpers';
 
 describe('V8 bridge', () => {
+  it('running out of address space is ERR_OUT_OF_MEMORY naming the limits, and nothing is lost', () => {
+    // A child under `ulimit -v`: 64 MiB stacks exhaust 4 GB of address space.
+    const script = `const ko = require(${JSON.stringify(PACKAGE_ENTRY)}).createEngine({ backend: 'asm', stackSize: '64m' });
+      const live = [];
+      try { for (;;) { const c = ko.create(() => ko.yield()); c.resume(); live.push(c); } }
+      catch (e) {
+        for (const c of live) c.resume();
+        const again = ko.create(() => 'still works').resume();
+        console.log(JSON.stringify({ code: e.code, message: e.message, live: live.length, again: again.value }));
+      }`;
+    const r = spawnSync('bash', ['-c', 'ulimit -v 4000000 && exec "$0" -e "$1"', process.execPath, script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim());
+    assert.equal(out.code, 'ERR_OUT_OF_MEMORY');
+    assert.match(out.message, /vm\.max_map_count/);
+    assert.ok(out.live > 0);
+    assert.equal(out.again, 'still works');
+  });
+
   it('found and verified V8 thread-local slots at load time', () => {
     const b = native.bridge();
     assert.equal(b.ok, true, b.reason ?? '');
