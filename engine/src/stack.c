@@ -2,11 +2,12 @@
  * stack.c - coroutine stacks.
  *
  * Each stack is one mapping: `guard` bytes at the bottom that fault when
- * touched, then the usable part. On Linux 6.13+ the guard is a lightweight
- * guard region (MADV_GUARD_INSTALL) inside the mapping, so a stack is one
- * VMA and vm.max_map_count (65,530 by default) allows twice as many stacks;
- * elsewhere it is a PROT_NONE page, a VMA of its own. Pages are only touched when used, so a large stack costs
- * address space, not memory. The mapping size is kept off powers of two so
+ * touched, then the usable part. On Linux 6.13+ the guard is a guard region
+ * (MADV_GUARD_INSTALL) inside the mapping, so a stack is a single VMA that
+ * may even merge with its neighbours, and vm.max_map_count (65,530 by
+ * default) stops limiting how many there can be; elsewhere the guard is a
+ * PROT_NONE page, a VMA of its own. Pages are only touched when used, so a
+ * large stack costs address space, not memory. The mapping size is kept off powers of two so
  * that the tops of neighbouring stacks do not all fall in the same cache
  * sets. Freed stacks wait in a small pool for reuse (the pool is guarded by a
  * mutex; it is never touched on the switch path).
