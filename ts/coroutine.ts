@@ -11,7 +11,8 @@ import { native, NativeCoroutine } from './native';
 export type CoroutineState = 'created' | 'suspended' | 'running' | 'normal' | 'done';
 
 const enum Sig { Next, Throw, Return }
-const enum Out { Yield, Return, Throw }
+/** How a coroutine last came back to its resumer. @internal */
+export const enum Out { Yield, Return, Throw }
 
 /**
  * What a coroutine and its body share. The body's closure holds this record,
@@ -36,6 +37,8 @@ export interface CoroutineRecord {
   resource: AsyncResource;
   /** The async id on top of Node's stack when it was last resumed: what it must leave there. */
   baseAsyncId: number;
+  /** Resumed by {@link runChain} or handed the turn by {@link handOff}: it may hand off in turn. */
+  chained: boolean;
 }
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
@@ -64,17 +67,25 @@ export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
   native.yield();
-  if (saved) {
-    native.asyncRestore(saved.ids, saved.resources);
-    // Node's JS side pops a scope by shortening its resource array: an empty
-    // scope here stretches that array to the stack's new depth.
-    rec.resource.runInAsyncScope(noop);
-  }
+  if (saved) restoreAsyncScopes(rec, saved);
   return takeSignal(rec) as TIn;
+}
+
+/** Resuming: pushes back the async scopes popAsyncScopes() took off. */
+function restoreAsyncScopes(rec: CoroutineRecord, saved: { ids: number[]; resources: object[] }): void {
+  native.asyncRestore(saved.ids, saved.resources);
+  // Node's JS side pops a scope by shortening its resource array: an empty
+  // scope here stretches that array to the stack's new depth.
+  rec.resource.runInAsyncScope(noop);
 }
 
 let asyncStackOk: boolean | undefined;
 const noop = (): void => undefined;
+
+/** Whether this runtime lets a coroutine move its async contexts (see engine/node/v8bridge/async_stack.h). */
+function canMoveAsyncScopes(): boolean {
+  return (asyncStackOk ??= native.asyncStack().ok);
+}
 
 /**
  * The coroutine suspends inside async scopes it entered since it was resumed
@@ -82,8 +93,7 @@ const noop = (): void => undefined;
  * to be pushed back on resume, so that the resumer finds its own on top.
  */
 function popAsyncScopes(rec: CoroutineRecord): { ids: number[]; resources: object[] } {
-  asyncStackOk ??= native.asyncStack().ok;
-  if (!asyncStackOk) {
+  if (!canMoveAsyncScopes()) {
     rec.state = 'running';
     running.push(rec);
     fail(
@@ -151,7 +161,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
       out: Out.Return, outValue: undefined, self: null, owner: undefined,
       resource: new AsyncResource('korutin.Coroutine'),
-      baseAsyncId: 0,
+      baseAsyncId: 0, chained: false,
     };
     const body = (): void => {
       try {
@@ -231,6 +241,7 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
   rec.sig = sig;
   rec.sigValue = value;
   rec.state = 'running';
+  rec.chained = false;
   running.push(rec);
   try {
     rec.resource.runInAsyncScope(resumeNative, null, rec);
@@ -280,4 +291,94 @@ function unwindAbandoned(rec: CoroutineRecord): void {
 /** The public object of the innermost running coroutine. */
 export function currentCoroutine(): Coroutine | undefined {
   return running[running.length - 1]?.self?.deref();
+}
+
+// ------------------------------------------------------------------ chains
+//
+// The scheduler runs tasks in chains: it resumes one with runChain(), and a
+// task that blocks hands the turn straight to the next ready one with
+// handOff(), which costs one switch of V8's thread state instead of two
+// (there and back through the scheduler). Each coroutine of a chain runs in
+// its own async context, pushed on Node's async stack natively (no
+// async_hooks before/after callbacks are emitted for these switches).
+
+/** The coroutine a chain is in now. */
+let chainTail: CoroutineRecord | null = null;
+
+/** Whether chains work here (they move async contexts). @internal */
+export function chainsSupported(): boolean {
+  return canMoveAsyncScopes();
+}
+
+/** Lets the coroutine take part in chains (once, before its first runChain or handOff). @internal */
+export function joinChains(rec: CoroutineRecord): void {
+  rec.native!.setBase(rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
+  rec.baseAsyncId = rec.resource.asyncId();
+}
+
+/**
+ * Resumes `rec` (outside any coroutine) in its own async context; coroutines
+ * it hands off to run in turn. Returns the one that came back (yielded or
+ * ended); its `out` and `outValue` say how. @internal
+ */
+export function runChain(rec: CoroutineRecord): CoroutineRecord {
+  if (running.length > 0 || (rec.state !== 'suspended' && rec.state !== 'created')) {
+    fail('ERR_ALREADY_RUNNING', 'runChain() resumes a suspended coroutine from outside any coroutine');
+  }
+  rec.sig = Sig.Next;
+  rec.sigValue = undefined;
+  rec.state = 'running';
+  rec.chained = true;
+  running.push(rec);
+  chainTail = rec;
+  try {
+    rec.native!.resumeChain();
+  } finally {
+    if (running.length > 0) running.pop(); // only if the switch itself failed
+  }
+  const last = chainTail;
+  chainTail = null;
+  last.chained = false;
+  if (last.out !== Out.Yield) finished(last);
+  return last;
+}
+
+/** Inside a coroutine run by runChain() (only it running): whether it may hand off. @internal */
+export function canHandOff(): boolean {
+  return running.length === 1 && running[0].chained;
+}
+
+/**
+ * Suspends the running coroutine (see {@link canHandOff}) and hands the turn
+ * to `to`, a suspended coroutine that joined chains; returns when this one
+ * is resumed again (its signal applies as after a yield). @internal
+ */
+export function handOff(to: CoroutineRecord): unknown {
+  const rec = running[0];
+  rec.out = Out.Yield;
+  rec.outValue = undefined;
+  rec.state = 'suspended';
+  running.pop();
+  const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
+  to.sig = Sig.Next;
+  to.sigValue = undefined;
+  to.state = 'running';
+  to.chained = true;
+  running.push(to);
+  chainTail = to;
+  try {
+    native.Coroutine.yieldTo(to.native!);
+  } catch (e) {
+    // it never left: undo
+    running.pop();
+    to.state = 'suspended';
+    to.chained = false;
+    chainTail = rec;
+    rec.state = 'running';
+    running.push(rec);
+    if (saved) restoreAsyncScopes(rec, saved);
+    throw e;
+  }
+  if (saved) restoreAsyncScopes(rec, saved);
+  return takeSignal(rec);
 }

@@ -27,6 +27,10 @@ export interface BridgeReport {
 /** A native coroutine whose body is a JS function (see engine/node/binding.cc). */
 export interface NativeCoroutine {
   resume(): void;
+  /** Resumes it in its base async context; coroutines it hands off to run in turn. */
+  resumeChain(): void;
+  /** The async context resumeChain() and yieldTo() run it in. */
+  setBase(asyncId: number, triggerId: number, resource: object): void;
   destroy(): void;
   readonly status: 'suspended' | 'running' | 'normal' | 'dead';
   readonly stackSize: number;
@@ -44,7 +48,11 @@ export interface NativeBinding {
   asyncPop(asyncId: number): void;
   /** Inside a coroutine: pushes back contexts (`ids` holds id, trigger pairs, outermost first). */
   asyncRestore(ids: number[], resources: object[]): void;
-  Coroutine: new (backend: string, stackSize: number, guardSize: number, body: () => void) => NativeCoroutine;
+  Coroutine: {
+    new (backend: string, stackSize: number, guardSize: number, body: () => void): NativeCoroutine;
+    /** Inside a chained coroutine: suspends it and hands the turn to `next`. */
+    yieldTo(next: NativeCoroutine): void;
+  };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires

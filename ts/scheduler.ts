@@ -14,7 +14,7 @@
  * of {@link slotPut}'s table.
  */
 import { performance } from 'perf_hooks';
-import { currentRecord, Coroutine, yieldValue } from './coroutine';
+import { canHandOff, chainsSupported, currentRecord, Coroutine, handOff, joinChains, Out, runChain, yieldValue } from './coroutine';
 import { UnhandledPolicy, UnhandledSchema } from './config';
 import { CancelledError, KorutinError } from './errors';
 import { native } from './native';
@@ -305,6 +305,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
       throw e;
     }
     this.co.rec.owner = this;
+    if (chains) joinChains(this.co.rec);
     this.fin = { h, id: this.id, name: this.name, engine, failed: false, error: undefined, observed: false, reported: false };
     tasksByH[h] = this;
     liveTasks++;
@@ -439,12 +440,31 @@ let pfStatus = 0;
 let pfFired = -1;
 let pfValue = 0;
 let inPass = false;
+/** Tasks run (and handed the turn) in this pass, its start, and whether its budget is spent. */
+let passSteps = 0;
+let passStart = 0;
+let passOver = false;
 let passQueued = false;
 let timer: NodeJS.Timeout | null = null;
 let armedAt = -1;
 
 /** A pass gives the event loop a turn after this many microseconds. */
 const PASS_BUDGET_US = 10_000;
+
+/**
+ * Tasks are run in chains (see ts/coroutine.ts): a task that blocks hands
+ * the turn straight to the next ready one, without going back to the pass.
+ */
+const chains = chainsSupported();
+
+/** Every 64 steps of a pass: expire timers, see whether the budget is spent. Returns whether timers woke tasks. */
+function passCheck(): boolean {
+  if ((++passSteps & 63) !== 0) return false;
+  const now = clock();
+  const woke = S.expire(now) > 0;
+  if (now - passStart > PASS_BUDGET_US) passOver = true;
+  return woke;
+}
 
 function queuedPass(): void {
   passQueued = false;
@@ -490,11 +510,12 @@ export function kick(): void {
 function runPass(): void {
   if (inPass) return;
   inPass = true;
-  const start = clock();
+  passStart = clock();
+  passSteps = 0;
+  passOver = false;
   try {
-    S.expire(start);
-    let n = 0;
-    for (;;) {
+    S.expire(passStart);
+    while (!passOver) {
       let h: number;
       let status: number;
       let fired: number;
@@ -529,11 +550,7 @@ function runPass(): void {
           settle(status, fired, value);
         }
       }
-      if ((++n & 63) === 0) {
-        const now = clock();
-        if (S.expire(now) > 0 && pfH === -2) pfH = -1; // the queue is not empty any more
-        if (now - start > PASS_BUDGET_US) break;
-      }
+      if (passCheck() && pfH === -2) pfH = -1; // the queue is not empty any more
     }
   } finally {
     if (pfH >= 0) S.unnext(pfH); // popped early but not run: back to the head
@@ -548,6 +565,20 @@ function runPass(): void {
 }
 
 function step(t: Task<any>): void {
+  if (!chains) return stepAlone(t);
+  running = t;
+  const last = runChain(t.co!.rec);
+  running = null;
+  if (last.out === Out.Yield) return;
+  const lt = last.owner as Task<any>;
+  const v = last.outValue;
+  last.outValue = undefined;
+  if (last.out === Out.Return) lt.finish(K.END_OK, v);
+  else lt.finish(v instanceof CancelledError ? K.END_CANCELLED : K.END_ERROR, v);
+}
+
+/** Where chains cannot work: the task runs alone, and comes back here. */
+function stepAlone(t: Task<any>): void {
   running = t;
   let r: IteratorResult<unknown, unknown>;
   try {
@@ -580,13 +611,28 @@ export function self(what: string): Task<any> {
 /** Suspends the calling task until the core wakes it; returns the outcome. @internal */
 export function suspend(t: Task<any>): number {
   const next = io[K.IO_NEXT];
+  const status = io[K.IO_STATUS];
+  const fired = io[K.IO_FIRED];
+  const value = io[K.IO_VALUE];
+  const woke = inPass && passCheck();
   if (next >= 0) {
-    pfStatus = io[K.IO_STATUS];
-    pfFired = io[K.IO_FIRED];
-    pfValue = io[K.IO_VALUE];
+    const nt = tasksByH[next];
+    if (nt !== undefined && nt !== t && !passOver && inPass && canHandOff()) {
+      // straight to the next task; back here when t is resumed
+      nt.wStatus = status;
+      nt.wFired = fired;
+      nt.wValue = value;
+      running = nt;
+      handOff(nt.co!.rec);
+      running = t;
+      return t.wStatus;
+    }
+    pfStatus = status;
+    pfFired = fired;
+    pfValue = value;
     pfH = next;
   } else {
-    pfH = -2;
+    pfH = woke ? -1 : -2;
   }
   yieldValue();
   return t.wStatus;

@@ -54,11 +54,29 @@ Napi::Value Bridge(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// Per environment (main thread or Worker): its async-context stack access
+// and the bridge's per-isolate state.
+struct Instance {
+  std::unique_ptr<AsyncStack> async;
+  v8::Isolate *isolate = nullptr;
+  void *bridge = nullptr;
+  ~Instance() { JsIsolateTeardown(isolate, bridge); }
+};
+
+AsyncStack &Async(Napi::Env env) {
+  Instance *inst = env.GetInstanceData<Instance>();
+  if (!inst->async) inst->async.reset(new AsyncStack(v8::Isolate::GetCurrent()->GetCurrentContext()));
+  return *inst->async;
+}
+
 class Coroutine : public Napi::ObjectWrap<Coroutine> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Coroutine", {
       InstanceMethod<&Coroutine::Resume>("resume"),
+      InstanceMethod<&Coroutine::ResumeChain>("resumeChain"),
+      InstanceMethod<&Coroutine::SetBase>("setBase"),
+      StaticMethod<&Coroutine::YieldTo>("yieldTo"),
       InstanceMethod<&Coroutine::Destroy>("destroy"),
       InstanceAccessor<&Coroutine::Status>("status"),
       InstanceAccessor<&Coroutine::StackSize>("stackSize"),
@@ -88,6 +106,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     size_t guard = (size_t)info[2].As<Napi::Number>().Int64Value();
     v8::Isolate *iso = v8::Isolate::GetCurrent();
     js_.isolate = iso;
+    js_.owner = this;
     js_.body.Reset(iso, ToV8(info[3]).As<v8::Function>());
     js_.context.Reset(iso, iso->GetCurrentContext());
 #if V8_MAJOR_VERSION >= 12  // see v8bridge/bridge.cc
@@ -121,25 +140,90 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     return out;
   }
 
+  // Why this coroutine cannot be resumed now, or nullptr.
+  const char *NotResumable(const char **code) const {
+    *code = "ERR_COROUTINE_DONE";
+    if (!js_.co || js_.finished) return "this coroutine has finished; create a new one";
+    *code = "ERR_ALREADY_RUNNING";
+    if (ko_status(js_.co) != KO_SUSPENDED)
+      return "this coroutine is running (or is waiting on one it resumed); a coroutine cannot resume itself or an ancestor";
+    return nullptr;
+  }
+
+  bool CheckResumable(Napi::Env env) const {
+    const char *code;
+    const char *why = NotResumable(&code);
+    if (why) CodedError(env, code, why).ThrowAsJavaScriptException();
+    return why == nullptr;
+  }
+
+  // A coroutine that returned is freed at once (and no longer kept alive).
+  static void Finished(JsCoroutine *c) {
+    if (!c->finished) return;
+    static_cast<Coroutine *>(c->owner)->Unref();
+    JsDestroy(c);
+  }
+
   Napi::Value Resume(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (!js_.co || js_.finished) {
-      CodedError(env, "ERR_COROUTINE_DONE", "this coroutine has finished; create a new one")
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (ko_status(js_.co) != KO_SUSPENDED) {
-      CodedError(env, "ERR_ALREADY_RUNNING",
-                 "this coroutine is running (or is waiting on one it resumed); a coroutine cannot resume itself or an ancestor")
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    if (!CheckResumable(env)) return env.Undefined();
     if (!js_.started) Ref();  // a started coroutine lives until it finishes
-    JsResume(&js_);
-    if (js_.finished) {
-      Unref();
-      JsDestroy(&js_);
+    Finished(JsResume(&js_, false));
+    return env.Undefined();
+  }
+
+  // setBase(asyncId, triggerId, resource): the async context a chain runs
+  // it in (see resumeChain).
+  Napi::Value SetBase(const Napi::CallbackInfo &info) {
+    js_.base_id = info[0].As<Napi::Number>().DoubleValue();
+    js_.base_trigger = info[1].As<Napi::Number>().DoubleValue();
+    js_.base.reset(new AsyncEntry(js_.isolate, ToV8(info[2]).As<v8::Object>()));
+    return info.Env().Undefined();
+  }
+
+  // resumeChain(): resumes it in its base async context; coroutines it
+  // hands off to (yieldTo) run in turn, each in its own, until one yields
+  // or returns.
+  Napi::Value ResumeChain(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!CheckResumable(env)) return env.Undefined();
+    AsyncStack &async = Async(env);
+    if (!js_.base || !async.ok()) {
+      CodedError(env, "ERR_ASYNC_CONTEXT", "resumeChain() needs setBase() and a movable async stack")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
     }
+    if (!js_.started) Ref();
+    async.Push(js_.base_id, js_.base_trigger, js_.base.get());
+    JsCoroutine *last = JsResume(&js_, true);
+    async.Pop(last->base_id);
+    Finished(last);
+    return env.Undefined();
+  }
+
+  // Coroutine.yieldTo(next): inside a coroutine run by resumeChain() (or
+  // handed off to), suspends it and hands the turn to `next`, a suspended
+  // coroutine with a base, which runs in its own async context.
+  static Napi::Value YieldTo(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    JsCoroutine *c = JsCurrent();
+    if (!c || !c->chained) {
+      CodedError(env, "ERR_NOT_IN_COROUTINE", "yieldTo() is for a coroutine run by resumeChain()")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Coroutine *next = info[0].IsObject() ? Unwrap(info[0].As<Napi::Object>()) : nullptr;
+    if (!next || !next->js_.base) {
+      CodedError(env, "ERR_INVALID_ARGUMENT", "yieldTo() needs a coroutine with a base async context")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!next->CheckResumable(env)) return env.Undefined();
+    AsyncStack &async = Async(env);
+    async.Pop(c->base_id);
+    async.Push(next->js_.base_id, next->js_.base_trigger, next->js_.base.get());
+    if (!next->js_.started) next->Ref();
+    JsYieldTo(c, &next->js_);
     return env.Undefined();
   }
 
@@ -188,21 +272,6 @@ Napi::Value Yield(const Napi::CallbackInfo &info) {
 
 Napi::Value InCoroutine(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), JsCurrent() != nullptr);
-}
-
-// Per environment (main thread or Worker): its async-context stack access
-// and the bridge's per-isolate state.
-struct Instance {
-  std::unique_ptr<AsyncStack> async;
-  v8::Isolate *isolate = nullptr;
-  void *bridge = nullptr;
-  ~Instance() { JsIsolateTeardown(isolate, bridge); }
-};
-
-AsyncStack &Async(Napi::Env env) {
-  Instance *inst = env.GetInstanceData<Instance>();
-  if (!inst->async) inst->async.reset(new AsyncStack(v8::Isolate::GetCurrent()->GetCurrentContext()));
-  return *inst->async;
 }
 
 // asyncStack() -> { ok, reason }: can coroutines move their async contexts?

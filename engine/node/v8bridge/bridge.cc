@@ -86,9 +86,8 @@ int JsCreate(JsCoroutine *c, const ko_backend *be, size_t stack_size, size_t gua
   return KO_OK;
 }
 
-void JsResume(JsCoroutine *c) {
+JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
   v8::Isolate *iso = c->isolate;
-  c->started = true;
 #if KO_CARRY_CONTINUATION_DATA
   // The resumer's async context (AsyncContextFrame on Node 24+) comes back
   // with it; the coroutine runs in its own.
@@ -96,18 +95,29 @@ void JsResume(JsCoroutine *c) {
 #endif
   {
     v8::Unlocker unlocker(iso);
-    if (!c->own_thread) {
-      SwapSlots(&c->back_tid, &c->back_stack_start, c->tid, c->stack_start);
+    for (;;) {
+      c->started = true;
+      c->chained = chained;
+      if (!c->own_thread) {
+        SwapSlots(&c->back_tid, &c->back_stack_start, c->tid, c->stack_start);
+      }
+      ko_resume(c->co, nullptr, nullptr);
+      JsCoroutine *next = c->next;
+      if (!next) break;
+      c->next = nullptr;
+      c = next;
     }
-    ko_resume(c->co, nullptr, nullptr);
   }
   RefreshStackStart(iso);
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(resumer_data);
 #endif
+  return c;
 }
 
-void JsYield(JsCoroutine *c) {
+void JsYield(JsCoroutine *c) { JsYieldTo(c, nullptr); }
+
+void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
   v8::Isolate *iso = c->isolate;
 #if KO_CARRY_CONTINUATION_DATA
   c->continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
@@ -118,6 +128,7 @@ void JsYield(JsCoroutine *c) {
     if (!c->own_thread) {
       SwapSlots(&c->tid, &c->stack_start, c->back_tid, c->back_stack_start);
     }
+    c->next = next;
     ko_yield(nullptr);
   }
   if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
@@ -132,6 +143,7 @@ void JsDestroy(JsCoroutine *c) {
   c->body.Reset();
   c->context.Reset();
   c->async_resources.clear();
+  c->base.reset();
   c->continuation_data.Reset();
 }
 

@@ -11,6 +11,11 @@
 // On backends whose coroutines own an OS thread (threads), the slots are
 // naturally per thread; the coroutine thread enters the isolate on each
 // resume and leaves it on each suspend so that entries stay LIFO.
+//
+// A hand-off (JsYieldTo) suspends the running coroutine and has its
+// resumer resume another one at once, without taking the isolate back in
+// between: one V8 thread switch instead of two. The resumer's JsResume
+// returns when a coroutine of that chain yields or ends.
 #ifndef KO_V8BRIDGE_BRIDGE_H
 #define KO_V8BRIDGE_BRIDGE_H
 
@@ -46,14 +51,31 @@ struct JsCoroutine {
   // V8's continuation-preserved embedder data (AsyncContextFrame on Node
   // 24+) as the coroutine left it when it last suspended.
   v8::Global<v8::Value> continuation_data;
+  // The async context a chain enters it in (its AsyncResource): pushed on
+  // Node's async stack while it runs in a chain, popped when it leaves.
+  std::unique_ptr<AsyncEntry> base;
+  double base_id = 0;
+  double base_trigger = 0;
+  // A hand-off: set by JsYieldTo, taken by the resumer's JsResume.
+  JsCoroutine *next = nullptr;
+  // Whoever resumed it (or handed off to it) accepts hand-offs.
+  bool chained = false;
+  // The binding's object that owns this coroutine.
+  void *owner = nullptr;
 };
 
 // Creates the native coroutine. Returns a ko_err.
 int JsCreate(JsCoroutine *c, const ko_backend *be, size_t stack_size, size_t guard_size);
-// Runs it until its body yields or returns (caller holds the isolate).
-void JsResume(JsCoroutine *c);
+// Runs it until its body yields or returns (caller holds the isolate). With
+// `chained`, coroutines it hands off to run in turn; returns the one that
+// yielded or returned last (c itself without hand-offs).
+JsCoroutine *JsResume(JsCoroutine *c, bool chained);
 // Inside the running coroutine: suspends it until the next JsResume.
 void JsYield(JsCoroutine *c);
+// Inside the running coroutine, whose resumer accepts hand-offs
+// (c->chained): suspends it and has the resumer resume `next` (suspended,
+// not c) at once.
+void JsYieldTo(JsCoroutine *c, JsCoroutine *next);
 // Frees a coroutine that has finished or never started.
 void JsDestroy(JsCoroutine *c);
 // Per isolate (the main thread's, each Worker's), before its first coroutine
