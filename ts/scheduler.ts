@@ -457,6 +457,18 @@ const PASS_BUDGET_US = 10_000;
  */
 const chains = chainsSupported();
 
+/** Counters of this thread's scheduler (see {@link schedulerStats}). */
+const stats = { passes: 0, resumes: 0, handOffs: 0 };
+
+/**
+ * How the scheduler has run tasks so far on this thread: event-loop passes,
+ * resumes from a pass, and hand-offs (a blocking task passing the turn
+ * straight to the next). @internal (tests, benchmarks)
+ */
+export function schedulerStats(): { passes: number; resumes: number; handOffs: number } {
+  return { ...stats };
+}
+
 /** Every 64 steps of a pass: expire timers, see whether the budget is spent. Returns whether timers woke tasks. */
 function passCheck(): boolean {
   if ((++passSteps & 63) !== 0) return false;
@@ -510,6 +522,7 @@ export function kick(): void {
 function runPass(): void {
   if (inPass) return;
   inPass = true;
+  stats.passes++;
   passStart = clock();
   passSteps = 0;
   passOver = false;
@@ -565,6 +578,7 @@ function runPass(): void {
 }
 
 function step(t: Task<any>): void {
+  stats.resumes++;
   if (!chains) return stepAlone(t);
   running = t;
   const last = runChain(t.co!.rec);
@@ -623,6 +637,7 @@ export function suspend(t: Task<any>): number {
       nt.wFired = fired;
       nt.wValue = value;
       running = nt;
+      stats.handOffs++;
       handOff(nt.co!.rec);
       running = t;
       return t.wStatus;

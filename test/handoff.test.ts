@@ -1,0 +1,271 @@
+// Hand-offs: a task that blocks passes the turn straight to the next ready
+// task (ts/coroutine.ts, chains). Each task must still run in its own async
+// context, errors must reach the task that threw, and a chain must not keep
+// the event loop from running.
+import { strict as assert } from 'assert';
+import { AsyncLocalStorage, AsyncResource, executionAsyncId } from 'async_hooks';
+import { Channel, Task } from '../ts';
+import { native } from '../ts/native';
+import { schedulerStats } from '../ts/scheduler';
+import { codeOf, engineFor, PACKAGE_ENTRY, runNode, testBackends } from './helpers';
+
+/** Two tasks passing `n` messages back and forth over rendezvous channels. */
+function pingPong(ko: ReturnType<typeof engineFor>, n: number, body?: (who: string, i: number) => void) {
+  const a = new Channel<number>(0);
+  const b = new Channel<number>(0);
+  const ping = ko.spawn(() => {
+    for (let i = 0; i < n; i++) {
+      a.send(i);
+      const v = b.recv();
+      body?.('ping', v);
+    }
+    return 'ping done';
+  });
+  const pong = ko.spawn(() => {
+    for (let i = 0; i < n; i++) {
+      const v = a.recv();
+      body?.('pong', v);
+      b.send(v);
+    }
+    return 'pong done';
+  });
+  return { ping, pong };
+}
+
+for (const backend of testBackends()) {
+  describe(`hand-offs [${backend}]`, function () {
+    const ko = engineFor(backend);
+    before(function () {
+      if (!native.asyncStack().ok) this.skip(); // no chains here: tasks always go back to the pass
+    });
+
+    it('a ping-pong hands the turn task to task, not back to the event loop', async () => {
+      const s0 = schedulerStats();
+      const { ping, pong } = pingPong(ko, 1000);
+      assert.deepEqual(await Promise.all([ping, pong]), ['ping done', 'pong done']);
+      const s1 = schedulerStats();
+      const handOffs = s1.handOffs - s0.handOffs;
+      const resumes = s1.resumes - s0.resumes;
+      assert.ok(handOffs >= 1900, `${handOffs} hand-offs for 2,000 messages`);
+      assert.ok(resumes < 100, `${resumes} resumes from a pass`);
+    });
+
+    it('each task keeps its own AsyncLocalStorage store and async id across hand-offs', async () => {
+      const als = new AsyncLocalStorage<string>();
+      const bad: string[] = [];
+      const ids = new Map<string, number>();
+      const check = (who: string) => {
+        if (als.getStore() !== who) bad.push(`${who} saw ${als.getStore()}`);
+        const id = executionAsyncId();
+        if (!ids.has(who)) ids.set(who, id);
+        else if (ids.get(who) !== id) bad.push(`${who}: async id ${id}, was ${ids.get(who)}`);
+      };
+      const a = new Channel<number>(0);
+      const b = new Channel<number>(0);
+      const ping = als.run('spawner', () =>
+        ko.spawn(() => {
+          if (als.getStore() !== 'spawner') bad.push(`ping started in ${als.getStore()}`);
+          als.enterWith('ping');
+          for (let i = 0; i < 300; i++) {
+            a.send(i);
+            b.recv();
+            check('ping');
+          }
+        }),
+      );
+      const pong = ko.spawn(() => {
+        als.enterWith('pong');
+        for (let i = 0; i < 300; i++) {
+          b.send(a.recv());
+          check('pong');
+        }
+      });
+      await Promise.all([ping, pong]);
+      assert.deepEqual(bad, []);
+      assert.notEqual(ids.get('ping'), ids.get('pong'));
+      assert.equal(als.getStore(), undefined);
+    });
+
+    it('a task handed the turn inside runInAsyncScope finds its scope again, under async_hooks checks', function () {
+      this.timeout(60_000);
+      // In a child: with a hook enabled, Node aborts on a corrupted async stack.
+      const r = runNode(
+        `const { AsyncLocalStorage, AsyncResource, createHook, executionAsyncId, executionAsyncResource } = require('async_hooks');
+         createHook({ before() {}, after() {} }).enable();
+         const { createEngine, Channel } = require(${JSON.stringify(PACKAGE_ENTRY)});
+         const ko = createEngine({ backend: '${backend}' });
+         const als = new AsyncLocalStorage();
+         const ch = [new Channel(0), new Channel(0), new Channel(0)];
+         let bad = 0;
+         const tasks = [0, 1, 2].map((k) => ko.spawn(() => {
+           const scope = new AsyncResource('test.scope' + k);
+           for (let i = 0; i < 200; i++) {
+             scope.runInAsyncScope(() => als.run('t' + k + '/' + i, () => {
+               const id = executionAsyncId();
+               if (k === 0) { ch[0].send(i); ch[2].recv(); } else { ch[k].send(ch[k - 1].recv()); }
+               if (executionAsyncId() !== id || executionAsyncResource() !== scope) bad++;
+               if (als.getStore() !== 't' + k + '/' + i) bad++;
+             }));
+           }
+         }));
+         const outer = executionAsyncId();
+         Promise.all(tasks).then(() => {
+           console.log(bad === 0 ? 'ok' : 'bad ' + bad);
+         }, (e) => { console.log('failed ' + e.stack); });`,
+      );
+      assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(-800)}`);
+      assert.equal(r.stdout.trim(), 'ok');
+    });
+
+    it('a task spawned by another starts in its spawner\'s context when handed the turn', async () => {
+      const als = new AsyncLocalStorage<string>();
+      const ch = new Channel<string>(0);
+      const parent = ko.spawn(() => {
+        als.enterWith('parent');
+        const child = ko.spawn(() => {
+          const seen = als.getStore();
+          ch.send(`child saw ${seen}`);
+          return als.getStore();
+        });
+        const got = ch.recv(); // blocks: the child is next
+        return [got, als.getStore(), child.join()];
+      });
+      assert.deepEqual(await parent, ['child saw parent', 'parent', 'parent']);
+    });
+
+    it('an error thrown in a task reached by a hand-off is that task\'s, and its peers go on', async () => {
+      const a = new Channel<number>(0);
+      const b = new Channel<number>(0);
+      const ping = ko.spawn(() => {
+        let n = 0;
+        for (let i = 0; i < 10; i++) {
+          a.send(i);
+          try {
+            b.recv(50);
+            n++;
+          } catch (e) {
+            return `ping stopped at ${i}: ${codeOf(e)}`;
+          }
+        }
+        return `ping got ${n}`;
+      });
+      const pong = ko.spawn(() => {
+        for (;;) {
+          const v = a.recv();
+          if (v === 5) throw new Error('pong broke at 5');
+          b.send(v);
+        }
+      });
+      await assert.rejects(pong.toPromise(), /pong broke at 5/);
+      assert.equal(await ping, 'ping stopped at 5: ERR_TIMEOUT');
+    });
+
+    it('a task cancelled while its peers hand off runs its finally blocks; the others finish', async () => {
+      let cleaned = false;
+      const stuck = ko.spawn(() => {
+        try {
+          new Channel<number>(0).recv();
+        } finally {
+          cleaned = true;
+        }
+      });
+      const { ping, pong } = pingPong(ko, 200, (who, i) => {
+        if (who === 'ping' && i === 100) stuck.cancel('enough');
+      });
+      await assert.rejects(stuck.toPromise(), (e: unknown) => codeOf(e) === 'ERR_CANCELLED');
+      assert.equal(cleaned, true);
+      assert.deepEqual(await Promise.all([ping, pong]), ['ping done', 'pong done']);
+    });
+
+    it('an endless hand-off chain still lets timers, immediates and I/O callbacks run', async () => {
+      const a = new Channel<number>(0);
+      const b = new Channel<number>(0);
+      let stop = false;
+      let messages = 0;
+      const ping = ko.spawn(() => {
+        while (!stop) {
+          a.send(1);
+          b.recv();
+          messages++;
+        }
+        a.close();
+      });
+      const pong = ko.spawn(() => {
+        for (const v of a) b.send(v);
+      });
+      let immediates = 0;
+      await new Promise<void>((resolve) => setTimeout(resolve, 30));
+      await new Promise<void>((resolve) => setImmediate(() => (immediates++, resolve())));
+      stop = true;
+      await Promise.all([ping, pong]);
+      assert.equal(immediates, 1);
+      assert.ok(messages > 0);
+    });
+
+    it('tasks on this backend and on every other hand off to each other', async function () {
+      const others = testBackends().filter((o) => o !== backend);
+      if (others.length === 0) this.skip();
+      for (const other of others) {
+        const ko2 = engineFor(other);
+        const a = new Channel<number>(0);
+        const b = new Channel<number>(0);
+        const als = new AsyncLocalStorage<string>();
+        const mine = ko.spawn(() => {
+          als.enterWith(backend);
+          let sum = 0;
+          for (let i = 0; i < 200; i++) {
+            a.send(i);
+            sum += b.recv();
+            assert.equal(als.getStore(), backend);
+          }
+          return sum;
+        });
+        const theirs = ko2.spawn(() => {
+          als.enterWith(other);
+          for (let i = 0; i < 200; i++) {
+            b.send(a.recv() * 2);
+            assert.equal(als.getStore(), other);
+          }
+        });
+        await theirs;
+        assert.equal(await mine, 2 * ((199 * 200) / 2), `with ${other}`);
+      }
+    });
+  });
+}
+
+describe('hand-offs', () => {
+  it('a hand-off outside a chain is refused with ERR_NOT_IN_COROUTINE', () => {
+    const ko = engineFor(testBackends()[0]);
+    const t: Task<void> = ko.spawn(() => undefined);
+    assert.throws(() => native.Coroutine.yieldTo(t as never), (e: unknown) => codeOf(e) === 'ERR_NOT_IN_COROUTINE');
+    const co = ko.create(() => {
+      assert.throws(
+        () => native.Coroutine.yieldTo({} as never),
+        (e: unknown) => codeOf(e) === 'ERR_NOT_IN_COROUTINE',
+        'a coroutine resumed by resume() cannot hand off',
+      );
+      return 'ok';
+    });
+    assert.equal(co.resume().value, 'ok');
+    return t.toPromise();
+  });
+
+  it('a resource made while a chain runs is in its task\'s context', async () => {
+    const ko = engineFor(testBackends()[0]);
+    const ch = new Channel<number>(0);
+    const ids: number[] = [];
+    const t1 = ko.spawn(() => {
+      ids.push(new AsyncResource('x').triggerAsyncId(), executionAsyncId());
+      ch.send(1);
+    });
+    const t2 = ko.spawn(() => {
+      ch.recv();
+      ids.push(new AsyncResource('y').triggerAsyncId(), executionAsyncId());
+    });
+    await Promise.all([t1, t2]);
+    assert.equal(ids[0], ids[1], 'a resource is triggered by the task that made it');
+    assert.equal(ids[2], ids[3]);
+    assert.notEqual(ids[1], ids[3]);
+  });
+});
