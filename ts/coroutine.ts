@@ -39,6 +39,8 @@ export interface CoroutineRecord {
   baseAsyncId: number;
   /** Resumed by {@link runChain} or handed the turn by {@link handOff}: it may hand off in turn. */
   chained: boolean;
+  /** Its number for hand-offs (see {@link joinChains}), or -1. */
+  chainNo: number;
 }
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
@@ -161,7 +163,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
       out: Out.Return, outValue: undefined, self: null, owner: undefined,
       resource: new AsyncResource('korutin.Coroutine'),
-      baseAsyncId: 0, chained: false,
+      baseAsyncId: 0, chained: false, chainNo: -1,
     };
     const body = (): void => {
       try {
@@ -312,7 +314,7 @@ export function chainsSupported(): boolean {
 
 /** Lets the coroutine take part in chains (once, before its first runChain or handOff). @internal */
 export function joinChains(rec: CoroutineRecord): void {
-  rec.native!.setBase(rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
+  rec.chainNo = rec.native!.setBase(rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
   rec.baseAsyncId = rec.resource.asyncId();
 }
 
@@ -367,7 +369,7 @@ export function handOff(to: CoroutineRecord): unknown {
   running.push(to);
   chainTail = to;
   try {
-    native.Coroutine.yieldTo(to.native!);
+    native.yieldTo(to.chainNo);
   } catch (e) {
     // it never left: undo
     running.pop();

@@ -29,8 +29,8 @@ export interface NativeCoroutine {
   resume(): void;
   /** Resumes it in its base async context; coroutines it hands off to run in turn. */
   resumeChain(): void;
-  /** The async context resumeChain() and yieldTo() run it in. */
-  setBase(asyncId: number, triggerId: number, resource: object): void;
+  /** The async context resumeChain() and yieldTo() run it in; returns its number for yieldTo(). */
+  setBase(asyncId: number, triggerId: number, resource: object): number;
   destroy(): void;
   readonly status: 'suspended' | 'running' | 'normal' | 'dead';
   readonly stackSize: number;
@@ -48,11 +48,9 @@ export interface NativeBinding {
   asyncPop(asyncId: number): void;
   /** Inside a coroutine: pushes back contexts (`ids` holds id, trigger pairs, outermost first). */
   asyncRestore(ids: number[], resources: object[]): void;
-  Coroutine: {
-    new (backend: string, stackSize: number, guardSize: number, body: () => void): NativeCoroutine;
-    /** Inside a chained coroutine: suspends it and hands the turn to `next`. */
-    yieldTo(next: NativeCoroutine): void;
-  };
+  /** Inside a chained coroutine: suspends it and hands the turn to coroutine number `next` (setBase). */
+  yieldTo(next: number): void;
+  Coroutine: new (backend: string, stackSize: number, guardSize: number, body: () => void) => NativeCoroutine;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires

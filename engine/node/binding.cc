@@ -60,7 +60,28 @@ struct Instance {
   std::unique_ptr<AsyncStack> async;
   v8::Isolate *isolate = nullptr;
   void *bridge = nullptr;
+  // Coroutines that joined chains (setBase), by number: yieldTo() names
+  // its target by that number, which is cheaper than unwrapping an object.
+  std::vector<JsCoroutine *> chain;
+  std::vector<int32_t> chain_free;
   ~Instance() { JsIsolateTeardown(isolate, bridge); }
+
+  int32_t Join(JsCoroutine *c) {
+    int32_t n;
+    if (!chain_free.empty()) {
+      n = chain_free.back();
+      chain_free.pop_back();
+      chain[n] = c;
+    } else {
+      n = (int32_t)chain.size();
+      chain.push_back(c);
+    }
+    return n;
+  }
+  void Leave(int32_t n) {
+    chain[n] = nullptr;
+    chain_free.push_back(n);
+  }
 };
 
 AsyncStack &Async(Napi::Env env) {
@@ -76,7 +97,6 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
       InstanceMethod<&Coroutine::Resume>("resume"),
       InstanceMethod<&Coroutine::ResumeChain>("resumeChain"),
       InstanceMethod<&Coroutine::SetBase>("setBase"),
-      StaticMethod<&Coroutine::YieldTo>("yieldTo"),
       InstanceMethod<&Coroutine::Destroy>("destroy"),
       InstanceAccessor<&Coroutine::Status>("status"),
       InstanceAccessor<&Coroutine::StackSize>("stackSize"),
@@ -107,6 +127,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     v8::Isolate *iso = v8::Isolate::GetCurrent();
     js_.isolate = iso;
     js_.owner = this;
+    inst_ = env.GetInstanceData<Instance>();
     js_.body.Reset(iso, ToV8(info[3]).As<v8::Function>());
     js_.context.Reset(iso, iso->GetCurrentContext());
 #if V8_MAJOR_VERSION >= 12  // see v8bridge/bridge.cc
@@ -129,7 +150,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     // stack (only possible at environment teardown: a running one is held
     // by a reference), so its stack is left mapped.
     if (!js_.co || (js_.started && !js_.finished)) return;
-    JsDestroy(&js_);
+    Free();
   }
 
  private:
@@ -160,8 +181,9 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   // A coroutine that returned is freed at once (and no longer kept alive).
   static void Finished(JsCoroutine *c) {
     if (!c->finished) return;
-    static_cast<Coroutine *>(c->owner)->Unref();
-    JsDestroy(c);
+    Coroutine *w = static_cast<Coroutine *>(c->owner);
+    w->Unref();
+    w->Free();
   }
 
   Napi::Value Resume(const Napi::CallbackInfo &info) {
@@ -172,13 +194,26 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     return env.Undefined();
   }
 
-  // setBase(asyncId, triggerId, resource): the async context a chain runs
-  // it in (see resumeChain).
+  // setBase(asyncId, triggerId, resource) -> number: the async context a
+  // chain runs it in (see resumeChain), and its number for yieldTo().
   Napi::Value SetBase(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!js_.co || js_.finished) {
+      CodedError(env, "ERR_COROUTINE_DONE", "this coroutine has finished").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
     js_.base_id = info[0].As<Napi::Number>().DoubleValue();
     js_.base_trigger = info[1].As<Napi::Number>().DoubleValue();
     js_.base.reset(new AsyncEntry(js_.isolate, ToV8(info[2]).As<v8::Object>()));
-    return info.Env().Undefined();
+    if (chain_no_ < 0) chain_no_ = inst_->Join(&js_);
+    return Napi::Number::New(env, chain_no_);
+  }
+
+  // Frees the native coroutine (finished, or never started).
+  void Free() {
+    if (chain_no_ >= 0) inst_->Leave(chain_no_);
+    chain_no_ = -1;
+    JsDestroy(&js_);
   }
 
   // resumeChain(): resumes it in its base async context; coroutines it
@@ -201,32 +236,6 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     return env.Undefined();
   }
 
-  // Coroutine.yieldTo(next): inside a coroutine run by resumeChain() (or
-  // handed off to), suspends it and hands the turn to `next`, a suspended
-  // coroutine with a base, which runs in its own async context.
-  static Napi::Value YieldTo(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    JsCoroutine *c = JsCurrent();
-    if (!c || !c->chained) {
-      CodedError(env, "ERR_NOT_IN_COROUTINE", "yieldTo() is for a coroutine run by resumeChain()")
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    Coroutine *next = info[0].IsObject() ? Unwrap(info[0].As<Napi::Object>()) : nullptr;
-    if (!next || !next->js_.base) {
-      CodedError(env, "ERR_INVALID_ARGUMENT", "yieldTo() needs a coroutine with a base async context")
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (!next->CheckResumable(env)) return env.Undefined();
-    AsyncStack &async = Async(env);
-    async.Pop(c->base_id);
-    async.Push(next->js_.base_id, next->js_.base_trigger, next->js_.base.get());
-    if (!next->js_.started) next->Ref();
-    JsYieldTo(c, &next->js_);
-    return env.Undefined();
-  }
-
   Napi::Value Destroy(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (js_.started && !js_.finished) {
@@ -234,7 +243,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
           .ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    JsDestroy(&js_);
+    Free();
     return env.Undefined();
   }
 
@@ -256,7 +265,45 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   }
 
   JsCoroutine js_;
+  Instance *inst_;
+  int32_t chain_no_ = -1;  // in Instance::chain
+
+  friend napi_value YieldTo(napi_env, napi_callback_info);
 };
+
+// yieldTo(n): inside a coroutine run by resumeChain() (or handed off to),
+// suspends it and hands the turn to coroutine number n (setBase), which
+// must be suspended; it runs in its own async context. A plain N-API
+// function: this is the hot path of a hand-off.
+napi_value YieldTo(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  void *data;
+  napi_get_cb_info(env, info, &argc, &arg, nullptr, &data);
+  Instance *inst = static_cast<Instance *>(data);
+  Napi::Env e(env);
+  JsCoroutine *c = JsCurrent();
+  if (!c || !c->chained) {
+    CodedError(e, "ERR_NOT_IN_COROUTINE", "yieldTo() is for a coroutine run by resumeChain()").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  int32_t n = -1;
+  if (argc < 1 || napi_get_value_int32(env, arg, &n) != napi_ok || n < 0 || (size_t)n >= inst->chain.size() ||
+      !inst->chain[n]) {
+    CodedError(e, "ERR_INVALID_ARGUMENT", "yieldTo() needs the number of a coroutine that joined chains")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  JsCoroutine *next = inst->chain[n];
+  Coroutine *w = static_cast<Coroutine *>(next->owner);
+  if (!w->CheckResumable(e)) return nullptr;
+  AsyncStack &async = Async(e);
+  async.Pop(c->base_id);
+  async.Push(next->base_id, next->base_trigger, next->base.get());
+  if (!next->started) w->Ref();
+  JsYieldTo(c, next);
+  return nullptr;
+}
 
 Napi::Value Yield(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -335,6 +382,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("bridge", Napi::Function::New<Bridge>(env, "bridge"));
   exports.Set("yield", Napi::Function::New<Yield>(env, "yield"));
+  napi_value yield_to;
+  napi_create_function(env, "yieldTo", NAPI_AUTO_LENGTH, YieldTo, inst, &yield_to);
+  exports.Set("yieldTo", yield_to);
   exports.Set("inCoroutine", Napi::Function::New<InCoroutine>(env, "inCoroutine"));
   exports.Set("Coroutine", Coroutine::Define(env));
   InitScheduler(env, exports);
