@@ -12,6 +12,10 @@
  */
 import * as fs from 'fs';
 import { backends, BackendName, Channel, createEngine, Engine } from '../ts';
+import { schedulerStats } from '../ts/scheduler';
+
+/** The issue's target for a ping-pong message (ns). */
+export const PING_PONG_TARGET_NS = 1000;
 
 /** Options of {@link runChannelBench}. */
 export interface ChannelBenchOptions {
@@ -41,7 +45,9 @@ export interface ChannelBenchRow {
   streamNs: number;
   /** The same with async functions and a promise queue. */
   asyncStreamNs: number;
-  /** The floor: a bare coroutine resume+yield round trip on this backend (each message costs one). */
+  /** How many of the ping-pong's messages were handed straight from task to task (one switch of V8's thread state each) rather than through an event-loop pass (two). */
+  handOffShare: number;
+  /** A bare coroutine resume+yield round trip on this backend: two switches of V8's thread state, where a hand-off takes one. */
   roundTripNs: number;
 }
 
@@ -126,7 +132,8 @@ class BoundedAsyncQueue<T> {
   }
 }
 
-async function pingPong(ko: Engine, n: number): Promise<number> {
+async function pingPong(ko: Engine, n: number, handOffs?: number[]): Promise<number> {
+  const s0 = schedulerStats().handOffs;
   const a = new Channel<number>(0);
   const b = new Channel<number>(0);
   const t0 = process.hrtime.bigint();
@@ -141,7 +148,9 @@ async function pingPong(ko: Engine, n: number): Promise<number> {
   });
   await ping;
   await pong;
-  return Number(process.hrtime.bigint() - t0) / (2 * n);
+  const ns = Number(process.hrtime.bigint() - t0) / (2 * n);
+  handOffs?.push((schedulerStats().handOffs - s0) / (2 * n));
+  return ns;
 }
 
 /** Two bare coroutines resumed in turn by a loop: one round trip per "message". */
@@ -319,9 +328,10 @@ export async function runChannelBench(opts: ChannelBenchOptions = {}): Promise<C
     const st: number[] = [];
     const ast: number[] = [];
     const rt: number[] = [];
+    const ho: number[] = [];
     for (let r = 0; r < repetitions; r++) {
       rt.push(roundTrip(ko, messages));
-      pp.push(await pingPong(ko, messages));
+      pp.push(await pingPong(ko, messages, ho));
       app.push(await asyncPingPong(messages));
       st.push(await stream(ko, messages, capacity));
       ast.push(await asyncStream(messages, capacity));
@@ -333,6 +343,7 @@ export async function runChannelBench(opts: ChannelBenchOptions = {}): Promise<C
       asyncPingPongNs: Math.round(median(app)),
       streamNs: Math.round(median(st)),
       asyncStreamNs: Math.round(median(ast)),
+      handOffShare: Math.round(median(ho) * 1000) / 1000,
       roundTripNs: Math.round(median(rt)),
     });
   }
@@ -350,7 +361,7 @@ export async function runChannelBench(opts: ChannelBenchOptions = {}): Promise<C
 export function formatChannelBench(r: ChannelBenchReport): string {
   const head = [
     'backend', 'ping-pong ns/msg', 'async/await ns/msg', 'ratio', 'stream ns/msg', 'async stream ns/msg', 'ratio',
-    'bare round trip ns',
+    'hand-offs', 'bare round trip ns',
   ];
   const lines = r.rows.map((x) => [
     x.backend,
@@ -360,6 +371,7 @@ export function formatChannelBench(r: ChannelBenchReport): string {
     String(x.streamNs),
     String(x.asyncStreamNs),
     (x.streamNs / x.asyncStreamNs).toFixed(2),
+    `${(x.handOffShare * 100).toFixed(1)}%`,
     String(x.roundTripNs),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
@@ -369,6 +381,13 @@ export function formatChannelBench(r: ChannelBenchReport): string {
     row(head),
     row(widths.map((w) => '-'.repeat(w))),
     ...lines.map(row),
+    '',
+    ...r.rows.map(
+      (x) =>
+        `ping-pong <= ${PING_PONG_TARGET_NS} ns/msg [${x.backend}]: ${x.pingPongNs <= PING_PONG_TARGET_NS ? 'met' : 'NOT met'} ` +
+        `(${x.pingPongNs} ns; ${(x.pingPongNs / x.asyncPingPongNs).toFixed(1)}x async/await, ` +
+        `${(x.pingPongNs / x.roundTripNs).toFixed(2)}x a bare round trip)`,
+    ),
   ];
   if (r.sleepers) {
     const s = r.sleepers;
