@@ -307,6 +307,24 @@ export function currentCoroutine(): Coroutine | undefined {
 /** The coroutine a chain is in now. */
 let chainTail: CoroutineRecord | null = null;
 
+/** `rec` is about to run in the chain. */
+function enterChain(rec: CoroutineRecord): void {
+  rec.sig = Sig.Next;
+  rec.sigValue = undefined;
+  rec.state = 'running';
+  rec.chained = true;
+  running.push(rec);
+  chainTail = rec;
+}
+
+/** Undoes enterChain() when the switch into `rec` failed. */
+function leaveChain(rec: CoroutineRecord, prior: CoroutineState): void {
+  running.pop();
+  rec.state = prior;
+  rec.chained = false;
+  chainTail = null;
+}
+
 /** Whether chains work here (they move async contexts). @internal */
 export function chainsSupported(): boolean {
   return canMoveAsyncScopes();
@@ -327,18 +345,15 @@ export function runChain(rec: CoroutineRecord): CoroutineRecord {
   if (running.length > 0 || (rec.state !== 'suspended' && rec.state !== 'created')) {
     fail('ERR_ALREADY_RUNNING', 'runChain() resumes a suspended coroutine from outside any coroutine');
   }
-  rec.sig = Sig.Next;
-  rec.sigValue = undefined;
-  rec.state = 'running';
-  rec.chained = true;
-  running.push(rec);
-  chainTail = rec;
+  const prior = rec.state;
+  enterChain(rec);
   try {
     rec.native!.resumeChain();
-  } finally {
-    if (running.length > 0) running.pop(); // only if the switch itself failed
+  } catch (e) {
+    leaveChain(rec, prior); // the switch itself failed
+    throw e;
   }
-  const last = chainTail;
+  const last = chainTail!;
   chainTail = null;
   last.chained = false;
   if (last.out !== Out.Yield) finished(last);
@@ -362,19 +377,13 @@ export function handOff(to: CoroutineRecord): unknown {
   rec.state = 'suspended';
   running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-  to.sig = Sig.Next;
-  to.sigValue = undefined;
-  to.state = 'running';
-  to.chained = true;
-  running.push(to);
-  chainTail = to;
+  const prior = to.state;
+  enterChain(to);
   try {
     native.yieldTo(to.chainNo);
   } catch (e) {
     // it never left: undo
-    running.pop();
-    to.state = 'suspended';
-    to.chained = false;
+    leaveChain(to, prior);
     chainTail = rec;
     rec.state = 'running';
     running.push(rec);
