@@ -251,6 +251,21 @@ describe('hand-offs', () => {
     return t.toPromise();
   });
 
+  it("a finished coroutine's number is refused, and never reaches the coroutine that reuses its slot", () => {
+    const backend = testBackends()[0];
+    let ran = 0;
+    const first = new native.Coroutine(backend, 256 * 1024, 4096, () => undefined);
+    native.resume(first.no);
+    const second = new native.Coroutine(backend, 256 * 1024, 4096, () => void ran++);
+    assert.notEqual(second.no, first.no);
+    assert.throws(() => native.resume(first.no), (e: unknown) => codeOf(e) === 'ERR_COROUTINE_DONE');
+    assert.throws(() => native.resume(-1), (e: unknown) => codeOf(e) === 'ERR_COROUTINE_DONE');
+    assert.throws(() => native.resume(0.5), (e: unknown) => codeOf(e) === 'ERR_COROUTINE_DONE');
+    assert.equal(ran, 0);
+    native.resume(second.no);
+    assert.equal(ran, 1);
+  });
+
   it('a resource made while a chain runs is in its task\'s context', async () => {
     const ko = engineFor(testBackends()[0]);
     const ch = new Channel<number>(0);

@@ -37,9 +37,9 @@ function quickProbe(name: BackendName): boolean {
       native.yield();
       seen = 2;
     });
-    co.resume();
+    native.resume(co.no);
     const mid = seen;
-    co.resume();
+    native.resume(co.no);
     return mid === 1 && seen === 2 && co.status === 'dead';
   } catch {
     return false;

@@ -39,8 +39,8 @@ export interface CoroutineRecord {
   baseAsyncId: number;
   /** Resumed by {@link runChain} or handed the turn by {@link handOff}: it may hand off in turn. */
   chained: boolean;
-  /** Its number for hand-offs (see {@link joinChains}), or -1. */
-  chainNo: number;
+  /** The native coroutine's number, which the switch functions take. */
+  no: number;
 }
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
@@ -163,7 +163,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
       out: Out.Return, outValue: undefined, self: null, owner: undefined,
       resource: new AsyncResource('korutin.Coroutine'),
-      baseAsyncId: 0, chained: false, chainNo: -1,
+      baseAsyncId: 0, chained: false, no: -1,
     };
     const body = (): void => {
       try {
@@ -182,6 +182,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       running.pop();
     };
     rec.native = new native.Coroutine(target.backend, target.stackSize, target.guardSize, body);
+    rec.no = rec.native.no;
     rec.self = new WeakRef(this);
     this.rec = rec;
     abandoned.register(this, rec, rec.token);
@@ -225,7 +226,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
 
 function resumeNative(rec: CoroutineRecord): void {
   rec.baseAsyncId = executionAsyncId();
-  rec.native!.resume();
+  native.resume(rec.no);
 }
 
 function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
@@ -332,7 +333,7 @@ export function chainsSupported(): boolean {
 
 /** Lets the coroutine take part in chains (once, before its first runChain or handOff). @internal */
 export function joinChains(rec: CoroutineRecord): void {
-  rec.chainNo = rec.native!.setBase(rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
+  rec.native!.setBase(rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
   rec.baseAsyncId = rec.resource.asyncId();
 }
 
@@ -348,7 +349,7 @@ export function runChain(rec: CoroutineRecord): CoroutineRecord {
   const prior = rec.state;
   enterChain(rec);
   try {
-    rec.native!.resumeChain();
+    native.resumeChain(rec.no);
   } catch (e) {
     leaveChain(rec, prior); // the switch itself failed
     throw e;
@@ -380,7 +381,7 @@ export function handOff(to: CoroutineRecord): unknown {
   const prior = to.state;
   enterChain(to);
   try {
-    native.yieldTo(to.chainNo);
+    native.yieldTo(to.no);
   } catch (e) {
     // it never left: undo
     leaveChain(to, prior);

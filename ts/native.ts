@@ -26,11 +26,10 @@ export interface BridgeReport {
 
 /** A native coroutine whose body is a JS function (see engine/node/binding.cc). */
 export interface NativeCoroutine {
-  resume(): void;
-  /** Resumes it in its base async context; coroutines it hands off to run in turn. */
-  resumeChain(): void;
-  /** The async context resumeChain() and yieldTo() run it in; returns its number for yieldTo(). */
-  setBase(asyncId: number, triggerId: number, resource: object): number;
+  /** Its number, which the switch functions take. */
+  readonly no: number;
+  /** The async context resumeChain() and yieldTo() run it in. */
+  setBase(asyncId: number, triggerId: number, resource: object): void;
   destroy(): void;
   readonly status: 'suspended' | 'running' | 'normal' | 'dead';
   readonly stackSize: number;
@@ -39,6 +38,10 @@ export interface NativeCoroutine {
 export interface NativeBinding {
   backends(): NativeBackend[];
   bridge(): BridgeReport;
+  /** Runs coroutine `no` until it yields or returns. */
+  resume(no: number): void;
+  /** Resumes coroutine `no` in its base async context; coroutines it hands off to run in turn. */
+  resumeChain(no: number): void;
   yield(): void;
   inCoroutine(): boolean;
   setPoolLimit(max: number): number;
@@ -48,8 +51,8 @@ export interface NativeBinding {
   asyncPop(asyncId: number): void;
   /** Inside a coroutine: pushes back contexts (`ids` holds id, trigger pairs, outermost first). */
   asyncRestore(ids: number[], resources: object[]): void;
-  /** Inside a chained coroutine: suspends it and hands the turn to coroutine number `next` (setBase). */
-  yieldTo(next: number): void;
+  /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base). */
+  yieldTo(no: number): void;
   Coroutine: new (backend: string, stackSize: number, guardSize: number, body: () => void) => NativeCoroutine;
 }
 

@@ -5,6 +5,7 @@
 // JavaScript (ts/coroutine.ts); this file only switches.
 #include <napi.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -54,33 +55,51 @@ Napi::Value Bridge(const Napi::CallbackInfo &info) {
   return o;
 }
 
+class Coroutine;
+
 // Per environment (main thread or Worker): its async-context stack access
 // and the bridge's per-isolate state.
 struct Instance {
   std::unique_ptr<AsyncStack> async;
   v8::Isolate *isolate = nullptr;
   void *bridge = nullptr;
-  // Coroutines that joined chains (setBase), by number: yieldTo() names
-  // its target by that number, which is cheaper than unwrapping an object.
-  std::vector<JsCoroutine *> chain;
-  std::vector<int32_t> chain_free;
+  // Live coroutines by number: the switch functions (resume, yieldTo...)
+  // name a coroutine by its number, which is cheaper than unwrapping an
+  // object. A number is a slot plus, above kSlots, the slot's generation,
+  // so a stale number is refused rather than reaching a newer coroutine.
+  static constexpr double kSlots = 16777216.0;  // 2^24
+  struct Slot {
+    Coroutine *co;
+    double gen;
+  };
+  std::vector<Slot> coros;
+  std::vector<uint32_t> free_slots;
   ~Instance() { JsIsolateTeardown(isolate, bridge); }
 
-  int32_t Join(JsCoroutine *c) {
-    int32_t n;
-    if (!chain_free.empty()) {
-      n = chain_free.back();
-      chain_free.pop_back();
-      chain[n] = c;
+  double Add(Coroutine *co) {
+    uint32_t i;
+    if (!free_slots.empty()) {
+      i = free_slots.back();
+      free_slots.pop_back();
+      coros[i].co = co;
+      coros[i].gen += 1;
     } else {
-      n = (int32_t)chain.size();
-      chain.push_back(c);
+      i = (uint32_t)coros.size();
+      coros.push_back({co, 0});
     }
-    return n;
+    return coros[i].gen * kSlots + i;
   }
-  void Leave(int32_t n) {
-    chain[n] = nullptr;
-    chain_free.push_back(n);
+  void Remove(double no) {
+    uint32_t i = (uint32_t)std::fmod(no, kSlots);
+    coros[i].co = nullptr;
+    free_slots.push_back(i);
+  }
+  Coroutine *Find(double no) const {
+    if (!(no >= 0) || no != std::floor(no)) return nullptr;
+    double slot = std::fmod(no, kSlots);
+    if (slot >= (double)coros.size()) return nullptr;
+    const Slot &s = coros[(size_t)slot];
+    return s.co && s.gen == std::floor(no / kSlots) ? s.co : nullptr;
   }
 };
 
@@ -94,8 +113,6 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Coroutine", {
-      InstanceMethod<&Coroutine::Resume>("resume"),
-      InstanceMethod<&Coroutine::ResumeChain>("resumeChain"),
       InstanceMethod<&Coroutine::SetBase>("setBase"),
       InstanceMethod<&Coroutine::Destroy>("destroy"),
       InstanceAccessor<&Coroutine::Status>("status"),
@@ -135,6 +152,11 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     js_.continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
 #endif
     int err = JsCreate(&js_, be, stack, guard);
+    if (!err) {
+      no_ = inst_->Add(this);
+      info.This().As<Napi::Object>().DefineProperty(
+          Napi::PropertyDescriptor::Value("no", Napi::Number::New(env, no_), napi_enumerable));
+    }
     if (err) {
       CodedError(env, err == KO_ENOMEM ? "ERR_OUT_OF_MEMORY" : "ERR_INVALID_CONFIG",
                  std::string("cannot create a coroutine: ") + ko_strerror(err) +
@@ -186,16 +208,8 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     w->Free();
   }
 
-  Napi::Value Resume(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    if (!CheckResumable(env)) return env.Undefined();
-    if (!js_.started) Ref();  // a started coroutine lives until it finishes
-    Finished(JsResume(&js_, false));
-    return env.Undefined();
-  }
-
-  // setBase(asyncId, triggerId, resource) -> number: the async context a
-  // chain runs it in (see resumeChain), and its number for yieldTo().
+  // setBase(asyncId, triggerId, resource): the async context a chain runs
+  // it in (see ResumeChain).
   Napi::Value SetBase(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!js_.co || js_.finished) {
@@ -205,35 +219,14 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     js_.base_id = info[0].As<Napi::Number>().DoubleValue();
     js_.base_trigger = info[1].As<Napi::Number>().DoubleValue();
     js_.base.reset(new AsyncEntry(js_.isolate, ToV8(info[2]).As<v8::Object>()));
-    if (chain_no_ < 0) chain_no_ = inst_->Join(&js_);
-    return Napi::Number::New(env, chain_no_);
+    return env.Undefined();
   }
 
   // Frees the native coroutine (finished, or never started).
   void Free() {
-    if (chain_no_ >= 0) inst_->Leave(chain_no_);
-    chain_no_ = -1;
+    if (no_ >= 0) inst_->Remove(no_);
+    no_ = -1;
     JsDestroy(&js_);
-  }
-
-  // resumeChain(): resumes it in its base async context; coroutines it
-  // hands off to (yieldTo) run in turn, each in its own, until one yields
-  // or returns.
-  Napi::Value ResumeChain(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    if (!CheckResumable(env)) return env.Undefined();
-    AsyncStack &async = Async(env);
-    if (!js_.base || !async.ok()) {
-      CodedError(env, "ERR_ASYNC_CONTEXT", "resumeChain() needs setBase() and a movable async stack")
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (!js_.started) Ref();
-    async.Push(js_.base_id, js_.base_trigger, js_.base.get());
-    JsCoroutine *last = JsResume(&js_, true);
-    async.Pop(last->base_id);
-    Finished(last);
-    return env.Undefined();
   }
 
   Napi::Value Destroy(const Napi::CallbackInfo &info) {
@@ -266,55 +259,105 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
 
   JsCoroutine js_;
   Instance *inst_;
-  int32_t chain_no_ = -1;  // in Instance::chain
+  double no_ = -1;  // in Instance::coros
 
+  friend struct SwitchCall;
+  friend napi_value Resume(napi_env, napi_callback_info);
+  friend napi_value ResumeChain(napi_env, napi_callback_info);
   friend napi_value YieldTo(napi_env, napi_callback_info);
 };
 
-// yieldTo(n): inside a coroutine run by resumeChain() (or handed off to),
-// suspends it and hands the turn to coroutine number n (setBase), which
-// must be suspended; it runs in its own async context. A plain N-API
-// function: this is the hot path of a hand-off.
-napi_value YieldTo(napi_env env, napi_callback_info info) {
+// The switch functions: plain N-API callbacks (the hot path), with the
+// Instance as their data; a coroutine is named by its number.
+struct SwitchCall {
+  napi_env env;
+  Instance *inst;
   size_t argc = 1;
-  napi_value arg;
-  void *data;
-  napi_get_cb_info(env, info, &argc, &arg, nullptr, &data);
-  Instance *inst = static_cast<Instance *>(data);
-  Napi::Env e(env);
-  JsCoroutine *c = JsCurrent();
-  if (!c || !c->chained) {
-    CodedError(e, "ERR_NOT_IN_COROUTINE", "yieldTo() is for a coroutine run by resumeChain()").ThrowAsJavaScriptException();
-    return nullptr;
+  napi_value arg = nullptr;
+
+  SwitchCall(napi_env e, napi_callback_info info) : env(e) {
+    void *data;
+    napi_get_cb_info(e, info, &argc, &arg, nullptr, &data);
+    inst = static_cast<Instance *>(data);
   }
-  int32_t n = -1;
-  if (argc < 1 || napi_get_value_int32(env, arg, &n) != napi_ok || n < 0 || (size_t)n >= inst->chain.size() ||
-      !inst->chain[n]) {
-    CodedError(e, "ERR_INVALID_ARGUMENT", "yieldTo() needs the number of a coroutine that joined chains")
-        .ThrowAsJavaScriptException();
-    return nullptr;
+  void Throw(const char *code, const char *msg) const { CodedError(Napi::Env(env), code, msg).ThrowAsJavaScriptException(); }
+  // The resumable coroutine named by the argument, or nullptr (thrown).
+  Coroutine *Target() const {
+    double no = -1;
+    if (argc >= 1) napi_get_value_double(env, arg, &no);
+    Coroutine *co = inst->Find(no);
+    if (!co) {
+      Throw("ERR_COROUTINE_DONE", "no such coroutine: it has finished, or this is not a coroutine's number");
+      return nullptr;
+    }
+    return co->CheckResumable(Napi::Env(env)) ? co : nullptr;
   }
-  JsCoroutine *next = inst->chain[n];
-  Coroutine *w = static_cast<Coroutine *>(next->owner);
-  if (!w->CheckResumable(e)) return nullptr;
-  AsyncStack &async = Async(e);
-  async.Pop(c->base_id);
-  async.Push(next->base_id, next->base_trigger, next->base.get());
-  if (!next->started) w->Ref();
-  JsYieldTo(c, next);
+};
+
+// resume(no): runs coroutine `no` until its body yields or returns.
+napi_value Resume(napi_env env, napi_callback_info info) {
+  SwitchCall call(env, info);
+  Coroutine *co = call.Target();
+  if (!co) return nullptr;
+  if (!co->js_.started) co->Ref();  // a started coroutine lives until it finishes
+  Coroutine::Finished(JsResume(&co->js_, false));
   return nullptr;
 }
 
-Napi::Value Yield(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
+// resumeChain(no): resumes coroutine `no` in its base async context
+// (setBase); coroutines it hands off to (yieldTo) run in turn, each in its
+// own, until one yields or returns.
+napi_value ResumeChain(napi_env env, napi_callback_info info) {
+  SwitchCall call(env, info);
+  Coroutine *co = call.Target();
+  if (!co) return nullptr;
+  AsyncStack &async = Async(Napi::Env(env));
+  if (!co->js_.base || !async.ok()) {
+    call.Throw("ERR_ASYNC_CONTEXT", "resumeChain() needs setBase() and a movable async stack");
+    return nullptr;
+  }
+  if (!co->js_.started) co->Ref();
+  async.Push(co->js_.base_id, co->js_.base_trigger, co->js_.base.get());
+  JsCoroutine *last = JsResume(&co->js_, true);
+  async.Pop(last->base_id);
+  Coroutine::Finished(last);
+  return nullptr;
+}
+
+// yield(): suspends the running coroutine until it is resumed again.
+napi_value Yield(napi_env env, napi_callback_info info) {
   JsCoroutine *c = JsCurrent();
   if (!c) {
-    CodedError(env, "ERR_NOT_IN_COROUTINE", "yield() was called outside a coroutine; call it from a coroutine's body")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
+    SwitchCall(env, info).Throw("ERR_NOT_IN_COROUTINE", "yield() was called outside a coroutine; call it from a coroutine's body");
+    return nullptr;
   }
   JsYield(c);
-  return env.Undefined();
+  return nullptr;
+}
+
+// yieldTo(no): inside a coroutine run by resumeChain() (or handed off to),
+// suspends it and hands the turn to coroutine `no`, which must be
+// suspended and have a base; it runs in its own async context.
+napi_value YieldTo(napi_env env, napi_callback_info info) {
+  SwitchCall call(env, info);
+  JsCoroutine *c = JsCurrent();
+  if (!c || !c->chained) {
+    call.Throw("ERR_NOT_IN_COROUTINE", "yieldTo() is for a coroutine run by resumeChain()");
+    return nullptr;
+  }
+  Coroutine *co = call.Target();
+  if (!co) return nullptr;
+  JsCoroutine *next = &co->js_;
+  if (!next->base) {
+    call.Throw("ERR_ASYNC_CONTEXT", "yieldTo() needs a coroutine with a base async context (setBase)");
+    return nullptr;
+  }
+  AsyncStack &async = Async(Napi::Env(env));
+  async.Pop(c->base_id);
+  async.Push(next->base_id, next->base_trigger, next->base.get());
+  if (!next->started) co->Ref();
+  JsYieldTo(c, next);
+  return nullptr;
 }
 
 Napi::Value InCoroutine(const Napi::CallbackInfo &info) {
@@ -381,10 +424,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setPoolLimit", Napi::Function::New<SetPoolLimit>(env, "setPoolLimit"));
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("bridge", Napi::Function::New<Bridge>(env, "bridge"));
-  exports.Set("yield", Napi::Function::New<Yield>(env, "yield"));
-  napi_value yield_to;
-  napi_create_function(env, "yieldTo", NAPI_AUTO_LENGTH, YieldTo, inst, &yield_to);
-  exports.Set("yieldTo", yield_to);
+  const struct {
+    const char *name;
+    napi_callback fn;
+  } switches[] = {{"resume", Resume}, {"resumeChain", ResumeChain}, {"yield", Yield}, {"yieldTo", YieldTo}};
+  for (const auto &f : switches) {
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, inst, &fn);
+    exports.Set(f.name, fn);
+  }
   exports.Set("inCoroutine", Napi::Function::New<InCoroutine>(env, "inCoroutine"));
   exports.Set("Coroutine", Coroutine::Define(env));
   InitScheduler(env, exports);
