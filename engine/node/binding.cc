@@ -1,8 +1,10 @@
 // binding.cc - the Node addon: korutin's engine for JavaScript.
 //
-// Exposes the backends, the bridge's discovery report and a `Coroutine`
-// class whose body is a JS function. Values and exceptions cross in
-// JavaScript (ts/coroutine.ts); this file only switches.
+// Exposes the backends, the bridge's discovery report, a `Coroutine` class
+// whose body is a JS function, and the switch functions (resume, yield, and
+// the scheduler's resumeChain and yieldTo), which name a coroutine by its
+// number. Values and exceptions cross in JavaScript (ts/coroutine.ts); this
+// file only switches.
 #include <napi.h>
 
 #include <cmath>
