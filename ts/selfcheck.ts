@@ -52,6 +52,7 @@ export interface SelfcheckOptions {
 }
 
 const ENTRY = path.join(__dirname, 'index.js');
+const SCHEDULER = path.join(__dirname, 'scheduler.js');
 
 /** A full GC without --expose-gc. */
 function fullGc(): void {
@@ -194,6 +195,28 @@ const CHECKS: Check[] = [
       co.resume();
       expect(executionAsyncId() === outer && als.getStore() === undefined, 'the resumer saw the coroutine context');
       expect(als.run('other', () => co.resume().value) === 'co', 'the coroutine lost its store');
+    },
+  },
+  {
+    // In a child: tasks need the event loop. A hand-off swaps Node's async
+    // stack and V8's continuation data natively; under an enabled hook
+    // Node aborts if the stack is left wrong.
+    name: 'tasks hand off over channels, each in its own async context',
+    run: (_ko, backend) => {
+      const out = runChild(
+        `const {AsyncLocalStorage,createHook,executionAsyncId}=require('async_hooks');createHook({before(){},after(){}}).enable();
+         const {createEngine,Channel}=require(${JSON.stringify(ENTRY)});const {schedulerStats}=require(${JSON.stringify(SCHEDULER)});
+         const ko=createEngine({backend:'${backend}'});const als=new AsyncLocalStorage();const a=new Channel(0),b=new Channel(0);let bad=0;
+         const task=(who,f)=>ko.spawn(()=>{als.enterWith(who);const id=executionAsyncId();for(let i=0;i<500;i++){f(i);if(als.getStore()!==who||executionAsyncId()!==id)bad++;}});
+         const h0=schedulerStats().handOffs;
+         Promise.all([task('ping',(i)=>{a.send(i);b.recv();}),task('pong',()=>b.send(a.recv()))]).then(()=>
+           console.log('bad',bad,'handOffs',schedulerStats().handOffs-h0));`,
+      );
+      const m = /bad (\d+) handOffs (\d+)/.exec(out);
+      expect(m !== null && m[1] === '0', `tasks lost their async context: ${out.trim()}`);
+      const chains = native.asyncStack().ok;
+      expect(!chains || Number(m![2]) >= 900, `only ${m![2]} of 1,000 messages were handed off`);
+      return chains ? `${m![2]} of 1,000 messages handed off` : 'no hand-offs here (async stack not movable)';
     },
   },
   {
