@@ -638,7 +638,15 @@ export function suspend(t: Task<any>): number {
       nt.wValue = value;
       running = nt;
       stats.handOffs++;
-      handOff(nt.co!.rec);
+      try {
+        handOff(nt.co!.rec);
+      } catch (e) {
+        // it never left (a broken invariant): nt goes back to the head of the queue
+        running = t;
+        stats.handOffs--;
+        S.unnext(next);
+        throw e;
+      }
       running = t;
       return t.wStatus;
     }
