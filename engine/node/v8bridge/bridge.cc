@@ -120,7 +120,11 @@ void JsYield(JsCoroutine *c) { JsYieldTo(c, nullptr); }
 void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
   v8::Isolate *iso = c->isolate;
 #if KO_CARRY_CONTINUATION_DATA
-  c->continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
+  {
+    // Usually unchanged since the last switch: keep the same global handle.
+    v8::Local<v8::Value> data = iso->GetContinuationPreservedEmbedderData();
+    if (c->continuation_data != data) c->continuation_data.Reset(iso, data);
+  }
 #endif
   if (c->own_thread) iso->Exit();
   {
