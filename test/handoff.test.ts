@@ -202,6 +202,33 @@ for (const backend of testBackends()) {
       assert.ok(messages > 0);
     });
 
+    it('a Worker hands off between its own tasks while the main thread does too', async () => {
+      const { Worker } = await import('worker_threads');
+      const code = `
+        const { parentPort } = require('worker_threads');
+        const { AsyncLocalStorage } = require('async_hooks');
+        const { createEngine, Channel } = require(${JSON.stringify(PACKAGE_ENTRY)});
+        const { schedulerStats } = require(${JSON.stringify(PACKAGE_ENTRY.replace(/index\.js$/, 'scheduler.js'))});
+        const ko = createEngine({ backend: ${JSON.stringify(backend)} });
+        const als = new AsyncLocalStorage();
+        const a = new Channel(0), b = new Channel(0);
+        let bad = 0;
+        const ping = ko.spawn(() => { als.enterWith('ping'); let s = 0; for (let i = 0; i < 500; i++) { a.send(i); s += b.recv(); if (als.getStore() !== 'ping') bad++; } return s; });
+        const pong = ko.spawn(() => { als.enterWith('pong'); for (let i = 0; i < 500; i++) { b.send(a.recv()); if (als.getStore() !== 'pong') bad++; } });
+        Promise.all([ping, pong]).then(([sum]) => parentPort.postMessage({ sum, bad, handOffs: schedulerStats().handOffs }));
+      `;
+      const w = new Worker(code, { eval: true });
+      const mine = pingPong(ko, 500);
+      const got = await new Promise<{ sum: number; bad: number; handOffs: number }>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      await Promise.all([mine.ping, mine.pong]);
+      await w.terminate();
+      assert.deepEqual({ sum: got.sum, bad: got.bad }, { sum: (499 * 500) / 2, bad: 0 });
+      assert.ok(got.handOffs >= 900, `${got.handOffs} hand-offs in the Worker`);
+    });
+
     it('tasks on this backend and on every other hand off to each other', async function () {
       const others = testBackends().filter((o) => o !== backend);
       if (others.length === 0) this.skip();
