@@ -105,11 +105,12 @@ struct Instance {
   }
 };
 
-AsyncStack &Async(Napi::Env env) {
-  Instance *inst = env.GetInstanceData<Instance>();
+AsyncStack &Async(Instance *inst) {
   if (!inst->async) inst->async.reset(new AsyncStack(v8::Isolate::GetCurrent()->GetCurrentContext()));
   return *inst->async;
 }
+
+AsyncStack &Async(Napi::Env env) { return Async(env.GetInstanceData<Instance>()); }
 
 class Coroutine : public Napi::ObjectWrap<Coroutine> {
  public:
@@ -313,7 +314,7 @@ napi_value ResumeChain(napi_env env, napi_callback_info info) {
   SwitchCall call(env, info);
   Coroutine *co = call.Target();
   if (!co) return nullptr;
-  AsyncStack &async = Async(Napi::Env(env));
+  AsyncStack &async = Async(call.inst);
   if (!co->js_.base || !async.ok()) {
     call.Throw("ERR_ASYNC_CONTEXT", "resumeChain() needs setBase() and a movable async stack");
     return nullptr;
@@ -354,7 +355,7 @@ napi_value YieldTo(napi_env env, napi_callback_info info) {
     call.Throw("ERR_ASYNC_CONTEXT", "yieldTo() needs a coroutine with a base async context (setBase)");
     return nullptr;
   }
-  AsyncStack &async = Async(Napi::Env(env));
+  AsyncStack &async = Async(call.inst);
   async.Pop(c->base_id);
   async.Push(next->base_id, next->base_trigger, next->base.get());
   if (!next->started) co->Ref();
