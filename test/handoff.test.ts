@@ -117,6 +117,33 @@ for (const backend of testBackends()) {
       assert.equal(r.stdout.trim(), 'ok');
     });
 
+    it('async_hooks see a before and an after around every slice a task runs, properly nested', function () {
+      this.timeout(60_000);
+      const r = runNode(
+        `const { createHook } = require('async_hooks');
+         const tasks = new Set(), befores = new Map(), stack = [];
+         let bad = 0;
+         createHook({
+           init(id, type) { if (type === 'korutin.Coroutine') tasks.add(id); },
+           before(id) { if (!tasks.has(id)) return; stack.push(id); befores.set(id, (befores.get(id) || 0) + 1); },
+           after(id) { if (!tasks.has(id)) return; if (stack.pop() !== id) bad++; },
+         }).enable();
+         const { createEngine, Channel } = require(${JSON.stringify(PACKAGE_ENTRY)});
+         const ko = createEngine({ backend: '${backend}' });
+         const a = new Channel(0), b = new Channel(0);
+         const ping = ko.spawn(() => { for (let i = 0; i < 200; i++) { a.send(i); b.recv(); } });
+         const pong = ko.spawn(() => { for (let i = 0; i < 200; i++) b.send(a.recv()); });
+         Promise.all([ping, pong]).then(() => {
+           const counts = [...befores.values()].sort((x, y) => x - y);
+           console.log(JSON.stringify({ bad, open: stack.length, tasks: counts.length, least: counts[0] }));
+         });`,
+      );
+      assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(-800)}`);
+      const got = JSON.parse(r.stdout.trim()) as { bad: number; open: number; tasks: number; least: number };
+      assert.deepEqual({ bad: got.bad, open: got.open, tasks: got.tasks }, { bad: 0, open: 0, tasks: 2 });
+      assert.ok(got.least >= 200, `a task ran ${got.least} slices with hooks around them, for 200 messages`);
+    });
+
     it('a task spawned by another starts in its spawner\'s context when handed the turn', async () => {
       const als = new AsyncLocalStorage<string>();
       const ch = new Channel<string>(0);

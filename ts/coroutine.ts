@@ -302,8 +302,8 @@ export function currentCoroutine(): Coroutine | undefined {
 // task that blocks hands the turn straight to the next ready one with
 // handOff(), which costs one switch of V8's thread state instead of two
 // (there and back through the scheduler). Each coroutine of a chain runs in
-// its own async context, pushed on Node's async stack natively (no
-// async_hooks before/after callbacks are emitted for these switches).
+// its own async context, entered natively on Node's async stack (with
+// async_hooks' before and after hooks around each slice it runs).
 
 /** The coroutine a chain is in now. */
 let chainTail: CoroutineRecord | null = null;

@@ -320,9 +320,9 @@ napi_value ResumeChain(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   if (!co->js_.started) co->Ref();
-  async.Push(co->js_.base_id, co->js_.base_trigger, co->js_.base.get());
+  async.Enter(co->js_.base_id, co->js_.base_trigger, co->js_.base.get());
   JsCoroutine *last = JsResume(&co->js_, true);
-  async.Pop(last->base_id);
+  async.Leave(last->base_id);
   Coroutine::Finished(last);
   return nullptr;
 }
@@ -356,8 +356,8 @@ napi_value YieldTo(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   AsyncStack &async = Async(call.inst);
-  async.Pop(c->base_id);
-  async.Push(next->base_id, next->base_trigger, next->base.get());
+  async.Leave(c->base_id);
+  async.Enter(next->base_id, next->base_trigger, next->base.get());
   if (!next->started) co->Ref();
   JsYieldTo(c, next);
   return nullptr;

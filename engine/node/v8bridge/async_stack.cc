@@ -37,14 +37,19 @@ const char kPushSym[] = "_ZN4node10AsyncHooks18push_async_contextEddN2v85LocalIN
 ResourceArg Arg(AsyncEntry *e) { return e->alias; }
 #endif
 const char kPopSym[] = "_ZN4node10AsyncHooks17pop_async_contextEd";
+const char kEmitBeforeSym[] = "_ZN4node9AsyncWrap10EmitBeforeEPNS_11EnvironmentEd";
+const char kEmitAfterSym[] = "_ZN4node9AsyncWrap9EmitAfterEPNS_11EnvironmentEd";
 const char kVtableSym[] = "_ZTVN4node10AsyncHooksE";
 
 using PushFn = void (*)(void *, double, double, ResourceArg);
 using PopFn = bool (*)(void *, double);
+using EmitFn = void (*)(void *, double);
 
 struct Functions {
   PushFn push = nullptr;
   PopFn pop = nullptr;
+  EmitFn emit_before = nullptr;  // optional: without them no hooks are called
+  EmitFn emit_after = nullptr;
   uintptr_t vptr = 0;  // what an AsyncHooks object holds in its first word
 };
 
@@ -53,6 +58,8 @@ const Functions &Lookup() {
     Functions r;
     r.push = reinterpret_cast<PushFn>(dlsym(RTLD_DEFAULT, kPushSym));
     r.pop = reinterpret_cast<PopFn>(dlsym(RTLD_DEFAULT, kPopSym));
+    r.emit_before = reinterpret_cast<EmitFn>(dlsym(RTLD_DEFAULT, kEmitBeforeSym));
+    r.emit_after = reinterpret_cast<EmitFn>(dlsym(RTLD_DEFAULT, kEmitAfterSym));
     if (void *vt = dlsym(RTLD_DEFAULT, kVtableSym)) r.vptr = reinterpret_cast<uintptr_t>(vt) + 2 * sizeof(void *);
     return r;
   }();
@@ -102,12 +109,23 @@ AsyncStack::AsyncStack(v8::Local<v8::Context> context) {
     return;
   }
   hooks_ = found;
+  env_ = const_cast<unsigned char *>(env);
 }
 
 void AsyncStack::Pop(double async_id) { Lookup().pop(hooks_, async_id); }
 
 void AsyncStack::Push(double async_id, double trigger_id, AsyncEntry *resource) {
   Lookup().push(hooks_, async_id, trigger_id, Arg(resource));
+}
+
+void AsyncStack::Enter(double async_id, double trigger_id, AsyncEntry *resource) {
+  Push(async_id, trigger_id, resource);
+  if (EmitFn f = Lookup().emit_before) f(env_, async_id);
+}
+
+void AsyncStack::Leave(double async_id) {
+  if (EmitFn f = Lookup().emit_after) f(env_, async_id);
+  Pop(async_id);
 }
 
 AsyncEntry::AsyncEntry(v8::Isolate *iso, v8::Local<v8::Object> resource)

@@ -8,7 +8,8 @@
 // pushes them back when it is resumed again.
 //
 // Node exports the two operations (node::AsyncHooks::pop_async_context and
-// push_async_context), but the AsyncHooks object is a member of the
+// push_async_context), and the hooks' emitters (node::AsyncWrap::EmitBefore
+// and EmitAfter), but the AsyncHooks object is a member of the
 // environment: it is found by its vtable pointer inside node::Environment and
 // verified by pushing and popping a sentinel context before use.
 #ifndef KO_V8BRIDGE_ASYNC_STACK_H
@@ -42,9 +43,15 @@ class AsyncStack {
   // The current top entry must be `async_id`.
   void Pop(double async_id);
   void Push(double async_id, double trigger_id, AsyncEntry *resource);
+  // Push and Pop that also call async_hooks' before and after hooks, as
+  // entering and leaving a callback of that resource does
+  // (node::AsyncWrap::EmitBefore/EmitAfter, when this Node exports them).
+  void Enter(double async_id, double trigger_id, AsyncEntry *resource);
+  void Leave(double async_id);
 
  private:
   void *hooks_ = nullptr;
+  void *env_ = nullptr;  // node::Environment
   std::string reason_;
 };
 
