@@ -5,6 +5,7 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import { autoBackend, KorutinError } from '../ts';
 import Fiber = require('../ts/fibers');
+import { native } from '../ts/native';
 import {
   availableBackends, collectUntil, fibersEngine, lastJson, onEveryBackend, repoRoot, runNode, settledRss,
 } from './fixtures/fibers-support';
@@ -452,8 +453,10 @@ onEveryBackend('Fiber', function (backend) {
       return sum;
     };
     assert.equal(round(2000), (2000 * 1999) / 2 + 2000 + 2 * 2000);
+    const live = native.liveCoroutines();
     const base = await settledRss();
     for (let r = 0; r < 9; r++) round(2000);
+    assert.equal(native.liveCoroutines(), live, 'a finished fiber is freed at once');
     const grown = (await settledRss()) - base;
     // Leaked stacks would cost about 12 KiB each: over 200 MiB for 18,000.
     assert.ok(grown < 48 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB over 18,000 more fibers`);
@@ -479,12 +482,14 @@ onEveryBackend('Fiber', function (backend) {
     const batch = 2000;
     abandon(batch);
     assert.ok(await collectUntil(() => unwound === batch), `only ${unwound} of ${batch} abandoned fibers were unwound`);
+    const live = native.liveCoroutines();
     const base = await settledRss();
     for (let b = 2; b <= 5; b++) {
       abandon(batch);
       assert.ok(await collectUntil(() => unwound === b * batch), `only ${unwound} of ${b * batch} abandoned fibers were unwound`);
     }
     assert.equal(resumedNormally, 0);
+    assert.equal(native.liveCoroutines(), live, 'an unwound fiber is freed');
     const grown = (await settledRss()) - base;
     assert.ok(grown < 48 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB over 8,000 more abandoned fibers`);
   });

@@ -26,12 +26,10 @@ export function gc(): void {
   g();
 }
 
-export function rssBytes(): number {
-  return process.memoryUsage().rss;
-}
-
 /** The built package's entry, for scripts run in child processes. */
 export const PACKAGE_ENTRY = path.join(__dirname, '..', 'ts', 'index.js');
+/** The built module that loads the addon (its `native` export). */
+export const NATIVE_ENTRY = path.join(__dirname, '..', 'ts', 'native.js');
 
 /** Runs `node [flags] -e script` and returns its status and output. */
 export function runNode(script: string, flags: string[] = [], env: NodeJS.ProcessEnv = {}) {

@@ -45,6 +45,8 @@ export interface NativeBinding {
   yield(): void;
   inCoroutine(): boolean;
   setPoolLimit(max: number): number;
+  /** Coroutines of this thread that exist natively (created, not yet finished or destroyed). */
+  liveCoroutines(): number;
   /** Whether a coroutine can move its async contexts (see engine/node/v8bridge/async_stack.h). */
   asyncStack(): { ok: boolean; reason: string | null };
   /** Pops the top async context, which must be `asyncId`. */

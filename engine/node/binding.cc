@@ -96,6 +96,7 @@ struct Instance {
     coros[i].co = nullptr;
     free_slots.push_back(i);
   }
+  size_t Live() const { return coros.size() - free_slots.size(); }
   Coroutine *Find(double no) const {
     if (!(no >= 0) || no != std::floor(no)) return nullptr;
     double slot = std::fmod(no, kSlots);
@@ -416,6 +417,12 @@ Napi::Value SetPoolLimit(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)ko_stack_pool_limit(max));
 }
 
+// liveCoroutines(): coroutines of this thread that exist natively (created
+// and not yet finished or destroyed).
+Napi::Value LiveCoroutines(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), (double)info.Env().GetInstanceData<Instance>()->Live());
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Instance *inst = new Instance();
   inst->isolate = v8::Isolate::GetCurrent();
@@ -427,6 +434,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setPoolLimit", Napi::Function::New<SetPoolLimit>(env, "setPoolLimit"));
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("bridge", Napi::Function::New<Bridge>(env, "bridge"));
+  exports.Set("liveCoroutines", Napi::Function::New<LiveCoroutines>(env, "liveCoroutines"));
   const struct {
     const char *name;
     napi_callback fn;
