@@ -155,7 +155,8 @@ static void *select_body(void *arg) {
 }
 
 /* Four channels that are always ready: each case must be picked about a
- * quarter of the time (chi-square, 3 degrees of freedom, p = 0.001). */
+ * quarter of the time (chi-square, 3 degrees of freedom, p = 1e-6: one
+ * case picked 5% more often fails it). */
 static void *fairness_body(void *arg) {
   (void)arg;
   ko_sched *s = ko_sched_current();
@@ -179,7 +180,7 @@ static void *fairness_body(void *arg) {
   double chi = 0, e = rounds / (double)K;
   for (int i = 0; i < K; i++) chi += (count[i] - e) * (count[i] - e) / e;
   printf("    select fairness: %d %d %d %d, chi2 = %.2f\n", count[0], count[1], count[2], count[3], chi);
-  CHECK(chi < 16.27);
+  CHECK(chi < 30.66);
   for (int i = 0; i < K; i++) ko_chan_free(ch[i]);
   return NULL;
 }
