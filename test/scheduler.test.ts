@@ -92,7 +92,7 @@ for (const backend of testBackends()) {
     it('join waits inside a task; its timeout throws ERR_TIMEOUT and the task keeps running', async () => {
       const r = await inTask(ko, () => {
         const slow = ko.spawn(() => {
-          ko.sleep(40);
+          ko.sleep(200); // well past the join timeout, even on a stalled host
           return 'slow done';
         });
         const t0 = performance.now();
