@@ -456,7 +456,8 @@ onEveryBackend('Fiber', function (backend) {
     const live = native.liveCoroutines();
     const base = await settledRss();
     for (let r = 0; r < 9; r++) round(2000);
-    assert.equal(native.liveCoroutines(), live, 'a finished fiber is freed at once');
+    // (Earlier tests' garbage may be freed meanwhile: at most as many as before.)
+    assert.ok(native.liveCoroutines() <= live, 'a finished fiber is freed at once');
     const grown = (await settledRss()) - base;
     // Leaked stacks would cost about 12 KiB each: over 200 MiB for 18,000.
     assert.ok(grown < 48 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB over 18,000 more fibers`);
@@ -489,7 +490,7 @@ onEveryBackend('Fiber', function (backend) {
       assert.ok(await collectUntil(() => unwound === b * batch), `only ${unwound} of ${b * batch} abandoned fibers were unwound`);
     }
     assert.equal(resumedNormally, 0);
-    assert.equal(native.liveCoroutines(), live, 'an unwound fiber is freed');
+    assert.ok(native.liveCoroutines() <= live, 'an unwound fiber is freed');
     const grown = (await settledRss()) - base;
     assert.ok(grown < 48 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB over 8,000 more abandoned fibers`);
   });
