@@ -3,7 +3,7 @@
     {
       "target_name": "korutin",
       "sources": [
-        "<!@(node engine/node/configure.js sources)",
+        "<!@(node engine/node/configure.js sources <(target_arch))",
         "engine/node/binding.cc",
         "engine/node/sched_binding.cc",
         "engine/node/v8bridge/async_stack.cc",
@@ -16,29 +16,29 @@
         "engine/src"
       ],
       "defines": [
-        "<!@(node engine/node/configure.js defines)",
+        "<!@(node engine/node/configure.js defines <(target_arch))",
         "NAPI_VERSION=8",
         "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"
       ],
-      "libraries": ["<!@(node engine/node/configure.js libraries)", "-ldl", "-lpthread"],
+      "libraries": ["<!@(node engine/node/configure.js libraries <(target_arch))", "-ldl", "-lpthread"],
       "cflags": ["-fvisibility=hidden"],
       "cflags_cc": ["-fvisibility=hidden"]
     },
     {
       "target_name": "korutin-selfcheck",
       "type": "executable",
-      "sources": ["<!@(node engine/node/configure.js selfcheck)"],
+      "sources": ["<!@(node engine/node/configure.js selfcheck <(target_arch))"],
       "include_dirs": ["engine/include", "engine/src"],
-      "defines": ["<!@(node engine/node/configure.js defines)"],
-      "libraries": ["<!@(node engine/node/configure.js libraries)", "-lm", "-lpthread"]
+      "defines": ["<!@(node engine/node/configure.js defines <(target_arch))"],
+      "libraries": ["<!@(node engine/node/configure.js libraries <(target_arch))", "-lm", "-lpthread"]
     },
     {
       "target_name": "korutin-bench",
       "type": "executable",
-      "sources": ["<!@(node engine/node/configure.js bench)"],
+      "sources": ["<!@(node engine/node/configure.js bench <(target_arch))"],
       "include_dirs": ["engine/include", "engine/src"],
-      "defines": ["<!@(node engine/node/configure.js defines)", "<!@(node engine/node/configure.js benchDefines)"],
-      "libraries": ["<!@(node engine/node/configure.js libraries)", "-lm", "-lpthread"]
+      "defines": ["<!@(node engine/node/configure.js defines <(target_arch))", "<!@(node engine/node/configure.js benchDefines <(target_arch))"],
+      "libraries": ["<!@(node engine/node/configure.js libraries <(target_arch))", "-lm", "-lpthread"]
     }
   ]
 }

@@ -366,11 +366,14 @@ export function selfcheck(options: SelfcheckOptions = {}): SelfcheckReport {
 }
 
 /** The report as a table for a terminal. */
+/** A thread-local slot by its offset from the thread pointer: tp-64, tp+200. */
+const tpSlot = (offset: number): string => `tp${offset < 0 ? '' : '+'}${offset}`;
+
 export function formatSelfcheck(r: SelfcheckReport): string {
   const p = r.platform;
   const lines = [
     `platform  ${p.key}  (os ${p.os}, arch ${p.arch}, ${p.libc}, node ${p.node}, v8 ${p.v8})`,
-    `bridge    ${r.bridge.ok ? `ok (thread id slot fs${r.bridge.threadIdOffset} from ${r.bridge.threadIdFrom}, stack start slot fs${r.bridge.stackStartOffset} from ${r.bridge.stackStartFrom})` : `unavailable: ${r.bridge.reason}`}`,
+    `bridge    ${r.bridge.ok ? `ok (thread id slot ${tpSlot(r.bridge.threadIdOffset)} from ${r.bridge.threadIdFrom}, stack start slot ${tpSlot(r.bridge.stackStartOffset)} from ${r.bridge.stackStartFrom})` : `unavailable: ${r.bridge.reason}`}`,
     '',
     'backend    verdict       native suite   JS bridge    matrix.yml (' + p.key.replace(/-glibc|-musl/, '') + ')',
     '                          pass fail skip pass fail skip',

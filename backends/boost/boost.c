@@ -58,7 +58,7 @@ const struct ko_backend ko_backend_boost = {
 #else
 
 #ifndef KO_BOOST_MISSING
-#define KO_BOOST_MISSING "Boost.Context was not found when this binary was configured (install libboost-context-dev)"
+#define KO_BOOST_MISSING "Boost.Context was not found for this target when this binary was configured (install libboost-context-dev for it)"
 #endif
 
 const struct ko_backend ko_backend_boost = {

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Feeds binding.gyp from engine/sources.json, so that node-gyp and CMake
 // build the same files. Usage (from gyp): node engine/node/configure.js
-// sources|selfcheck|bench|defines|benchDefines|libraries
+// sources|selfcheck|bench|defines|benchDefines|libraries [TARGET_ARCH]
+// TARGET_ARCH is gyp's target_arch (x64, ia32, arm64, arm; node-gyp's
+// --arch), for cross builds; it defaults to this Node's arch.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -9,17 +11,22 @@ const path = require('path');
 const root = path.join(__dirname, '..', '..');
 const list = JSON.parse(fs.readFileSync(path.join(root, 'engine', 'sources.json'), 'utf8'));
 
+const targetArch = process.argv[3] || process.arch;
+
 function asmKey() {
-  const arch = { x64: 'x86_64', ia32: 'i386', arm64: 'arm64', arm: 'arm' }[process.arch];
+  const arch = { x64: 'x86_64', ia32: 'i386', arm64: 'arm64', arm: 'arm' }[targetArch];
   if (!arch) return null;
   if (process.platform === 'win32') return arch === 'x86_64' ? 'x86_64-ms-pe' : null;
   if (process.platform === 'darwin') return `${arch}-${arch === 'arm64' ? 'aapcs' : 'sysv'}-macho`;
   return { x86_64: 'x86_64-sysv-elf', i386: 'i386-sysv-elf', arm64: 'arm64-aapcs-elf', arm: 'arm-aapcs-elf' }[arch];
 }
 
-// Boost.Context from the system: the header and the static library.
+// Boost.Context from the system: the header and the static library, for
+// the target: its multiarch directory, and the plain ones for a native build.
 function boostLibrary() {
-  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+  const multiarch = { x64: 'x86_64-linux-gnu', ia32: 'i386-linux-gnu', arm64: 'aarch64-linux-gnu', arm: 'arm-linux-gnueabihf' };
+  const dirs = [`/usr/lib/${multiarch[targetArch]}`];
+  if (targetArch === process.arch) dirs.push('/usr/lib64', '/usr/lib', '/usr/local/lib');
   const header = ['/usr/include', '/usr/local/include'].some((d) =>
     fs.existsSync(path.join(d, 'boost/context/detail/fcontext.hpp')));
   if (!header || process.env.KORUTIN_WITH_BOOST === '0') return null;

@@ -89,20 +89,22 @@ void *FindFunction(const char *name, std::string *from, std::string *why) {
 }
 
 uintptr_t ThreadPointer() {
-#if defined(__x86_64__)
   uintptr_t tp;
+#if defined(__x86_64__)
   __asm__("movq %%fs:0, %0" : "=r"(tp));
-  return tp;
+#elif defined(__aarch64__)
+  __asm__("mrs %0, tpidr_el0" : "=r"(tp));
 #else
-  return 0;
+  tp = 0;  // no bridge here (see RunDiscovery)
 #endif
+  return tp;
 }
 
+#if defined(__x86_64__)
 // Decodes the TLS offset of the first `mov %fs:disp32, reg` in a function:
 // an optional `push %rbp; mov %rsp,%rbp` prologue, then
 // 64 [REX] 8b modrm(mod=00, rm=100) sib(0x25) disp32.
-bool DecodeFsLoad(const void *fn, long *offset) {
-#if defined(__x86_64__)
+bool DecodeTlsLoad(const void *fn, long *offset) {
   const unsigned char *p = static_cast<const unsigned char *>(fn);
   if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa) p += 4;  // endbr64
   if (p[0] == 0x55) p++;                                                      // push %rbp
@@ -115,11 +117,41 @@ bool DecodeFsLoad(const void *fn, long *offset) {
   memcpy(&disp, p + 3, 4);
   *offset = disp;
   return true;
-#else
-  (void)fn, (void)offset;
-  return false;
-#endif
 }
+#elif defined(__aarch64__)
+// Decodes the TLS offset of a local-exec access in a function's first few
+// instructions (the prologue is skipped):
+//   mrs  xN, tpidr_el0
+//   add  xN, xN, #hi12, lsl #12     (any number of adds to xN)
+//   add  xN, xN, #lo12
+//   ldr  wT|xT, [xN{, #imm}]        (the offset may be folded in here)
+bool DecodeTlsLoad(const void *fn, long *offset) {
+  const uint32_t *p = static_cast<const uint32_t *>(fn);
+  int i = 0;
+  while (i < 8 && (p[i] & 0xffffffe0u) != 0xd53bd040u) i++;  // mrs xN, tpidr_el0
+  if (i == 8) return false;
+  uint32_t n = p[i] & 31;
+  long off = 0;
+  for (int k = i + 1; k < i + 8; k++) {
+    uint32_t ins = p[k];
+    uint32_t rn = (ins >> 5) & 31, imm12 = (ins >> 10) & 0xfff;
+    if ((ins & 0xff800000u) == 0x91000000u && rn == n && (ins & 31) == n) {  // add xN, xN, #imm{, lsl #12}
+      off += (long)imm12 << ((ins >> 22) & 1 ? 12 : 0);
+    } else if ((ins & 0xffc00000u) == 0xb9400000u && rn == n) {  // ldr wT, [xN, #imm]
+      *offset = off + (long)imm12 * 4;
+      return true;
+    } else if ((ins & 0xffc00000u) == 0xf9400000u && rn == n) {  // ldr xT, [xN, #imm]
+      *offset = off + (long)imm12 * 8;
+      return true;
+    } else if (rn != n && (ins & 31) != n) {
+      continue;  // an unrelated instruction (a prologue store, say)
+    } else {
+      return false;
+    }
+  }
+  return false;
+}
+#endif
 
 Discovery RunDiscovery() {
   Discovery d;
@@ -127,8 +159,8 @@ Discovery RunDiscovery() {
     d.reason = "turned off by KORUTIN_V8_BRIDGE=off";
     return d;
   }
-#if !defined(__x86_64__) || !defined(__linux__)
-  d.reason = "the V8 bridge knows how to find V8's thread-local slots only on x86-64 Linux so far";
+#if !(defined(__x86_64__) || defined(__aarch64__)) || !defined(__linux__)
+  d.reason = "the V8 bridge knows how to find V8's thread-local slots only on x86-64 and AArch64 Linux so far";
   return d;
 #else
   std::string why;
@@ -136,11 +168,11 @@ Discovery RunDiscovery() {
   if (!tid_fn) { d.reason = why; return d; }
   void *ss_fn = FindFunction(kStackStartSym, &d.stack_start_from, &why);
   if (!ss_fn) { d.reason = why; return d; }
-  if (!DecodeFsLoad(tid_fn, &d.thread_id_offset)) {
+  if (!DecodeTlsLoad(tid_fn, &d.thread_id_offset)) {
     d.reason = "ThreadId::TryGetCurrent does not start with a thread-local load this bridge can decode";
     return d;
   }
-  if (!DecodeFsLoad(ss_fn, &d.stack_start_offset)) {
+  if (!DecodeTlsLoad(ss_fn, &d.stack_start_offset)) {
     d.reason = "Stack::GetStackStart does not start with a thread-local load this bridge can decode";
     return d;
   }
