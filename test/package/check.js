@@ -294,6 +294,22 @@ check('the prebuilt binaries are stripped and cover Node 20, 22, 24, 26 on linux
   }
 });
 
+if (mode === 'no-compiler') {
+  check('a source build without the tools names what is missing and the packages that provide it', () => {
+    const env = { ...process.env, PATH: process.env.KORUTIN_RESTRICTED_PATH, KORUTIN_BUILD_FROM_SOURCE: '1' };
+    delete env.CC;
+    delete env.CXX;
+    const r = run('npm', ['rebuild', 'korutin'], { env, expectStatus: 1 });
+    const text = r.stdout + r.stderr;
+    for (const want of ['a C compiler', 'make', 'python3', 'npm rebuild korutin', 'apt-get install build-essential', 'dnf install', 'apk add', 'xcode-select']) {
+      assert(text.includes(want), `the message does not name '${want}':\n${text}`);
+    }
+    assert(!/gyp (ERR|info)/.test(text), `node-gyp ran:\n${text}`);
+    // The failed rebuild left the prebuilt install working.
+    node(['cjs.cjs']);
+  });
+}
+
 const passed = results.filter(Boolean).length;
 console.log(`\npackage: ${passed} passed, ${results.length - passed} failed`);
 process.exitCode = passed === results.length ? 0 : 1;

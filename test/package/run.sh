@@ -32,7 +32,8 @@ if [ "$mode" = --no-compiler ]; then
   for tool in cc gcc c++ g++ make python3; do
     if PATH="$work/bin" command -v "$tool" >/dev/null; then echo "FAIL: $tool is still on the restricted PATH" >&2; exit 1; fi
   done
-  env_for_install=(env -u CC -u CXX "PATH=$work/bin")
+  restricted="$work/bin"
+  env_for_install=(env -u CC -u CXX "PATH=$restricted")
 elif [ "$mode" = --from-source ]; then
   env_for_install=(env KORUTIN_BUILD_FROM_SOURCE=1)
 fi
@@ -42,4 +43,4 @@ start=$(date +%s%N)
 end=$(date +%s%N)
 echo "installed in $(( (end - start) / 1000000 )) ms ($(du -sk node_modules/korutin | cut -f1) KiB unpacked)"
 
-KORUTIN_PACKAGE_MODE=${mode#--} KORUTIN_REPO="$repo" node "$repo/test/package/check.js"
+KORUTIN_PACKAGE_MODE=${mode#--} KORUTIN_REPO="$repo" KORUTIN_RESTRICTED_PATH="${restricted:-}" node "$repo/test/package/check.js"
