@@ -45,7 +45,20 @@ export interface CoroutineRecord {
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
 class ReturnSignal {
-  constructor(readonly rec: CoroutineRecord, readonly value: unknown) {}
+  constructor(readonly rec: CoroutineRecord, readonly value: unknown) {
+    returnSignals.add(this);
+  }
+}
+
+const returnSignals = new WeakSet<object>();
+
+/**
+ * Whether `e` is the ReturnSignal unwinding `rec`. Runs none of the thrown
+ * value's code: `instanceof` would call a Proxy's getPrototypeOf trap, and
+ * a revoked Proxy's throws.
+ */
+function isReturnOf(e: unknown, rec: CoroutineRecord): boolean {
+  return typeof e === 'object' && e !== null && returnSignals.has(e) && (e as ReturnSignal).rec === rec;
 }
 
 /** The coroutines running on this thread, innermost last. */
@@ -170,9 +183,9 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
         rec.outValue = fn(takeSignal(rec) as TIn);
         rec.out = Out.Return;
       } catch (e) {
-        if (e instanceof ReturnSignal && e.rec === rec) {
+        if (isReturnOf(e, rec)) {
           rec.out = Out.Return;
-          rec.outValue = e.value;
+          rec.outValue = (e as ReturnSignal).value;
         } else {
           rec.out = Out.Throw;
           rec.outValue = e;

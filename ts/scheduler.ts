@@ -16,7 +16,8 @@
 import { performance } from 'perf_hooks';
 import { canHandOff, chainsSupported, currentRecord, Coroutine, handOff, joinChains, Out, runChain, yieldValue } from './coroutine';
 import { UnhandledPolicy, UnhandledSchema } from './config';
-import { CancelledError, KorutinError } from './errors';
+import { CancelledError, isCancelledError, KorutinError } from './errors';
+import { describeGiven, describeValue } from './format';
 import { native } from './native';
 import type { Engine } from './engine';
 
@@ -117,7 +118,7 @@ export function clock(): number {
 export function timeoutUs(ms: number | undefined, what: string): number {
   if (ms === undefined || ms === Infinity) return -1;
   if (typeof ms !== 'number' || !(ms >= 0)) {
-    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: the timeout must be a number of milliseconds >= 0 (or undefined for none), got ${String(ms)}`);
+    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: the timeout must be a number of milliseconds >= 0 (or undefined for none), got ${describeGiven(ms)}`);
   }
   return Math.round(ms * 1000);
 }
@@ -181,7 +182,7 @@ function reportUnhandled(fin: TaskFin): void {
   const who = { id: fin.id, name: fin.name };
   if (policy === 'ignore') return;
   if (policy === 'warn') {
-    const text = err instanceof Error ? err.stack ?? err.message : String(err);
+    const text = describeValue(err, true);
     process.emitWarning(`unhandled error in task#${fin.id} (${fin.name}): ${text}`, {
       type: 'KorutinWarning',
       code: 'KORUTIN_UNHANDLED_TASK_ERROR',
@@ -588,7 +589,7 @@ function step(t: Task<any>): void {
   const v = last.outValue;
   last.outValue = undefined;
   if (last.out === Out.Return) lt.finish(K.END_OK, v);
-  else lt.finish(v instanceof CancelledError ? K.END_CANCELLED : K.END_ERROR, v);
+  else lt.finish(isCancelledError(v) ? K.END_CANCELLED : K.END_ERROR, v);
 }
 
 /** Where chains cannot work: the task runs alone, and comes back here. */
@@ -599,7 +600,7 @@ function stepAlone(t: Task<any>): void {
     r = t.co!.resume();
   } catch (e) {
     running = null;
-    t.finish(e instanceof CancelledError ? K.END_CANCELLED : K.END_ERROR, e);
+    t.finish(isCancelledError(e) ? K.END_CANCELLED : K.END_ERROR, e);
     return;
   }
   running = null;

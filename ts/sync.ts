@@ -5,6 +5,7 @@
  * released mutex or permit goes straight to the first waiter.
  */
 import { KorutinError } from './errors';
+import { describeGiven } from './format';
 import { clock, io, K, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
 
 const registry = new FinalizationRegistry<number>((h) => {
@@ -146,7 +147,7 @@ export class Semaphore {
 
   constructor(permits: number) {
     if (!Number.isInteger(permits) || permits < 0) {
-      throw new KorutinError('ERR_INVALID_ARGUMENT', `a semaphore needs an integer number of permits >= 0, got ${String(permits)}`);
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `a semaphore needs an integer number of permits >= 0, got ${describeGiven(permits)}`);
     }
     this.h = made(S.semNew(permits), 'semaphore');
     this.id = io[K.IO_SERIAL];
