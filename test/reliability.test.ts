@@ -5,7 +5,7 @@
  * errors, promise-returning tasks, argument validation, unwinding.
  */
 import { strict as assert } from 'assert';
-import { CancelledError } from '../ts';
+import { CancelledError, KorutinError, parseConfig } from '../ts';
 import { engineFor, PACKAGE_ENTRY, runNode, testBackends, until } from './helpers';
 
 /** A revoked Proxy: every operation on it throws a TypeError. */
@@ -162,3 +162,61 @@ for (const backend of testBackends()) {
     });
   });
 }
+
+describe('reliability: argument validation (U1, U3)', () => {
+  it('stackSize of the wrong type: the message says what was given and what is accepted', () => {
+    const cases: { value: unknown; given: RegExp }[] = [
+      { value: Number.NaN, given: /got NaN/ },
+      { value: {}, given: /got an object/ },
+      { value: 10n, given: /got the BigInt 10n/ },
+      { value: null, given: /got null/ },
+      { value: true, given: /got true/ },
+      { value: [1], given: /got an array/ },
+      { value: 'lots', given: /got the string "lots"/ },
+      { value: 1.5, given: /got the number 1\.5/ },
+      { value: Infinity, given: /got the number Infinity/ },
+    ];
+    for (const { value, given } of cases) {
+      assert.throws(
+        () => parseConfig({ stackSize: value as never }),
+        (e: KorutinError) => {
+          assert.equal(e.code, 'ERR_INVALID_CONFIG');
+          assert.doesNotMatch(e.message, /Invalid input/);
+          assert.match(e.message, /stackSize: must be a byte count or a size like '96k'.*\(a byte count is a positive whole number\)/);
+          assert.match(e.message, given);
+          return true;
+        },
+        String(given),
+      );
+    }
+    assert.throws(() => parseConfig({ stackSize: '1k' }), /at least 96k.*got the string "1k" \(1024 bytes\)/);
+  });
+
+  for (const backend of testBackends()) {
+    const ko = engineFor(backend);
+    it(`[${backend}] create(fn, options) and spawnWith(options, ...): coded errors for bad options`, () => {
+      for (const bad of [null, 5, 'name', true]) {
+        assert.throws(
+          () => ko.create(() => 1, bad as never),
+          (e: KorutinError) => e instanceof KorutinError && e.code === 'ERR_INVALID_ARGUMENT' && /options must be an object/.test(e.message),
+        );
+        assert.throws(
+          () => ko.spawnWith(bad as never, () => 1),
+          (e: KorutinError) => e instanceof KorutinError && e.code === 'ERR_INVALID_ARGUMENT' && /options must be an object/.test(e.message),
+        );
+      }
+      for (const name of [5, null, {}, Symbol('s')]) {
+        assert.throws(
+          () => ko.create(() => 1, { name } as never),
+          (e: KorutinError) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.name must be a string/.test(e.message),
+        );
+        assert.throws(
+          () => ko.spawnWith({ name } as never, () => 1),
+          (e: KorutinError) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.name must be a string/.test(e.message),
+        );
+      }
+      assert.equal(ko.create(() => 1, { name: 'ok' }).name, 'ok');
+      assert.equal(ko.create(() => 1, undefined).resume().value, 1);
+    });
+  }
+});

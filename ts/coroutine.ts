@@ -5,6 +5,7 @@
  */
 import { AsyncResource, executionAsyncId, executionAsyncResource, triggerAsyncId } from 'async_hooks';
 import { KorutinError, fail } from './errors';
+import { describeGiven } from './format';
 import { native, NativeCoroutine } from './native';
 
 /** Where a coroutine is in its life. */
@@ -144,6 +145,21 @@ export interface CoroutineOptions {
   name?: string;
 }
 
+/**
+ * Throws ERR_INVALID_ARGUMENT unless `options` is undefined or an object
+ * whose `name`, if any, is a string. @internal
+ */
+export function checkOptions(options: unknown, what: string): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object') {
+    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: options must be an object like { name: 'reader' } (or left out); got ${describeGiven(options)}`);
+  }
+  const name = (options as { name?: unknown }).name;
+  if (name !== undefined && typeof name !== 'string') {
+    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: options.name must be a string (or left out); got ${describeGiven(name)}`);
+  }
+}
+
 export interface SpawnTarget {
   backend: string;
   stackSize: number;
@@ -168,8 +184,9 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
   /** @internal Use `engine.create(fn)`. */
   constructor(fn: (arg: TIn) => TReturn, target: SpawnTarget, options: CoroutineOptions = {}) {
     if (typeof fn !== 'function') {
-      throw new KorutinError('ERR_INVALID_ARGUMENT', `a coroutine body must be a function, got ${typeof fn}`);
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `a coroutine body must be a function, got ${describeGiven(fn)}`);
     }
+    checkOptions(options, 'create(fn, options)');
     this.id = nextId++;
     this.name = options.name ?? `coroutine-${this.id}`;
     const rec: CoroutineRecord = {

@@ -14,7 +14,7 @@
  * of {@link slotPut}'s table.
  */
 import { performance } from 'perf_hooks';
-import { canHandOff, chainsSupported, currentRecord, Coroutine, handOff, joinChains, Out, runChain, yieldValue } from './coroutine';
+import { canHandOff, chainsSupported, checkOptions, currentRecord, Coroutine, handOff, joinChains, Out, runChain, yieldValue } from './coroutine';
 import { UnhandledPolicy, UnhandledSchema } from './config';
 import { CancelledError, isCancelledError, KorutinError } from './errors';
 import { describeGiven, describeValue } from './format';
@@ -282,7 +282,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
   /** @internal Use `engine.spawn()`. */
   constructor(engine: Engine, fn: (...args: any[]) => T, args: unknown[], options: SpawnOptions) {
     if (typeof fn !== 'function') {
-      throw new KorutinError('ERR_INVALID_ARGUMENT', `spawn() needs a function, got ${typeof fn}`);
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `spawn() needs a function, got ${describeGiven(fn)}`);
     }
     const h = S.spawn();
     if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', 'cannot create a task: out of memory');
@@ -828,13 +828,8 @@ export function spawnTask<R>(engine: Engine, fn: (...args: any[]) => R, args: un
 
 /** Starts `fn(...args)` as a task with explicit options. @internal */
 export function spawnTaskWith<R>(engine: Engine, options: SpawnOptions, fn: (...args: any[]) => R, args: unknown[]): Task<R> {
-  if (options === null || typeof options !== 'object') {
-    throw new KorutinError('ERR_INVALID_ARGUMENT', 'spawnWith(options, fn, ...args): options must be an object');
-  }
-  if (options.name !== undefined && typeof options.name !== 'string') {
-    throw new KorutinError('ERR_INVALID_ARGUMENT', 'spawn options: name must be a string');
-  }
-  return new Task<R>(engine, fn, args, options);
+  checkOptions(options, 'spawnWith(options, fn, ...args)');
+  return new Task<R>(engine, fn, args, options ?? {});
 }
 
 function isOptions(v: unknown): boolean {
