@@ -5,8 +5,8 @@
  * errors, promise-returning tasks, argument validation, unwinding.
  */
 import { strict as assert } from 'assert';
-import { CancelledError, KorutinError, parseConfig } from '../ts';
-import { engineFor, PACKAGE_ENTRY, runNode, testBackends, until } from './helpers';
+import { CancelledError, KorutinError, Mutex, parseConfig, Task } from '../ts';
+import { codeOf, engineFor, PACKAGE_ENTRY, runNode, testBackends, tick, until } from './helpers';
 
 /** A revoked Proxy: every operation on it throws a TypeError. */
 function revoked(): object {
@@ -47,6 +47,245 @@ function exotic(): { what: string; value: unknown }[] {
 for (const backend of testBackends()) {
   describe(`reliability [${backend}]`, () => {
     const ko = engineFor(backend);
+
+    it('H4: ko.yield() in a task is yieldNow(): others run, it returns undefined, cancel works', async () => {
+      const log: string[] = [];
+      const a = ko.spawn(() => {
+        log.push('a1');
+        const v: unknown = ko.yield('dropped');
+        log.push(`a2 ${String(v)}`);
+        return 'a done';
+      });
+      const b = ko.spawn(() => {
+        log.push('b');
+      });
+      assert.equal(await a, 'a done');
+      await b;
+      assert.deepEqual(log, ['a1', 'b', 'a2 undefined']);
+      // a coroutine a task created still yields to the task, as a generator
+      assert.equal(await ko.spawn(() => {
+        const co = ko.create(() => ko.yield(1) + 1);
+        const first = co.resume().value as number;
+        return first + (co.resume(10).value as number);
+      }), 12);
+      // a task looping on ko.yield() is cancelled at its next ko.yield()
+      let spins = 0;
+      const spinner = ko.spawn(() => {
+        for (;;) {
+          spins++;
+          ko.yield();
+        }
+      });
+      await until(() => spins > 3, 'the spinner to spin');
+      assert.notEqual(spinner.state, 'done');
+      assert.equal(spinner.cancel('enough'), true);
+      await assert.rejects(spinner.toPromise(), (e) => e instanceof CancelledError && e.reason === 'enough');
+      assert.equal(spinner.state, 'cancelled');
+    });
+
+    it('H5: a join cycle throws ERR_DEADLOCK at the join that closes it; a task joining itself too', async () => {
+      let a: Task<unknown> | null = null;
+      const b: Task<unknown> = ko.spawn(() => {
+        ko.yieldNow();
+        return a!.join();
+      });
+      a = ko.spawn(() => {
+        ko.yieldNow();
+        ko.yieldNow();
+        return b.join(); // b waits for a already: this closes the cycle
+      });
+      await assert.rejects(a.toPromise(), (e) => codeOf(e) === 'ERR_DEADLOCK' && /deadlock/.test((e as Error).message));
+      await assert.rejects(b.toPromise(), (e) => codeOf(e) === 'ERR_DEADLOCK'); // b joined a, which failed with it
+      // a three-task cycle
+      const ts: Task<unknown>[] = [];
+      for (let i = 0; i < 3; i++) {
+        ts.push(ko.spawn(() => {
+          for (let k = 0; k <= i; k++) ko.yieldNow();
+          return ts[(i + 1) % 3].join();
+        }));
+      }
+      const outcomes = await Promise.all(ts.map((t) => t.toPromise().then(() => 'ok', (e: unknown) => codeOf(e))));
+      assert.deepEqual(outcomes, ['ERR_DEADLOCK', 'ERR_DEADLOCK', 'ERR_DEADLOCK']);
+      // joining itself, with or without a timeout
+      const self = await ko.spawn(() => {
+        const codes: (string | undefined)[] = [];
+        for (const ms of [undefined, 10]) {
+          try {
+            ko.current()!.join(ms);
+          } catch (e) {
+            codes.push(codeOf(e));
+          }
+        }
+        return codes;
+      });
+      assert.deepEqual(self, ['ERR_DEADLOCK', 'ERR_DEADLOCK']);
+      // a cycle with a timeout in it is no deadlock: the timed join runs out
+      let c: Task<unknown> | null = null;
+      const d: Task<unknown> = ko.spawn(() => {
+        ko.yieldNow();
+        return c!.join(20);
+      });
+      c = ko.spawn(() => {
+        ko.yieldNow();
+        ko.yieldNow();
+        return d.join();
+      });
+      await assert.rejects(d.toPromise(), (e) => codeOf(e) === 'ERR_TIMEOUT');
+      await assert.rejects(c.toPromise(), (e) => codeOf(e) === 'ERR_TIMEOUT');
+    });
+
+    it('U4: a task joining a cancelled task gets ERR_JOINED_CANCELLED (cause: the CancelledError), not ERR_CANCELLED', async () => {
+      const victim = ko.spawn(() => ko.sleep(100_000));
+      const joiner = ko.spawn(() => {
+        try {
+          victim.join();
+        } catch (e) {
+          return { code: codeOf(e), cause: (e as { cause?: unknown }).cause };
+        }
+        return null;
+      });
+      await until(() => victim.state === 'blocked' && joiner.state === 'blocked');
+      victim.cancel('reason');
+      const r = await joiner;
+      assert.equal(joiner.state, 'done', 'the joiner was not cancelled');
+      assert.equal(r!.code, 'ERR_JOINED_CANCELLED');
+      assert.ok(r!.cause instanceof CancelledError && r!.cause.reason === 'reason');
+      assert.equal(victim.state, 'cancelled');
+    });
+
+    it('W8: a task returning a promise ends as the promise settles: state, join and await agree', async () => {
+      const boom = new Error('async boom');
+      const failing = ko.spawn(async () => {
+        await tick(5);
+        throw boom;
+      });
+      const fine = ko.spawn(async () => {
+        await tick(5);
+        return 'async value';
+      });
+      await until(() => failing.state === 'blocked', 'the task to wait for its promise');
+      await assert.rejects(failing.toPromise(), (e) => e === boom);
+      assert.equal(failing.state, 'failed');
+      assert.equal(await fine, 'async value');
+      assert.equal(fine.state, 'done');
+      const joined = await ko.spawn(() => {
+        const out: unknown[] = [fine.join()];
+        try {
+          failing.join();
+        } catch (e) {
+          out.push(e === boom);
+        }
+        return out;
+      });
+      assert.deepEqual(joined, ['async value', true]);
+      // cancelled while its promise is pending: cancelled
+      const pending = ko.spawn(() => new Promise(() => undefined));
+      await until(() => pending.state === 'blocked');
+      pending.cancel('stop');
+      await assert.rejects(pending.toPromise(), CancelledError);
+      assert.equal(pending.state, 'cancelled');
+    });
+
+    it('H6: a mutex whose owner ended is released; the next owner gets ERR_OWNER_DEAD, holding it', async () => {
+      const m = new Mutex();
+      const quitter = ko.spawn(() => {
+        m.lock();
+        return 'ended holding it';
+      });
+      assert.equal(await quitter, 'ended holding it');
+      assert.equal(m.locked, false, 'released when its owner ended');
+      const next = await ko.spawn(() => {
+        let code: string | undefined;
+        try {
+          m.lock(1000);
+        } catch (e) {
+          code = codeOf(e);
+        }
+        const held = m.locked;
+        m.unlock();
+        m.lock(1000); // told once: the next lock is plain
+        m.unlock();
+        return { code, held };
+      });
+      assert.deepEqual(next, { code: 'ERR_OWNER_DEAD', held: true });
+      // a waiter queued behind an owner that fails: woken, told, holding it
+      const holder = ko.spawn(() => {
+        m.lock();
+        ko.sleep(10);
+        throw new Error('died holding the mutex');
+      });
+      await until(() => holder.state === 'blocked');
+      const waiter = ko.spawn(() => {
+        try {
+          m.lock(5000);
+        } catch (e) {
+          const r = { code: codeOf(e), held: m.locked };
+          m.unlock();
+          return r;
+        }
+        return 'no error';
+      });
+      await assert.rejects(holder.toPromise(), /died holding/);
+      assert.deepEqual(await waiter, { code: 'ERR_OWNER_DEAD', held: true });
+      // withLock does not run fn then, and leaves the mutex unlocked
+      const q = ko.spawn(() => {
+        m.lock();
+      });
+      await q;
+      const w = await ko.spawn(() => {
+        let ran = false;
+        try {
+          m.withLock(() => {
+            ran = true;
+          });
+        } catch (e) {
+          return { code: codeOf(e), ran, locked: m.locked };
+        }
+        return 'no error';
+      });
+      assert.deepEqual(w, { code: 'ERR_OWNER_DEAD', ran: false, locked: false });
+      assert.equal(await ko.spawn(() => m.withLock(() => 'fine')), 'fine');
+    });
+
+    it('W4: a failed task nobody keeps is reported by the next turn, without any GC', async () => {
+      const seen: string[] = [];
+      ko.setUnhandled((e) => seen.push((e as Error).message));
+      try {
+        (() => {
+          ko.spawn(() => {
+            throw new Error('nobody kept me');
+          });
+        })();
+        // joined in the turn it failed (by a task that runs after it): not reported
+        const joinedLate = ko.spawn(() => {
+          throw new Error('joined');
+        });
+        const joiner = ko.spawn(() => {
+          assert.equal(joinedLate.state, 'failed');
+          try {
+            joinedLate.join();
+          } catch (e) {
+            return (e as Error).message;
+          }
+          return 'no error';
+        });
+        assert.equal(await joiner, 'joined');
+        await until(() => seen.length > 0, 'the report', 2000);
+        await tick(5);
+        assert.deepEqual(seen, ['nobody kept me']);
+      } finally {
+        ko.setUnhandled('throw');
+      }
+      const r = runNode(`
+        const { createEngine } = require(${JSON.stringify(PACKAGE_ENTRY)});
+        const ko = createEngine({ backend: ${JSON.stringify(backend)} });
+        ko.spawn(() => { throw new Error('lost in a task'); });
+        setTimeout(() => console.log('still alive'), 300);
+      `);
+      assert.notEqual(r.status, 0, 'the process fails');
+      assert.match(r.stderr, /lost in a task/);
+      assert.doesNotMatch(r.stdout, /still alive/);
+    });
 
     describe('exotic thrown values (C6, H3, W3, W6)', () => {
       for (const { what, value } of exotic()) {

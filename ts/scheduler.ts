@@ -212,6 +212,23 @@ function reportUnhandled(fin: TaskFin): void {
   }
 }
 
+/**
+ * A failed task nobody joins, awaits or detaches by the time the event loop
+ * has gone round once more (a setImmediate after the failure, so after the
+ * microtasks and the rest of this turn) is reported: an error is never lost
+ * just because no garbage collection came.
+ */
+function reportLater(fin: TaskFin): void {
+  setImmediate(() => {
+    if (!fin.observed) reportUnhandled(fin);
+  });
+}
+
+/** Something a task holds (a Mutex) and gives up when the task ends. @internal */
+export interface Holdable {
+  ownerEnded(t: Task<any>): void;
+}
+
 const taskRegistry = new FinalizationRegistry<TaskFin>((fin) => {
   S.release(fin.h);
   if (fin.failed) reportUnhandled(fin);
@@ -276,6 +293,10 @@ export class Task<T = unknown> implements PromiseLike<T> {
   awaitValue: unknown = undefined;
   /** @internal */
   readonly fin: TaskFin;
+  /** @internal the task this one waits for in an untimed join (for deadlock detection) */
+  joining: Task<any> | null = null;
+  /** @internal what this task holds (mutexes): told when it ends */
+  held: Set<Holdable> | null = null;
   private detachedFlag = false;
   private promise: Promise<T> | null = null;
 
@@ -296,7 +317,9 @@ export class Task<T = unknown> implements PromiseLike<T> {
       const t = me!;
       me = null;
       if (t.wStatus === K.ECANCELED) throw new CancelledError(t.cancelReason); // cancelled before it started
-      return fn(...args);
+      const r = fn(...args);
+      // a promise (an async function's result) is awaited: the task ends as it settles
+      return isThenable(r) ? (awaitPromise(r) as T) : r;
     };
     try {
       this.co = engine.create(body, { name: this.name });
@@ -338,11 +361,44 @@ export class Task<T = unknown> implements PromiseLike<T> {
     const me = self('Task.join()');
     this.fin.observed = true;
     const timeout = timeoutUs(timeoutMs, 'join()');
+    if (this === me) {
+      throw new KorutinError('ERR_DEADLOCK', `task#${me.id} (${me.name}) joins itself: it would wait forever; join another task, or just return`);
+    }
+    if (timeout < 0 && this.end === End.None) {
+      // a cycle of joins without timeouts never ends: refuse the join that closes it
+      const path: Task<any>[] = [];
+      for (let t: Task<any> | null = this; t !== null && path.length <= liveTasks; t = t.joining) {
+        path.push(t);
+        if (t.joining === me) {
+          const chain = [me, ...path, me].map((x) => `task#${x.id} (${x.name})`).join(' -> ');
+          throw new KorutinError(
+            'ERR_DEADLOCK',
+            `join task#${this.id} would deadlock: ${chain} would all wait for each other forever; break the cycle (join with a timeout, or let one side end without joining the other)`,
+          );
+        }
+      }
+    }
     let st = S.join(me.h, this.h, timeout < 0 ? 0 : clock(), timeout);
-    if (st === K.BLOCK) st = suspend(me);
-    if (st === K.EINVAL) throw new KorutinError('ERR_INVALID_ARGUMENT', 'a task cannot join itself: it would wait forever');
+    if (st === K.BLOCK) {
+      if (timeout < 0) me.joining = this;
+      try {
+        st = suspend(me);
+      } finally {
+        me.joining = null;
+      }
+    }
+    if (st === K.EINVAL) throw new KorutinError('ERR_INVALID_ARGUMENT', `join task#${this.id}: invalid join (status ${st})`);
     if (st !== K.OK) throw waitError(me, st, `join task#${this.id}`);
     if (this.end === K.END_OK) return this.result as T;
+    if (this.end === K.END_CANCELLED) {
+      // not ERR_CANCELLED: the joiner was not cancelled itself
+      const reason = isCancelledError(this.result) ? this.result.reason : undefined;
+      throw new KorutinError(
+        'ERR_JOINED_CANCELLED',
+        `task#${this.id} (${this.name}), which this task joined, was cancelled${reason === undefined ? '' : `: ${describeValue(reason)}`}; this task was not (the CancelledError is the cause)`,
+        { cause: this.result },
+      );
+    }
     throw this.result;
   }
 
@@ -412,11 +468,15 @@ export class Task<T = unknown> implements PromiseLike<T> {
     this.result = value;
     tasksByH[this.h] = undefined;
     liveTasks--;
+    const held = this.held;
+    this.held = null;
+    if (held) for (const x of held) x.ownerEnded(this);
     S.exit(this.h, end);
     if (end === K.END_ERROR) {
       this.fin.failed = true;
       this.fin.error = value;
       if (this.detachedFlag && !this.promise) reportUnhandled(this.fin);
+      else if (!this.fin.observed) reportLater(this.fin);
     }
   }
 }
