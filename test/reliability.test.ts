@@ -5,7 +5,7 @@
  * errors, promise-returning tasks, argument validation, unwinding.
  */
 import { strict as assert } from 'assert';
-import { CancelledError, KorutinError, Mutex, parseConfig, Task } from '../ts';
+import { CancelledError, Coroutine, KorutinError, Mutex, parseConfig, Task } from '../ts';
 import { codeOf, engineFor, PACKAGE_ENTRY, runNode, testBackends, tick, until } from './helpers';
 
 /** A revoked Proxy: every operation on it throws a TypeError. */
@@ -456,6 +456,22 @@ describe('reliability: argument validation (U1, U3)', () => {
       }
       assert.equal(ko.create(() => 1, { name: 'ok' }).name, 'ok');
       assert.equal(ko.create(() => 1, undefined).resume().value, 1);
+    });
+  }
+});
+
+describe('reliability: native errors are KorutinErrors (U2)', () => {
+  for (const backend of testBackends()) {
+    it(`[${backend}] ERR_OUT_OF_MEMORY and ERR_BACKEND_UNAVAILABLE from the addon are KorutinError instances`, () => {
+      const huge = { backend, stackSize: 2 ** 46, guardSize: 4096 }; // 64 TiB: no mapping that large
+      assert.throws(
+        () => new Coroutine(() => 1, huge),
+        (e: unknown) => e instanceof KorutinError && e.code === 'ERR_OUT_OF_MEMORY' && e.cause instanceof Error && /out of memory/.test(e.message),
+      );
+      assert.throws(
+        () => new Coroutine(() => 1, { backend: 'no-such-backend', stackSize: 256 * 1024, guardSize: 4096 }),
+        (e: unknown) => e instanceof KorutinError && e.code === 'ERR_BACKEND_UNAVAILABLE',
+      );
     });
   }
 });

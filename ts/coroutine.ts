@@ -7,6 +7,7 @@ import { AsyncResource, executionAsyncId, executionAsyncResource, triggerAsyncId
 import { KorutinError, fail } from './errors';
 import { describeGiven } from './format';
 import { native, NativeCoroutine } from './native';
+import { fromNative, nativeCall } from './native-errors';
 
 /** Where a coroutine is in its life. */
 export type CoroutineState = 'created' | 'suspended' | 'running' | 'normal' | 'done';
@@ -82,14 +83,18 @@ export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   rec.state = 'suspended';
   running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-  native.yield();
+  try {
+    native.yield();
+  } catch (e) {
+    throw fromNative(e);
+  }
   if (saved) restoreAsyncScopes(rec, saved);
   return takeSignal(rec) as TIn;
 }
 
 /** Resuming: pushes back the async scopes popAsyncScopes() took off. */
 function restoreAsyncScopes(rec: CoroutineRecord, saved: { ids: number[]; resources: object[] }): void {
-  native.asyncRestore(saved.ids, saved.resources);
+  nativeCall(() => native.asyncRestore(saved.ids, saved.resources));
   // Node's JS side pops a scope by shortening its resource array: an empty
   // scope here stretches that array to the stack's new depth.
   rec.resource.runInAsyncScope(noop);
@@ -123,7 +128,7 @@ function popAsyncScopes(rec: CoroutineRecord): { ids: number[]; resources: objec
   for (let id = executionAsyncId(); id !== base; id = executionAsyncId()) {
     ids.push(id, triggerAsyncId());
     resources.push(executionAsyncResource());
-    native.asyncPop(id);
+    nativeCall(() => native.asyncPop(id));
   }
   // outermost first, for pushing back
   const n = resources.length;
@@ -211,7 +216,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       rec.state = 'done';
       running.pop();
     };
-    rec.native = new native.Coroutine(target.backend, target.stackSize, target.guardSize, body);
+    rec.native = nativeCall(() => new native.Coroutine(target.backend, target.stackSize, target.guardSize, body));
     rec.no = rec.native.no;
     rec.self = new WeakRef(this);
     this.rec = rec;
@@ -278,6 +283,8 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
   running.push(rec);
   try {
     rec.resource.runInAsyncScope(resumeNative, null, rec);
+  } catch (e) {
+    throw fromNative(e);
   } finally {
     if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
     if (outer) outer.state = 'running';
@@ -293,7 +300,7 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
 /** throw()/return() before the first resume: the body never runs, like a generator's. */
 function finishUnstarted(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
   rec.state = 'done';
-  rec.native?.destroy();
+  nativeCall(() => rec.native?.destroy());
   finished(rec);
   if (sig === Sig.Throw) throw value;
   return { value, done: true };
@@ -382,7 +389,7 @@ export function runChain(rec: CoroutineRecord): CoroutineRecord {
     native.resumeChain(rec.no);
   } catch (e) {
     leaveChain(rec, prior); // the switch itself failed
-    throw e;
+    throw fromNative(e);
   }
   const last = chainTail!;
   chainTail = null;
@@ -419,7 +426,7 @@ export function handOff(to: CoroutineRecord): unknown {
     rec.state = 'running';
     running.push(rec);
     if (saved) restoreAsyncScopes(rec, saved);
-    throw e;
+    throw fromNative(e);
   }
   if (saved) restoreAsyncScopes(rec, saved);
   return takeSignal(rec);
