@@ -5,6 +5,9 @@
  * errors, promise-returning tasks, argument validation, unwinding.
  */
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { CancelledError, Coroutine, KorutinError, Mutex, parseConfig, Task } from '../ts';
 import { codeOf, engineFor, PACKAGE_ENTRY, runNode, testBackends, tick, until } from './helpers';
 
@@ -472,6 +475,90 @@ describe('reliability: native errors are KorutinErrors (U2)', () => {
         () => new Coroutine(() => 1, { backend: 'no-such-backend', stackSize: 256 * 1024, guardSize: 4096 }),
         (e: unknown) => e instanceof KorutinError && e.code === 'ERR_BACKEND_UNAVAILABLE',
       );
+    });
+  }
+});
+
+describe('reliability: unwinding where V8 would swallow it (C5, W5)', () => {
+  for (const backend of testBackends()) {
+    const head = `
+      const { createEngine } = require(${JSON.stringify(PACKAGE_ENTRY)});
+      const ko = createEngine({ backend: ${JSON.stringify(backend)} });
+      process.on('warning', (w) => console.log('warning: ' + w.code));
+    `;
+
+    it(`[${backend}] return() of a coroutine suspended in a Promise executor: ERR_UNWIND_UNSAFE, it stays usable`, () => {
+      const r = runNode(`${head}
+        const log = [];
+        const co = ko.create(() => {
+          const p = new Promise((res) => { res(ko.yield('in executor')); });
+          log.push('after the executor');
+          return p;
+        });
+        console.log('first: ' + co.resume().value);
+        try { co.return('r'); console.log('returned'); } catch (e) { console.log('return: ' + e.code + ' ' + co.state); }
+        const end = co.resume(5);
+        end.value.then((v) => console.log('end: ' + end.done + ' ' + v + ' ' + log.join(',')));
+      `);
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /ReturnSignal/);
+      assert.match(r.stdout, /first: in executor/);
+      assert.match(r.stdout, /return: ERR_UNWIND_UNSAFE suspended/);
+      assert.match(r.stdout, /end: true 5 after the executor/);
+    });
+
+    it(`[${backend}] a dropped coroutine suspended in a Promise executor is left alone (a warning), no unhandled rejection`, () => {
+      const r = runNode(`${head}
+        (() => {
+          const co = ko.create(() => { new Promise(() => { ko.yield(1); }); console.log('continued after the executor'); });
+          co.resume();
+        })();
+        // an ordinary dropped one is still unwound, its finally blocks run
+        (() => {
+          const co = ko.create(() => { try { ko.yield(1); } finally { console.log('finally ran'); } });
+          co.resume();
+        })();
+        setTimeout(() => { global.gc(); setTimeout(() => { global.gc(); setTimeout(() => console.log('exit clean'), 50); }, 20); }, 10);
+      `, ['--expose-gc']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /ReturnSignal/);
+      assert.doesNotMatch(r.stdout, /continued after the executor/);
+      assert.match(r.stdout, /warning: KORUTIN_UNWIND_UNSAFE/);
+      assert.match(r.stdout, /finally ran/);
+      assert.match(r.stdout, /exit clean/);
+    });
+
+    it(`[${backend}] a dropped coroutine suspended in an ES module's evaluation does not leave a ReturnSignal as the module's error`, function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'korutin-esm-'));
+      try {
+        const mod = path.join(dir, 'suspends.mjs');
+        fs.writeFileSync(mod, `
+          import { createRequire } from 'module';
+          const require = createRequire(import.meta.url);
+          const { createEngine } = require(${JSON.stringify(PACKAGE_ENTRY)});
+          export const x = createEngine({ backend: ${JSON.stringify(backend)} }).yield('in module');
+        `);
+        const r = runNode(`${head}
+          let supported = true;
+          (() => {
+            const co = ko.create(() => require(${JSON.stringify(mod)}));
+            try { co.resume(); } catch (e) { supported = false; console.log('no require(esm): ' + e.code); }
+          })();
+          setTimeout(async () => {
+            global.gc();
+            await new Promise((r) => setTimeout(r, 30));
+            try { await import(${JSON.stringify(`file://${mod}`)}); console.log('imported'); }
+            catch (e) { console.log('import: ' + (e && e.constructor && e.constructor.name)); }
+            console.log(supported ? 'tested' : 'untested');
+          }, 10);
+        `, ['--expose-gc']);
+        if (/untested/.test(r.stdout)) this.skip();
+        assert.equal(r.status, 0, r.stderr);
+        assert.doesNotMatch(r.stdout + r.stderr, /ReturnSignal/);
+        assert.match(r.stdout, /warning: KORUTIN_UNWIND_UNSAFE/);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
   }
 });

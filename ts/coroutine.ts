@@ -12,7 +12,7 @@ import { fromNative, nativeCall } from './native-errors';
 /** Where a coroutine is in its life. */
 export type CoroutineState = 'created' | 'suspended' | 'running' | 'normal' | 'done';
 
-const enum Sig { Next, Throw, Return }
+const enum Sig { Next, Throw, Return, Probe }
 /** How a coroutine last came back to its resumer. @internal */
 export const enum Out { Yield, Return, Throw }
 
@@ -89,7 +89,71 @@ export function yieldValue<TIn = unknown>(value?: unknown): TIn {
     throw fromNative(e);
   }
   if (saved) restoreAsyncScopes(rec, saved);
-  return takeSignal(rec) as TIn;
+  return (rec.sig === Sig.Probe ? answerProbes(rec) : takeSignal(rec)) as TIn;
+}
+
+/**
+ * The resumer asks where this coroutine is suspended (see {@link unsafeToUnwind}):
+ * answer from here, suspend again, and take the signal that follows.
+ */
+function answerProbes(rec: CoroutineRecord): unknown {
+  while (rec.sig === Sig.Probe) {
+    rec.sig = Sig.Next;
+    rec.out = Out.Yield;
+    rec.outValue = unsafeFrame();
+    rec.state = 'suspended';
+    running.pop();
+    const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
+    try {
+      native.yield();
+    } catch (e) {
+      throw fromNative(e);
+    }
+    if (saved) restoreAsyncScopes(rec, saved);
+  }
+  return takeSignal(rec);
+}
+
+/**
+ * Why an exception thrown here would not unwind the coroutine, or null.
+ * V8 catches an exception thrown inside a Promise executor (the promise
+ * rejects with it, the executor's caller goes on) and inside an ES module's
+ * evaluation (the module is left errored with it, for every later import);
+ * no JavaScript can catch it first, so korutin refuses to unwind there.
+ */
+function unsafeFrame(): string | null {
+  const limit = Error.stackTraceLimit;
+  const prepare = Error.prepareStackTrace;
+  let sites: NodeJS.CallSite[] = [];
+  try {
+    Error.stackTraceLimit = Infinity;
+    Error.prepareStackTrace = (_e, s) => s;
+    const holder: { stack?: unknown } = {};
+    Error.captureStackTrace(holder, unsafeFrame);
+    if (Array.isArray(holder.stack)) sites = holder.stack as NodeJS.CallSite[];
+  } catch {
+    return null;
+  } finally {
+    Error.stackTraceLimit = limit;
+    Error.prepareStackTrace = prepare;
+  }
+  for (const site of sites) {
+    if (site.isConstructor() && site.getFunctionName() === 'Promise') {
+      return 'it is suspended inside a Promise executor (new Promise(executor)), which would catch the unwinding and reject the promise with it';
+    }
+    const file = site.getFileName() ?? '';
+    if (file.startsWith('node:internal/modules/esm/')) {
+      return "it is suspended inside an ES module's evaluation, which would keep the unwinding as the module's error for every later import";
+    }
+  }
+  return null;
+}
+
+/** Asks a suspended coroutine whether it can be unwound (see {@link unsafeFrame}). */
+function unsafeToUnwind(rec: CoroutineRecord): string | null {
+  if (rec.state !== 'suspended') return null;
+  const r = switchInto(rec, Sig.Probe, undefined);
+  return typeof r.value === 'string' ? r.value : null;
 }
 
 /** Resuming: pushes back the async scopes popAsyncScopes() took off. */
@@ -251,6 +315,13 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
   /** Unwinds the coroutine from its suspension point (its `finally` blocks run) and finishes it with `value`. */
   return(value?: TReturn): IteratorResult<TYield, TReturn> {
     if (this.rec.state === 'done') return { value: value as TReturn, done: true };
+    const unsafe = unsafeToUnwind(this.rec);
+    if (unsafe !== null) {
+      throw new KorutinError(
+        'ERR_UNWIND_UNSAFE',
+        `cannot return() ${this.name}: ${unsafe}; it stays suspended: resume() it to the end (or out of there) instead`,
+      );
+    }
     return switchInto(this.rec, Sig.Return, value) as IteratorResult<TYield, TReturn>;
   }
 
@@ -317,6 +388,19 @@ function unwindAbandoned(rec: CoroutineRecord): void {
     rec.native?.destroy();
     rec.native = null;
     rec.state = 'done';
+    return;
+  }
+  try {
+    const unsafe = unsafeToUnwind(rec);
+    if (unsafe !== null) {
+      // left suspended: its stack stays mapped, its finally blocks never run
+      process.emitWarning(`an abandoned coroutine was not unwound: ${unsafe}; its stack is kept`, {
+        type: 'KorutinWarning',
+        code: 'KORUTIN_UNWIND_UNSAFE',
+      });
+      return;
+    }
+  } catch {
     return;
   }
   for (let tries = 0; rec.state === 'suspended' && tries < 8; tries++) {
