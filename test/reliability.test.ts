@@ -457,6 +457,11 @@ describe('reliability: argument validation (U1, U3)', () => {
           (e: KorutinError) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.name must be a string/.test(e.message),
         );
       }
+      // spawn's trailing options object: a wrong name is refused, not passed on as an argument
+      assert.throws(
+        () => ko.spawn(() => 1, { name: 5 } as never),
+        (e: KorutinError) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.name must be a string/.test(e.message),
+      );
       assert.equal(ko.create(() => 1, { name: 'ok' }).name, 'ok');
       assert.equal(ko.create(() => 1, undefined).resume().value, 1);
     });

@@ -51,7 +51,8 @@ const size = z
 
 /**
  * What to do with an error that ends a task nobody joins: a detached task,
- * or one whose Task object is garbage-collected without `join()`/`await`.
+ * or one nobody has joined, awaited or detached by the next turn of the
+ * event loop after it failed (see docs/scheduler.md).
  * `'throw'` (the default, as Node treats an unhandled rejection) raises it
  * as an uncaught exception (or hands it to `'unhandledRejection'`
  * listeners when there are some); `'warn'` emits a process warning; `'ignore'`

@@ -880,6 +880,7 @@ export function spawnTask<R>(engine: Engine, fn: (...args: any[]) => R, args: un
   let options: SpawnOptions = {};
   const last = args[args.length - 1];
   if (args.length > 0 && args.length > (typeof fn === 'function' ? fn.length : 0) && isOptions(last)) {
+    checkOptions(last, 'spawn(fn, ...args, options)');
     options = last as SpawnOptions;
     args = args.slice(0, -1);
   }
@@ -892,10 +893,15 @@ export function spawnTaskWith<R>(engine: Engine, options: SpawnOptions, fn: (...
   return new Task<R>(engine, fn, args, options ?? {});
 }
 
+/** A plain object whose only key is `name` (of any type: a wrong one is refused by checkOptions). */
 function isOptions(v: unknown): boolean {
   if (v === null || typeof v !== 'object') return false;
-  const proto = Object.getPrototypeOf(v);
-  if (proto !== Object.prototype && proto !== null) return false;
-  const keys = Object.keys(v);
-  return keys.length > 0 && keys.every((k) => k === 'name') && typeof (v as SpawnOptions).name === 'string';
+  try {
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return false;
+    const keys = Object.keys(v);
+    return keys.length > 0 && keys.every((k) => k === 'name');
+  } catch {
+    return false; // a Proxy whose traps throw: an argument, not options
+  }
 }
