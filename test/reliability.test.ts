@@ -11,6 +11,15 @@ import * as path from 'path';
 import { CancelledError, Coroutine, KorutinError, Mutex, parseConfig, Task } from '../ts';
 import { codeOf, engineFor, PACKAGE_ENTRY, runNode, testBackends, tick, until } from './helpers';
 
+/** `p`, or a rejection after `ms`: a regression fails in seconds instead of hanging. */
+function within<T>(p: PromiseLike<T>, what: string, ms = 5000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_res, rej) => {
+    timer = setTimeout(() => rej(new Error(`${what}: not settled within ${ms} ms`)), ms);
+  });
+  return Promise.race([Promise.resolve(p), late]).finally(() => clearTimeout(timer));
+}
+
 /** A revoked Proxy: every operation on it throws a TypeError. */
 function revoked(): object {
   const { proxy, revoke } = Proxy.revocable({}, {});
@@ -62,8 +71,8 @@ for (const backend of testBackends()) {
       const b = ko.spawn(() => {
         log.push('b');
       });
-      assert.equal(await a, 'a done');
-      await b;
+      assert.equal(await within(a, 'the task that called ko.yield()'), 'a done');
+      await within(b, 'the other task');
       assert.deepEqual(log, ['a1', 'b', 'a2 undefined']);
       // a coroutine a task created still yields to the task, as a generator
       assert.equal(await ko.spawn(() => {
@@ -82,7 +91,7 @@ for (const backend of testBackends()) {
       await until(() => spins > 3, 'the spinner to spin');
       assert.notEqual(spinner.state, 'done');
       assert.equal(spinner.cancel('enough'), true);
-      await assert.rejects(spinner.toPromise(), (e) => e instanceof CancelledError && e.reason === 'enough');
+      await assert.rejects(within(spinner, 'the cancelled spinner'), (e) => e instanceof CancelledError && e.reason === 'enough');
       assert.equal(spinner.state, 'cancelled');
     });
 
@@ -97,8 +106,8 @@ for (const backend of testBackends()) {
         ko.yieldNow();
         return b.join(); // b waits for a already: this closes the cycle
       });
-      await assert.rejects(a.toPromise(), (e) => codeOf(e) === 'ERR_DEADLOCK' && /deadlock/.test((e as Error).message));
-      await assert.rejects(b.toPromise(), (e) => codeOf(e) === 'ERR_DEADLOCK'); // b joined a, which failed with it
+      await assert.rejects(within(a, 'a'), (e) => codeOf(e) === 'ERR_DEADLOCK' && /deadlock/.test((e as Error).message));
+      await assert.rejects(within(b, 'b'), (e) => codeOf(e) === 'ERR_DEADLOCK'); // b joined a, which failed with it
       // a three-task cycle
       const ts: Task<unknown>[] = [];
       for (let i = 0; i < 3; i++) {
@@ -107,10 +116,10 @@ for (const backend of testBackends()) {
           return ts[(i + 1) % 3].join();
         }));
       }
-      const outcomes = await Promise.all(ts.map((t) => t.toPromise().then(() => 'ok', (e: unknown) => codeOf(e))));
+      const outcomes = await within(Promise.all(ts.map((t) => t.toPromise().then(() => 'ok', (e: unknown) => codeOf(e)))), 'the 3-cycle');
       assert.deepEqual(outcomes, ['ERR_DEADLOCK', 'ERR_DEADLOCK', 'ERR_DEADLOCK']);
       // joining itself, with or without a timeout
-      const self = await ko.spawn(() => {
+      const self = await within(ko.spawn(() => {
         const codes: (string | undefined)[] = [];
         for (const ms of [undefined, 10]) {
           try {
@@ -120,7 +129,7 @@ for (const backend of testBackends()) {
           }
         }
         return codes;
-      });
+      }), 'the self-join');
       assert.deepEqual(self, ['ERR_DEADLOCK', 'ERR_DEADLOCK']);
       // a cycle with a timeout in it is no deadlock: the timed join runs out
       let c: Task<unknown> | null = null;
@@ -133,8 +142,8 @@ for (const backend of testBackends()) {
         ko.yieldNow();
         return d.join();
       });
-      await assert.rejects(d.toPromise(), (e) => codeOf(e) === 'ERR_TIMEOUT');
-      await assert.rejects(c.toPromise(), (e) => codeOf(e) === 'ERR_TIMEOUT');
+      await assert.rejects(within(d, 'd'), (e) => codeOf(e) === 'ERR_TIMEOUT');
+      await assert.rejects(within(c, 'c'), (e) => codeOf(e) === 'ERR_TIMEOUT');
     });
 
     it('U4: a task joining a cancelled task gets ERR_JOINED_CANCELLED (cause: the CancelledError), not ERR_CANCELLED', async () => {
@@ -149,7 +158,7 @@ for (const backend of testBackends()) {
       });
       await until(() => victim.state === 'blocked' && joiner.state === 'blocked');
       victim.cancel('reason');
-      const r = await joiner;
+      const r = await within(joiner, 'the joiner');
       assert.equal(joiner.state, 'done', 'the joiner was not cancelled');
       assert.equal(r!.code, 'ERR_JOINED_CANCELLED');
       assert.ok(r!.cause instanceof CancelledError && r!.cause.reason === 'reason');
@@ -167,9 +176,9 @@ for (const backend of testBackends()) {
         return 'async value';
       });
       await until(() => failing.state === 'blocked', 'the task to wait for its promise');
-      await assert.rejects(failing.toPromise(), (e) => e === boom);
+      await assert.rejects(within(failing, 'the failing async task'), (e) => e === boom);
       assert.equal(failing.state, 'failed');
-      assert.equal(await fine, 'async value');
+      assert.equal(await within(fine, 'the async task'), 'async value');
       assert.equal(fine.state, 'done');
       const joined = await ko.spawn(() => {
         const out: unknown[] = [fine.join()];
@@ -185,7 +194,7 @@ for (const backend of testBackends()) {
       const pending = ko.spawn(() => new Promise(() => undefined));
       await until(() => pending.state === 'blocked');
       pending.cancel('stop');
-      await assert.rejects(pending.toPromise(), CancelledError);
+      await assert.rejects(within(pending, 'the cancelled async task'), CancelledError);
       assert.equal(pending.state, 'cancelled');
     });
 
@@ -229,7 +238,7 @@ for (const backend of testBackends()) {
         return 'no error';
       });
       await assert.rejects(holder.toPromise(), /died holding/);
-      assert.deepEqual(await waiter, { code: 'ERR_OWNER_DEAD', held: true });
+      assert.deepEqual(await within(waiter, 'the waiter'), { code: 'ERR_OWNER_DEAD', held: true });
       // withLock does not run fn then, and leaves the mutex unlocked
       const q = ko.spawn(() => {
         m.lock();
