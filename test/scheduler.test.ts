@@ -119,7 +119,7 @@ for (const backend of testBackends()) {
         }
         return 'no';
       });
-      assert.equal(self, 'ERR_INVALID_ARGUMENT');
+      assert.equal(self, 'ERR_DEADLOCK');
     });
 
     it('blocking calls outside a task throw ERR_NOT_IN_COROUTINE (also from a coroutine a task made)', async () => {
@@ -489,7 +489,7 @@ for (const backend of testBackends()) {
         await assert.rejects(t.toPromise(), (e) => e instanceof CancelledError && e.reason === 'self');
       });
 
-      it('join of a cancelled task throws its CancelledError', async () => {
+      it('join of a cancelled task throws ERR_JOINED_CANCELLED, its CancelledError as the cause', async () => {
         const r = await inTask(ko, () => {
           const t = ko.spawn(() => ko.sleep(100_000));
           ko.yieldNow();
@@ -497,11 +497,12 @@ for (const backend of testBackends()) {
           try {
             t.join();
           } catch (e) {
-            return e instanceof CancelledError ? e.reason : e;
+            const cause = (e as { cause?: unknown }).cause;
+            return { code: codeOf(e), notCancelled: !(e instanceof CancelledError), reason: cause instanceof CancelledError ? cause.reason : cause };
           }
           return 'joined';
         });
-        assert.equal(r, 'stop');
+        assert.deepEqual(r, { code: 'ERR_JOINED_CANCELLED', notCancelled: true, reason: 'stop' });
       });
     });
 

@@ -4,6 +4,7 @@
  * values themselves stay in JavaScript (the core carries slot numbers).
  */
 import { KorutinError } from './errors';
+import { describeGiven } from './format';
 import {
   AfterCase, caseRoom, clock, io, K, kick, proxyWait, S, self, slotPut, slotTake, suspend, Task, timeoutUs, waitError,
 } from './scheduler';
@@ -66,7 +67,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
 
   constructor(capacity = 0) {
     if (!Number.isInteger(capacity) || capacity < 0 || capacity > 0x7fffffff) {
-      throw new KorutinError('ERR_INVALID_ARGUMENT', `a channel's capacity must be an integer >= 0, got ${String(capacity)}`);
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `a channel's capacity must be an integer >= 0, got ${describeGiven(capacity)}`);
     }
     const h = S.chanNew(capacity);
     if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', `cannot create a channel of capacity ${capacity}`);

@@ -3,6 +3,7 @@
  */
 import { z } from 'zod';
 import { KorutinError } from './errors';
+import { describeGiven } from './format';
 
 /** The switch backends; `'auto'` picks the fastest one that works here. */
 export const BACKENDS = ['asm', 'boost', 'ucontext', 'threads'] as const;
@@ -26,16 +27,32 @@ export function parseSize(v: number | string): number {
   return Math.round(Number(m[1]) * mult);
 }
 
+/** What a stack size may be, for messages. */
+const SIZE_ACCEPTS = "a byte count or a size like '96k', '256k', '1m' or '1.5 MiB' (a byte count is a positive whole number)";
+
 const size = z
-  .union([z.number(), z.string()])
-  .transform(parseSize)
-  .refine((n) => Number.isInteger(n) && n > 0, { message: "must be a byte count or a size like '256k' or '1m'" })
-  .refine((n) => Number.isNaN(n) || n >= MIN_STACK, { message: `must be at least ${MIN_STACK / 1024}k: JavaScript needs that much stack` })
-  .refine((n) => Number.isNaN(n) || n <= MAX_STACK, { message: `must be at most ${MAX_STACK / 1024 ** 2}m` });
+  .union([z.number(), z.string()], {
+    errorMap: (_issue, ctx) => ({ message: `must be ${SIZE_ACCEPTS}; got ${describeGiven(ctx.data)}` }),
+  })
+  .superRefine((v, ctx) => {
+    const n = parseSize(v);
+    if (!Number.isInteger(n) || n <= 0) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be ${SIZE_ACCEPTS}; got ${describeGiven(v)}` });
+    } else if (n < MIN_STACK) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `must be at least ${MIN_STACK / 1024}k: JavaScript needs that much stack; got ${describeGiven(v)} (${n} bytes)`,
+      });
+    } else if (n > MAX_STACK) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at most ${MAX_STACK / 1024 ** 2}m; got ${describeGiven(v)} (${n} bytes)` });
+    }
+  })
+  .transform(parseSize);
 
 /**
  * What to do with an error that ends a task nobody joins: a detached task,
- * or one whose Task object is garbage-collected without `join()`/`await`.
+ * or one nobody has joined, awaited or detached by the next turn of the
+ * event loop after it failed (see docs/scheduler.md).
  * `'throw'` (the default, as Node treats an unhandled rejection) raises it
  * as an uncaught exception (or hands it to `'unhandledRejection'`
  * listeners when there are some); `'warn'` emits a process warning; `'ignore'`

@@ -5,12 +5,14 @@
  */
 import { AsyncResource, executionAsyncId, executionAsyncResource, triggerAsyncId } from 'async_hooks';
 import { KorutinError, fail } from './errors';
+import { describeGiven } from './format';
 import { native, NativeCoroutine } from './native';
+import { fromNative, nativeCall } from './native-errors';
 
 /** Where a coroutine is in its life. */
 export type CoroutineState = 'created' | 'suspended' | 'running' | 'normal' | 'done';
 
-const enum Sig { Next, Throw, Return }
+const enum Sig { Next, Throw, Return, Probe }
 /** How a coroutine last came back to its resumer. @internal */
 export const enum Out { Yield, Return, Throw }
 
@@ -45,7 +47,20 @@ export interface CoroutineRecord {
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
 class ReturnSignal {
-  constructor(readonly rec: CoroutineRecord, readonly value: unknown) {}
+  constructor(readonly rec: CoroutineRecord, readonly value: unknown) {
+    returnSignals.add(this);
+  }
+}
+
+const returnSignals = new WeakSet<object>();
+
+/**
+ * Whether `e` is the ReturnSignal unwinding `rec`. Runs none of the thrown
+ * value's code: `instanceof` would call a Proxy's getPrototypeOf trap, and
+ * a revoked Proxy's throws.
+ */
+function isReturnOf(e: unknown, rec: CoroutineRecord): boolean {
+  return typeof e === 'object' && e !== null && returnSignals.has(e) && (e as ReturnSignal).rec === rec;
 }
 
 /** The coroutines running on this thread, innermost last. */
@@ -68,14 +83,82 @@ export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   rec.state = 'suspended';
   running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-  native.yield();
+  try {
+    native.yield();
+  } catch (e) {
+    throw fromNative(e);
+  }
   if (saved) restoreAsyncScopes(rec, saved);
-  return takeSignal(rec) as TIn;
+  return (rec.sig === Sig.Probe ? answerProbes(rec) : takeSignal(rec)) as TIn;
+}
+
+/**
+ * The resumer asks where this coroutine is suspended (see {@link unsafeToUnwind}):
+ * answer from here, suspend again, and take the signal that follows.
+ */
+function answerProbes(rec: CoroutineRecord): unknown {
+  while (rec.sig === Sig.Probe) {
+    rec.sig = Sig.Next;
+    rec.out = Out.Yield;
+    rec.outValue = unsafeFrame();
+    rec.state = 'suspended';
+    running.pop();
+    const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
+    try {
+      native.yield();
+    } catch (e) {
+      throw fromNative(e);
+    }
+    if (saved) restoreAsyncScopes(rec, saved);
+  }
+  return takeSignal(rec);
+}
+
+/**
+ * Why an exception thrown here would not unwind the coroutine, or null.
+ * V8 catches an exception thrown inside a Promise executor (the promise
+ * rejects with it, the executor's caller goes on) and inside an ES module's
+ * evaluation (the module is left errored with it, for every later import);
+ * no JavaScript can catch it first, so korutin refuses to unwind there.
+ */
+function unsafeFrame(): string | null {
+  const limit = Error.stackTraceLimit;
+  const prepare = Error.prepareStackTrace;
+  let sites: NodeJS.CallSite[] = [];
+  try {
+    Error.stackTraceLimit = Infinity;
+    Error.prepareStackTrace = (_e, s) => s;
+    const holder: { stack?: unknown } = {};
+    Error.captureStackTrace(holder, unsafeFrame);
+    if (Array.isArray(holder.stack)) sites = holder.stack as NodeJS.CallSite[];
+  } catch {
+    return null;
+  } finally {
+    Error.stackTraceLimit = limit;
+    Error.prepareStackTrace = prepare;
+  }
+  for (const site of sites) {
+    if (site.isConstructor() && site.getFunctionName() === 'Promise') {
+      return 'it is suspended inside a Promise executor (new Promise(executor)), which would catch the unwinding and reject the promise with it';
+    }
+    const file = site.getFileName() ?? '';
+    if (file.startsWith('node:internal/modules/esm/')) {
+      return "it is suspended inside an ES module's evaluation, which would keep the unwinding as the module's error for every later import";
+    }
+  }
+  return null;
+}
+
+/** Asks a suspended coroutine whether it can be unwound (see {@link unsafeFrame}). */
+function unsafeToUnwind(rec: CoroutineRecord): string | null {
+  if (rec.state !== 'suspended') return null;
+  const r = switchInto(rec, Sig.Probe, undefined);
+  return typeof r.value === 'string' ? r.value : null;
 }
 
 /** Resuming: pushes back the async scopes popAsyncScopes() took off. */
 function restoreAsyncScopes(rec: CoroutineRecord, saved: { ids: number[]; resources: object[] }): void {
-  native.asyncRestore(saved.ids, saved.resources);
+  nativeCall(() => native.asyncRestore(saved.ids, saved.resources));
   // Node's JS side pops a scope by shortening its resource array: an empty
   // scope here stretches that array to the stack's new depth.
   rec.resource.runInAsyncScope(noop);
@@ -109,7 +192,7 @@ function popAsyncScopes(rec: CoroutineRecord): { ids: number[]; resources: objec
   for (let id = executionAsyncId(); id !== base; id = executionAsyncId()) {
     ids.push(id, triggerAsyncId());
     resources.push(executionAsyncResource());
-    native.asyncPop(id);
+    nativeCall(() => native.asyncPop(id));
   }
   // outermost first, for pushing back
   const n = resources.length;
@@ -129,6 +212,21 @@ function takeSignal(rec: CoroutineRecord): unknown {
 export interface CoroutineOptions {
   /** A name for diagnostics. */
   name?: string;
+}
+
+/**
+ * Throws ERR_INVALID_ARGUMENT unless `options` is undefined or an object
+ * whose `name`, if any, is a string. @internal
+ */
+export function checkOptions(options: unknown, what: string): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object') {
+    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: options must be an object like { name: 'reader' } (or left out); got ${describeGiven(options)}`);
+  }
+  const name = (options as { name?: unknown }).name;
+  if (name !== undefined && typeof name !== 'string') {
+    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: options.name must be a string (or left out); got ${describeGiven(name)}`);
+  }
 }
 
 export interface SpawnTarget {
@@ -155,8 +253,9 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
   /** @internal Use `engine.create(fn)`. */
   constructor(fn: (arg: TIn) => TReturn, target: SpawnTarget, options: CoroutineOptions = {}) {
     if (typeof fn !== 'function') {
-      throw new KorutinError('ERR_INVALID_ARGUMENT', `a coroutine body must be a function, got ${typeof fn}`);
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `a coroutine body must be a function, got ${describeGiven(fn)}`);
     }
+    checkOptions(options, 'create(fn, options)');
     this.id = nextId++;
     this.name = options.name ?? `coroutine-${this.id}`;
     const rec: CoroutineRecord = {
@@ -170,9 +269,9 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
         rec.outValue = fn(takeSignal(rec) as TIn);
         rec.out = Out.Return;
       } catch (e) {
-        if (e instanceof ReturnSignal && e.rec === rec) {
+        if (isReturnOf(e, rec)) {
           rec.out = Out.Return;
-          rec.outValue = e.value;
+          rec.outValue = (e as ReturnSignal).value;
         } else {
           rec.out = Out.Throw;
           rec.outValue = e;
@@ -181,7 +280,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       rec.state = 'done';
       running.pop();
     };
-    rec.native = new native.Coroutine(target.backend, target.stackSize, target.guardSize, body);
+    rec.native = nativeCall(() => new native.Coroutine(target.backend, target.stackSize, target.guardSize, body));
     rec.no = rec.native.no;
     rec.self = new WeakRef(this);
     this.rec = rec;
@@ -216,6 +315,13 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
   /** Unwinds the coroutine from its suspension point (its `finally` blocks run) and finishes it with `value`. */
   return(value?: TReturn): IteratorResult<TYield, TReturn> {
     if (this.rec.state === 'done') return { value: value as TReturn, done: true };
+    const unsafe = unsafeToUnwind(this.rec);
+    if (unsafe !== null) {
+      throw new KorutinError(
+        'ERR_UNWIND_UNSAFE',
+        `cannot return() ${this.name}: ${unsafe}; it stays suspended: resume() it to the end (or out of there) instead`,
+      );
+    }
     return switchInto(this.rec, Sig.Return, value) as IteratorResult<TYield, TReturn>;
   }
 
@@ -248,6 +354,8 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
   running.push(rec);
   try {
     rec.resource.runInAsyncScope(resumeNative, null, rec);
+  } catch (e) {
+    throw fromNative(e);
   } finally {
     if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
     if (outer) outer.state = 'running';
@@ -263,7 +371,7 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
 /** throw()/return() before the first resume: the body never runs, like a generator's. */
 function finishUnstarted(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
   rec.state = 'done';
-  rec.native?.destroy();
+  nativeCall(() => rec.native?.destroy());
   finished(rec);
   if (sig === Sig.Throw) throw value;
   return { value, done: true };
@@ -280,6 +388,19 @@ function unwindAbandoned(rec: CoroutineRecord): void {
     rec.native?.destroy();
     rec.native = null;
     rec.state = 'done';
+    return;
+  }
+  try {
+    const unsafe = unsafeToUnwind(rec);
+    if (unsafe !== null) {
+      // left suspended: its stack stays mapped, its finally blocks never run
+      process.emitWarning(`an abandoned coroutine was not unwound: ${unsafe}; its stack is kept`, {
+        type: 'KorutinWarning',
+        code: 'KORUTIN_UNWIND_UNSAFE',
+      });
+      return;
+    }
+  } catch {
     return;
   }
   for (let tries = 0; rec.state === 'suspended' && tries < 8; tries++) {
@@ -352,7 +473,7 @@ export function runChain(rec: CoroutineRecord): CoroutineRecord {
     native.resumeChain(rec.no);
   } catch (e) {
     leaveChain(rec, prior); // the switch itself failed
-    throw e;
+    throw fromNative(e);
   }
   const last = chainTail!;
   chainTail = null;
@@ -389,7 +510,7 @@ export function handOff(to: CoroutineRecord): unknown {
     rec.state = 'running';
     running.push(rec);
     if (saved) restoreAsyncScopes(rec, saved);
-    throw e;
+    throw fromNative(e);
   }
   if (saved) restoreAsyncScopes(rec, saved);
   return takeSignal(rec);

@@ -4,7 +4,7 @@
  */
 import { requireBackend } from './backends';
 import { BackendName, EngineConfig, parseConfig, ResolvedConfig, UnhandledPolicy } from './config';
-import { Coroutine, CoroutineOptions, currentCoroutine, yieldValue } from './coroutine';
+import { Coroutine, CoroutineOptions, currentCoroutine, currentRecord, yieldValue } from './coroutine';
 import { native } from './native';
 import { select, SelectCase, SelectResult } from './channel';
 import {
@@ -45,6 +45,13 @@ export class Engine {
 
   /** Suspends the running coroutine with `value`; returns what the next `resume()` passes. */
   yield<TIn = any>(value?: unknown): TIn {
+    // In a task's own coroutine nobody resumes it with a value: the
+    // scheduler does. There it is yieldNow(): other ready tasks run first,
+    // then it returns undefined (the value is dropped).
+    if (currentRecord()?.owner instanceof Task) {
+      schedYieldNow();
+      return undefined as TIn;
+    }
     return yieldValue<TIn>(value);
   }
 
@@ -66,13 +73,13 @@ export class Engine {
    * is taken as options when `fn` declares fewer parameters than were
    * passed (use {@link Engine.spawnWith} to be explicit).
    */
-  spawn<A extends unknown[], R>(fn: (...args: A) => R, ...args: A | [...A, SpawnOptions]): Task<R> {
-    return spawnTask(this, fn as (...a: unknown[]) => R, args);
+  spawn<A extends unknown[], R>(fn: (...args: A) => R, ...args: A | [...A, SpawnOptions]): Task<Awaited<R>> {
+    return spawnTask(this, fn as (...a: unknown[]) => R, args) as unknown as Task<Awaited<R>>;
   }
 
   /** Starts `fn(...args)` as a task with these options. */
-  spawnWith<A extends unknown[], R>(options: SpawnOptions, fn: (...args: A) => R, ...args: A): Task<R> {
-    return spawnTaskWith(this, options, fn as (...a: unknown[]) => R, args);
+  spawnWith<A extends unknown[], R>(options: SpawnOptions, fn: (...args: A) => R, ...args: A): Task<Awaited<R>> {
+    return spawnTaskWith(this, options, fn as (...a: unknown[]) => R, args) as unknown as Task<Awaited<R>>;
   }
 
   /** The running task, or undefined outside tasks. */

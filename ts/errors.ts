@@ -2,6 +2,7 @@
  * Errors thrown by korutin. Each has a stable `code`; the message says what
  * to do about it.
  */
+import { describeValue } from './format';
 
 /** Every error code korutin throws. */
 export type ErrorCode =
@@ -18,7 +19,11 @@ export type ErrorCode =
   | 'ERR_ASYNC_CONTEXT'
   | 'ERR_FUTURE_UNRESOLVED'
   | 'ERR_FUTURE_RESOLVED'
-  | 'ERR_NOT_SUSPENDED';
+  | 'ERR_NOT_SUSPENDED'
+  | 'ERR_DEADLOCK'
+  | 'ERR_OWNER_DEAD'
+  | 'ERR_JOINED_CANCELLED'
+  | 'ERR_UNWIND_UNSAFE';
 
 /** The base class of korutin's errors. */
 export class KorutinError extends Error {
@@ -38,10 +43,22 @@ export class CancelledError extends KorutinError {
   readonly reason: unknown;
 
   constructor(reason?: unknown) {
-    super('ERR_CANCELLED', `the task was cancelled${reason === undefined ? '' : `: ${String(reason)}`}`);
+    super('ERR_CANCELLED', `the task was cancelled${reason === undefined ? '' : `: ${describeValue(reason)}`}`);
     this.name = 'CancelledError';
     this.reason = reason;
+    cancelledErrors.add(this);
   }
+}
+
+const cancelledErrors = new WeakSet<object>();
+
+/**
+ * Whether `v` is a {@link CancelledError}, without running any of its code:
+ * `instanceof` calls a Proxy's getPrototypeOf trap, which may throw (a
+ * revoked Proxy always does). @internal
+ */
+export function isCancelledError(v: unknown): v is CancelledError {
+  return typeof v === 'object' && v !== null && cancelledErrors.has(v);
 }
 
 /** Shorthand for `new KorutinError(code, message)`. */

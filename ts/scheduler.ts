@@ -14,9 +14,10 @@
  * of {@link slotPut}'s table.
  */
 import { performance } from 'perf_hooks';
-import { canHandOff, chainsSupported, currentRecord, Coroutine, handOff, joinChains, Out, runChain, yieldValue } from './coroutine';
+import { canHandOff, chainsSupported, checkOptions, currentRecord, Coroutine, handOff, joinChains, Out, runChain, yieldValue } from './coroutine';
 import { UnhandledPolicy, UnhandledSchema } from './config';
-import { CancelledError, KorutinError } from './errors';
+import { CancelledError, isCancelledError, KorutinError } from './errors';
+import { describeGiven, describeValue } from './format';
 import { native } from './native';
 import type { Engine } from './engine';
 
@@ -117,7 +118,7 @@ export function clock(): number {
 export function timeoutUs(ms: number | undefined, what: string): number {
   if (ms === undefined || ms === Infinity) return -1;
   if (typeof ms !== 'number' || !(ms >= 0)) {
-    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: the timeout must be a number of milliseconds >= 0 (or undefined for none), got ${String(ms)}`);
+    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: the timeout must be a number of milliseconds >= 0 (or undefined for none), got ${describeGiven(ms)}`);
   }
   return Math.round(ms * 1000);
 }
@@ -181,7 +182,7 @@ function reportUnhandled(fin: TaskFin): void {
   const who = { id: fin.id, name: fin.name };
   if (policy === 'ignore') return;
   if (policy === 'warn') {
-    const text = err instanceof Error ? err.stack ?? err.message : String(err);
+    const text = describeValue(err, true);
     process.emitWarning(`unhandled error in task#${fin.id} (${fin.name}): ${text}`, {
       type: 'KorutinWarning',
       code: 'KORUTIN_UNHANDLED_TASK_ERROR',
@@ -209,6 +210,23 @@ function reportUnhandled(fin: TaskFin): void {
       throw e;
     });
   }
+}
+
+/**
+ * A failed task nobody joins, awaits or detaches by the time the event loop
+ * has gone round once more (a setImmediate after the failure, so after the
+ * microtasks and the rest of this turn) is reported: an error is never lost
+ * just because no garbage collection came.
+ */
+function reportLater(fin: TaskFin): void {
+  setImmediate(() => {
+    if (!fin.observed) reportUnhandled(fin);
+  });
+}
+
+/** Something a task holds (a Mutex) and gives up when the task ends. @internal */
+export interface Holdable {
+  ownerEnded(t: Task<any>): void;
 }
 
 const taskRegistry = new FinalizationRegistry<TaskFin>((fin) => {
@@ -275,13 +293,17 @@ export class Task<T = unknown> implements PromiseLike<T> {
   awaitValue: unknown = undefined;
   /** @internal */
   readonly fin: TaskFin;
+  /** @internal the task this one waits for in an untimed join (for deadlock detection) */
+  joining: Task<any> | null = null;
+  /** @internal what this task holds (mutexes): told when it ends */
+  held: Set<Holdable> | null = null;
   private detachedFlag = false;
   private promise: Promise<T> | null = null;
 
   /** @internal Use `engine.spawn()`. */
   constructor(engine: Engine, fn: (...args: any[]) => T, args: unknown[], options: SpawnOptions) {
     if (typeof fn !== 'function') {
-      throw new KorutinError('ERR_INVALID_ARGUMENT', `spawn() needs a function, got ${typeof fn}`);
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `spawn() needs a function, got ${describeGiven(fn)}`);
     }
     const h = S.spawn();
     if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', 'cannot create a task: out of memory');
@@ -295,7 +317,9 @@ export class Task<T = unknown> implements PromiseLike<T> {
       const t = me!;
       me = null;
       if (t.wStatus === K.ECANCELED) throw new CancelledError(t.cancelReason); // cancelled before it started
-      return fn(...args);
+      const r = fn(...args);
+      // a promise (an async function's result) is awaited: the task ends as it settles
+      return isThenable(r) ? (awaitPromise(r) as T) : r;
     };
     try {
       this.co = engine.create(body, { name: this.name });
@@ -337,11 +361,44 @@ export class Task<T = unknown> implements PromiseLike<T> {
     const me = self('Task.join()');
     this.fin.observed = true;
     const timeout = timeoutUs(timeoutMs, 'join()');
+    if (this === me) {
+      throw new KorutinError('ERR_DEADLOCK', `task#${me.id} (${me.name}) joins itself: it would wait forever; join another task, or just return`);
+    }
+    if (timeout < 0 && this.end === End.None) {
+      // a cycle of joins without timeouts never ends: refuse the join that closes it
+      const path: Task<any>[] = [];
+      for (let t: Task<any> | null = this; t !== null && path.length <= liveTasks; t = t.joining) {
+        path.push(t);
+        if (t.joining === me) {
+          const chain = [me, ...path, me].map((x) => `task#${x.id} (${x.name})`).join(' -> ');
+          throw new KorutinError(
+            'ERR_DEADLOCK',
+            `join task#${this.id} would deadlock: ${chain} would all wait for each other forever; break the cycle (join with a timeout, or let one side end without joining the other)`,
+          );
+        }
+      }
+    }
     let st = S.join(me.h, this.h, timeout < 0 ? 0 : clock(), timeout);
-    if (st === K.BLOCK) st = suspend(me);
-    if (st === K.EINVAL) throw new KorutinError('ERR_INVALID_ARGUMENT', 'a task cannot join itself: it would wait forever');
+    if (st === K.BLOCK) {
+      if (timeout < 0) me.joining = this;
+      try {
+        st = suspend(me);
+      } finally {
+        me.joining = null;
+      }
+    }
+    if (st === K.EINVAL) throw new KorutinError('ERR_INVALID_ARGUMENT', `join task#${this.id}: invalid join (status ${st})`);
     if (st !== K.OK) throw waitError(me, st, `join task#${this.id}`);
     if (this.end === K.END_OK) return this.result as T;
+    if (this.end === K.END_CANCELLED) {
+      // not ERR_CANCELLED: the joiner was not cancelled itself
+      const reason = isCancelledError(this.result) ? this.result.reason : undefined;
+      throw new KorutinError(
+        'ERR_JOINED_CANCELLED',
+        `task#${this.id} (${this.name}), which this task joined, was cancelled${reason === undefined ? '' : `: ${describeValue(reason)}`}; this task was not (the CancelledError is the cause)`,
+        { cause: this.result },
+      );
+    }
     throw this.result;
   }
 
@@ -411,11 +468,15 @@ export class Task<T = unknown> implements PromiseLike<T> {
     this.result = value;
     tasksByH[this.h] = undefined;
     liveTasks--;
+    const held = this.held;
+    this.held = null;
+    if (held) for (const x of held) x.ownerEnded(this);
     S.exit(this.h, end);
     if (end === K.END_ERROR) {
       this.fin.failed = true;
       this.fin.error = value;
       if (this.detachedFlag && !this.promise) reportUnhandled(this.fin);
+      else if (!this.fin.observed) reportLater(this.fin);
     }
   }
 }
@@ -588,7 +649,7 @@ function step(t: Task<any>): void {
   const v = last.outValue;
   last.outValue = undefined;
   if (last.out === Out.Return) lt.finish(K.END_OK, v);
-  else lt.finish(v instanceof CancelledError ? K.END_CANCELLED : K.END_ERROR, v);
+  else lt.finish(isCancelledError(v) ? K.END_CANCELLED : K.END_ERROR, v);
 }
 
 /** Where chains cannot work: the task runs alone, and comes back here. */
@@ -599,7 +660,7 @@ function stepAlone(t: Task<any>): void {
     r = t.co!.resume();
   } catch (e) {
     running = null;
-    t.finish(e instanceof CancelledError ? K.END_CANCELLED : K.END_ERROR, e);
+    t.finish(isCancelledError(e) ? K.END_CANCELLED : K.END_ERROR, e);
     return;
   }
   running = null;
@@ -819,6 +880,7 @@ export function spawnTask<R>(engine: Engine, fn: (...args: any[]) => R, args: un
   let options: SpawnOptions = {};
   const last = args[args.length - 1];
   if (args.length > 0 && args.length > (typeof fn === 'function' ? fn.length : 0) && isOptions(last)) {
+    checkOptions(last, 'spawn(fn, ...args, options)');
     options = last as SpawnOptions;
     args = args.slice(0, -1);
   }
@@ -827,19 +889,19 @@ export function spawnTask<R>(engine: Engine, fn: (...args: any[]) => R, args: un
 
 /** Starts `fn(...args)` as a task with explicit options. @internal */
 export function spawnTaskWith<R>(engine: Engine, options: SpawnOptions, fn: (...args: any[]) => R, args: unknown[]): Task<R> {
-  if (options === null || typeof options !== 'object') {
-    throw new KorutinError('ERR_INVALID_ARGUMENT', 'spawnWith(options, fn, ...args): options must be an object');
-  }
-  if (options.name !== undefined && typeof options.name !== 'string') {
-    throw new KorutinError('ERR_INVALID_ARGUMENT', 'spawn options: name must be a string');
-  }
-  return new Task<R>(engine, fn, args, options);
+  checkOptions(options, 'spawnWith(options, fn, ...args)');
+  return new Task<R>(engine, fn, args, options ?? {});
 }
 
+/** A plain object whose only key is `name` (of any type: a wrong one is refused by checkOptions). */
 function isOptions(v: unknown): boolean {
   if (v === null || typeof v !== 'object') return false;
-  const proto = Object.getPrototypeOf(v);
-  if (proto !== Object.prototype && proto !== null) return false;
-  const keys = Object.keys(v);
-  return keys.length > 0 && keys.every((k) => k === 'name') && typeof (v as SpawnOptions).name === 'string';
+  try {
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return false;
+    const keys = Object.keys(v);
+    return keys.length > 0 && keys.every((k) => k === 'name');
+  } catch {
+    return false; // a Proxy whose traps throw: an argument, not options
+  }
 }

@@ -5,7 +5,8 @@
  * released mutex or permit goes straight to the first waiter.
  */
 import { KorutinError } from './errors';
-import { clock, io, K, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
+import { describeGiven } from './format';
+import { clock, Holdable, io, K, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
 
 const registry = new FinalizationRegistry<number>((h) => {
   S.free(h);
@@ -25,11 +26,13 @@ function blockingCall(t: Task<any>, st: number): number {
  * A mutual-exclusion lock for tasks. Waiters queue in order; only the task
  * holding the lock may unlock it.
  */
-export class Mutex {
+export class Mutex implements Holdable {
   /** The `#N` of `'lock mutex#N'`. */
   readonly id: number;
   /** @internal */
   readonly h: number;
+  /** @internal the task that ended holding it, until the next owner is told */
+  deadOwner: { id: number; name: string } | null = null;
 
   constructor() {
     this.h = made(S.mutexNew(), 'mutex');
@@ -40,7 +43,9 @@ export class Mutex {
   /**
    * Takes the lock, waiting (this task only) while another task holds it.
    * Throws `ERR_TIMEOUT` when the timeout runs out, `ERR_INVALID_ARGUMENT`
-   * if this task already holds it.
+   * if this task already holds it. When the task that held it last ended
+   * without unlocking it, throws `ERR_OWNER_DEAD` *with the lock taken*
+   * (as a robust mutex's EOWNERDEAD): repair what it protects, then unlock.
    */
   lock(timeoutMs?: number): void {
     const t = self('Mutex.lock()');
@@ -48,13 +53,17 @@ export class Mutex {
     const st = blockingCall(t, S.lock(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
     if (st === K.EBUSY) throw new KorutinError('ERR_INVALID_ARGUMENT', `mutex#${this.id} is already held by this task`);
     if (st !== K.OK) throw waitError(t, st, `lock mutex#${this.id}`);
+    this.took(t);
   }
 
-  /** Takes the lock if it is free. */
+  /** Takes the lock if it is free (`ERR_OWNER_DEAD` as for lock(), with the lock taken). */
   tryLock(): boolean {
     const t = self('Mutex.tryLock()');
     const st = S.tryLock(t.h, this.h);
-    if (st === K.OK) return true;
+    if (st === K.OK) {
+      this.took(t);
+      return true;
+    }
     if (st === K.EBUSY) throw new KorutinError('ERR_INVALID_ARGUMENT', `mutex#${this.id} is already held by this task`);
     return false;
   }
@@ -64,6 +73,7 @@ export class Mutex {
     const t = self('Mutex.unlock()');
     const st = S.unlock(t.h, this.h);
     if (st !== K.OK) throw new KorutinError('ERR_INVALID_ARGUMENT', `mutex#${this.id} is not held by this task`);
+    t.held?.delete(this);
   }
 
   /** True while some task holds it. */
@@ -71,14 +81,38 @@ export class Mutex {
     return S.mutexInfo(this.h) > 0;
   }
 
-  /** Runs fn with the lock held. */
+  /** Runs fn with the lock held (on `ERR_OWNER_DEAD`, unlocks and rethrows without running fn). */
   withLock<R>(fn: () => R, timeoutMs?: number): R {
-    this.lock(timeoutMs);
+    try {
+      this.lock(timeoutMs);
+    } catch (e) {
+      if (e instanceof KorutinError && e.code === 'ERR_OWNER_DEAD') this.unlock();
+      throw e;
+    }
     try {
       return fn();
     } finally {
       this.unlock();
     }
+  }
+
+  /** @internal `t` holds it now: it is told if `t` ends; the first owner after a dead one hears of it. */
+  took(t: Task<any>, tell = true): void {
+    (t.held ??= new Set()).add(this);
+    const dead = this.deadOwner;
+    if (dead === null || !tell) return;
+    this.deadOwner = null;
+    throw new KorutinError(
+      'ERR_OWNER_DEAD',
+      `mutex#${this.id} was held by task#${dead.id} (${dead.name}), which ended without unlocking it; this task holds it now: make the state it protects consistent, then unlock() it`,
+    );
+  }
+
+  /** @internal the task holding it ended: release it to the first waiter, who is told. */
+  ownerEnded(t: Task<any>): void {
+    if (S.unlock(t.h, this.h) !== K.OK) return; // it did not hold it (a cond wait gave it up)
+    this.deadOwner = { id: t.id, name: t.name };
+    kick();
   }
 }
 
@@ -114,6 +148,8 @@ export class Cond {
     const t = self('Cond.wait()');
     const timeout = timeoutUs(timeoutMs, 'wait()');
     const st = blockingCall(t, S.condWait(t.h, this.h, this.mutex ? this.mutex.h : 0, timeout < 0 ? 0 : clock(), timeout));
+    // held again, whatever the outcome; a cancel is not masked by ERR_OWNER_DEAD
+    if (this.mutex && st !== K.EINVAL) this.mutex.took(t, st !== K.ECANCELED);
     if (st === K.OK) return true;
     if (st === K.ETIMEDOUT) return false;
     if (st === K.EINVAL && this.mutex) {
@@ -146,7 +182,7 @@ export class Semaphore {
 
   constructor(permits: number) {
     if (!Number.isInteger(permits) || permits < 0) {
-      throw new KorutinError('ERR_INVALID_ARGUMENT', `a semaphore needs an integer number of permits >= 0, got ${String(permits)}`);
+      throw new KorutinError('ERR_INVALID_ARGUMENT', `a semaphore needs an integer number of permits >= 0, got ${describeGiven(permits)}`);
     }
     this.h = made(S.semNew(permits), 'semaphore');
     this.id = io[K.IO_SERIAL];
