@@ -23,7 +23,7 @@
 import { BACKENDS, BackendName } from './config';
 import { Coroutine, currentCoroutine } from './coroutine';
 import { createEngine, Engine } from './engine';
-import { KorutinError } from './errors';
+import { codedError, KorutinError } from './errors';
 import { native } from './native';
 
 /** A fiber: a function with its own stack that can suspend with {@link FiberConstructor.yield}. */
@@ -115,15 +115,20 @@ interface Handle {
   co: Coroutine | null;
 }
 
-/** Thrown at `Fiber.yield()` to unwind a fiber that is being reset. */
+/**
+ * Thrown at `Fiber.yield()` to unwind a fiber that is being reset: an
+ * `Error` with node-fibers' message, which korutin recognises by its class.
+ */
 class FiberReset extends Error {
   /** @internal */
-  readonly body: Body;
+  declare readonly body: Body;
 
   constructor(body: Body) {
-    super('this fiber is being reset: Fiber.yield() throws until the fiber function returns');
-    this.name = 'FiberReset';
-    this.body = body;
+    super('This Fiber is a zombie');
+    Object.defineProperties(this, {
+      body: { value: body, enumerable: false },
+      hint: { value: 'the fiber is being reset: Fiber.yield() throws until the fiber function returns', enumerable: false },
+    });
   }
 }
 
@@ -159,10 +164,15 @@ function engine(): Engine {
 function handleOf(self: unknown, method: string): Handle {
   const h = typeof self === 'object' && self !== null ? handles.get(self) : undefined;
   if (!h) {
-    const e = new TypeError(`Fiber.prototype.${method} was called on something that is not a Fiber; call it on an object made by Fiber(fn)`);
-    throw Object.assign(e, { code: 'ERR_INVALID_ARGUMENT' });
+    // V8's message for a method called on the wrong receiver, which is what node-fibers' native methods threw
+    throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'Illegal invocation', `Fiber.prototype.${method} was called on something that is not a Fiber; call it on an object made by Fiber(fn)`);
   }
   return h;
+}
+
+/** node-fibers' TypeError for a call with too many arguments (its message, typo included). */
+function arity(message: string): never {
+  throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', message);
 }
 
 /** The fiber body of the innermost running coroutine, if that coroutine is a fiber. */
@@ -171,11 +181,16 @@ function currentBody(): Body | undefined {
   return co ? bodies.get(co) : undefined;
 }
 
-/** The coroutine body of one incarnation: calls the fiber function, and turns its own reset signal into a return. */
+/**
+ * The coroutine body of one incarnation: calls the fiber function (with the
+ * global object as `this`, as node-fibers did), and turns its own reset
+ * signal into a return. Stack traces leave this frame out (see
+ * stripKorutinFrames in coroutine.ts).
+ */
 function entry(body: Body): (value: unknown) => unknown {
-  return (value) => {
+  return function korutinFiberEntry(value) {
     try {
-      return body.fn(value);
+      return body.fn.call(globalThis, value);
     } catch (e) {
       if (e instanceof FiberReset && e.body === body) return undefined;
       throw e;
@@ -193,21 +208,32 @@ function start(h: Handle): Coroutine {
   return co;
 }
 
+const RUNNING_HINT = 'a fiber cannot run (or reset, or throw into) itself or a fiber that is waiting on it';
+
 function alreadyRunning(): never {
-  throw new KorutinError(
-    'ERR_ALREADY_RUNNING',
-    'this Fiber is already running: a fiber cannot run (or reset, or throw into) itself or a fiber that is waiting on it',
-  );
+  throw new KorutinError('ERR_ALREADY_RUNNING', 'This Fiber is already running', { hint: RUNNING_HINT });
+}
+
+/** reset() or throwInto() on a fiber that is running: node-fibers' "not yielding", with korutin's code for it. */
+function runningNotYielding(): never {
+  throw new KorutinError('ERR_ALREADY_RUNNING', 'This Fiber is not yielding', { hint: RUNNING_HINT });
 }
 
 /** One `run()` or `throwInto()`: switches into the fiber and back. */
 function step(self: Fiber, h: Handle, throwing: boolean, value: unknown): unknown {
   let co = h.co;
   if (!co) {
-    if (throwing) throw new KorutinError('ERR_NOT_SUSPENDED', 'this Fiber is not yielding: throwInto() needs a fiber suspended in Fiber.yield(); run() it first');
+    if (throwing) {
+      throw new KorutinError('ERR_NOT_SUSPENDED', 'This Fiber is not yielding', {
+        hint: 'throwInto() needs a fiber suspended in Fiber.yield(); run() it first',
+      });
+    }
     co = start(h);
   }
-  if (co.state === 'running' || co.state === 'normal') alreadyRunning();
+  if (co.state === 'running' || co.state === 'normal') {
+    if (throwing) runningNotYielding();
+    alreadyRunning();
+  }
   h.body.active = self;
   try {
     const r = throwing ? co.throw(value) : co.resume(value);
@@ -252,11 +278,13 @@ const reaper = new FinalizationRegistry<Handle>((h) => {
 const Fiber = function Fiber(this: unknown, fn: (value?: any) => unknown): Fiber {
   // Inside, `Fiber` names this function expression itself: the same object as the export.
   const ctor = Fiber as unknown as FiberConstructor;
-  if (!(this instanceof ctor)) return new ctor(fn);
-  if (typeof fn !== 'function') {
-    const e = new TypeError(`Fiber(fn) needs a function, got ${fn === null ? 'null' : typeof fn}`);
-    throw Object.assign(e, { code: 'ERR_INVALID_ARGUMENT' });
+  if (arguments.length !== 1) {
+    throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'Fiber expects 1 argument', 'call Fiber(fn) with the fiber function only');
   }
+  if (typeof fn !== 'function') {
+    throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'Fiber expects a function', `Fiber(fn) needs a function, got ${fn === null ? 'null' : typeof fn}`);
+  }
+  if (!(this instanceof ctor)) return new ctor(fn);
   const self = this as Fiber;
   const h: Handle = { body: { fn, engine: null, resetting: false, active: null }, co: null };
   handles.set(self, h);
@@ -268,16 +296,23 @@ const method = (value: Function): PropertyDescriptor => ({ value, writable: true
 
 Object.defineProperties(Fiber.prototype, {
   run: method(function run(this: Fiber, value?: unknown): unknown {
-    return step(this, handleOf(this, 'run'), false, value);
+    const h = handleOf(this, 'run');
+    // node-fibers checked a running fiber first, then the arguments ("excepts" is its spelling)
+    if (h.co && (h.co.state === 'running' || h.co.state === 'normal')) alreadyRunning();
+    if (arguments.length > 1) arity('run() excepts 1 or no arguments');
+    return step(this, h, false, value);
   }),
   throwInto: method(function throwInto(this: Fiber, error: unknown): unknown {
-    return step(this, handleOf(this, 'throwInto'), true, error);
+    const h = handleOf(this, 'throwInto');
+    if (arguments.length > 1 && h.co?.state === 'suspended') arity('throwInto() expects 1 or no arguments');
+    return step(this, h, true, error);
   }),
   reset: method(function reset(this: Fiber): unknown {
     const h = handleOf(this, 'reset');
     const co = h.co;
     if (!co) return undefined;
-    if (co.state === 'running' || co.state === 'normal') alreadyRunning();
+    if (co.state === 'running' || co.state === 'normal') runningNotYielding();
+    if (arguments.length > 0) arity('reset() expects no arguments');
     return unwind(this, h, co);
   }),
   started: {
@@ -303,9 +338,12 @@ Object.defineProperties(Fiber, {
     value: Object.defineProperty(function yield_(value?: unknown): unknown {
       const body = currentBody();
       if (!body) {
-        throw new KorutinError('ERR_NOT_IN_COROUTINE', 'Fiber.yield() was called with no fiber running; call it from inside a fiber');
+        throw new KorutinError('ERR_NOT_IN_COROUTINE', 'yield() called with no fiber running', {
+          hint: 'call Fiber.yield() from inside a fiber (a plain korutin coroutine yields with engine.yield())',
+        });
       }
       if (body.resetting) throw new FiberReset(body);
+      if (arguments.length > 1) arity('yield() expects 1 or no arguments');
       return body.engine!.yield(value);
     }, 'name', { value: 'yield' }),
     writable: true,
