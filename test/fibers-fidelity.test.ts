@@ -1,0 +1,392 @@
+/**
+ * korutin/fibers and korutin/future where node-fibers' behaviour was easy to
+ * miss: stack traces that end at the user's function, node-fibers' exact
+ * error messages, `this` in the fiber function, and the Future's public
+ * fields and old-style subclassing. On every backend.
+ */
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as util from 'util';
+import { KorutinError } from '../ts';
+import Fiber = require('../ts/fibers');
+import Future = require('../ts/future');
+import { fibersEngine, lastJson, onEveryBackend, repoRoot, runNode } from './fixtures/fibers-support';
+
+/** Where korutin's own built modules are: no frame below a user's function may point there. */
+const KORUTIN_DIST = path.join(repoRoot, 'dist', 'ts') + path.sep;
+
+/** The `at ...` lines of a formatted stack. */
+function frames(stack: string | undefined): string[] {
+  return (stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+}
+
+/** Asserts that the stack's last frame is the function named `fn` and that no frame is korutin's. */
+function endsAt(stack: string | undefined, fn: string): void {
+  const at = frames(stack);
+  assert.ok(at.length > 0, `no frames in ${stack}`);
+  assert.match(at[at.length - 1], new RegExp(`^\\s+at ${fn} \\(`), `the last frame is ${fn}:\n${stack}`);
+  assert.ok(!(stack ?? '').includes(KORUTIN_DIST), `korutin's own frames are in the trace:\n${stack}`);
+}
+
+/** V8's structured frames, as a custom Error.prepareStackTrace receives them. */
+interface CallSite {
+  getFunctionName(): string | null;
+  getFileName(): string | null | undefined;
+}
+
+/** Runs `fn` with Error.prepareStackTrace set to `prepare`, then puts back what was there (the usual save/restore). */
+function withPrepare<R>(prepare: (error: Error, trace: CallSite[]) => unknown, fn: () => R): R {
+  const saved = Error.prepareStackTrace;
+  Error.prepareStackTrace = prepare as typeof Error.prepareStackTrace;
+  try {
+    return fn();
+  } finally {
+    Error.prepareStackTrace = saved;
+  }
+}
+
+/** Asserts that `fn` throws an error of class `Kind` with exactly `message`, and with `code` (and a hint, when `hint` is set). */
+function throwsExactly(fn: () => unknown, Kind: ErrorConstructor | TypeErrorConstructor, message: string, code?: string, hint?: boolean): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof Kind, `expected a ${Kind.name}, got ${util.inspect(e)}`);
+    assert.equal((e as Error).message, message);
+    if (code !== undefined) assert.equal((e as KorutinError).code, code);
+    if (hint) assert.equal(typeof (e as KorutinError).hint, 'string');
+    return true;
+  });
+}
+
+onEveryBackend('stack traces inside fibers and coroutines', function () {
+  it('a stack taken in a fiber function ends at that function, with no korutin frame', function () {
+    const stack = Fiber(function fiberFunction() {
+      return new Error('here').stack;
+    }).run();
+    endsAt(stack, 'fiberFunction');
+  });
+
+  it('so does a stack taken deeper in a fiber, and after the fiber yielded and was resumed', function () {
+    function inner(): string | undefined {
+      return new Error('deep').stack;
+    }
+    const fiber = Fiber(function resumedFiber() {
+      Fiber.yield(inner());
+      return inner();
+    });
+    for (const stack of [fiber.run(), fiber.run()] as Array<string | undefined>) {
+      endsAt(stack, 'resumedFiber');
+      const at = frames(stack);
+      assert.match(at[0], /^\s+at inner \(/);
+      assert.equal(at.length, 2);
+    }
+  });
+
+  it('the stack of an error thrown out of a fiber ends at the fiber function', function () {
+    let caught: unknown;
+    try {
+      Fiber(function throwingFiber() {
+        throw new Error('out');
+      }).run();
+    } catch (e) {
+      caught = e;
+    }
+    endsAt((caught as Error).stack, 'throwingFiber');
+  });
+
+  it('a stack taken in a ko.create or ko.spawn body ends at that body', async function () {
+    const ko = fibersEngine()!;
+    endsAt(ko.create(function createdBody() {
+      return new Error('here').stack;
+    }).resume().value as string, 'createdBody');
+    const spawned = await ko.spawn(function spawnedBody() {
+      return new Error('here').stack;
+    }).toPromise();
+    endsAt(spawned, 'spawnedBody');
+  });
+
+  it('a stack taken in a Future.task or fn.future() function ends at that function', async function () {
+    const fromTask = await Future.task(function taskBody() {
+      return new Error('here').stack;
+    }).promise();
+    endsAt(fromTask, 'taskBody');
+    const fromFuture = await function futureBody() {
+      return new Error('here').stack;
+    }.future()().promise();
+    endsAt(fromFuture, 'futureBody');
+  });
+
+  it('a user’s Error.prepareStackTrace is called, with the frames ending at the user’s function', function () {
+    let calls = 0;
+    const names = Fiber(function structured() {
+      return withPrepare(
+        (_error, trace) => {
+          calls++;
+          return trace;
+        },
+        () => (new Error('x').stack as unknown as CallSite[]).map((c) => [c.getFunctionName(), c.getFileName()]),
+      );
+    }).run() as Array<[string | null, string]>;
+    assert.equal(calls, 1);
+    assert.equal(names[names.length - 1][0], 'structured');
+    assert.ok(names.every(([, file]) => !String(file).startsWith(KORUTIN_DIST)), JSON.stringify(names));
+  });
+
+  it('saving and restoring Error.prepareStackTrace gives back the same formatting', function () {
+    const before = Error.prepareStackTrace;
+    const mine = (): string => 'mine';
+    Error.prepareStackTrace = mine;
+    try {
+      assert.equal(new Error('x').stack, 'mine');
+      assert.equal(Fiber(() => new Error('x').stack).run(), 'mine');
+    } finally {
+      Error.prepareStackTrace = before;
+    }
+    assert.equal(Error.prepareStackTrace, before);
+    assert.match(new Error('restored').stack ?? '', /^Error: restored\n\s+at /);
+  });
+
+  it('a stack taken outside any coroutine keeps every frame', function () {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = Infinity;
+    try {
+      const outside = frames(new Error('outside').stack);
+      // mocha's frames and Node's below them are all still there
+      assert.ok(outside.length > 3, outside.join('\n'));
+      assert.ok(outside.some((l) => /node_modules[\\/]mocha/.test(l)), outside.join('\n'));
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  });
+});
+
+describe('stack traces in a fresh process (Node’s default formatting, no other test’s state)', function () {
+  it('a fiber’s stack ends at its function, and stacks outside fibers are as without korutin', async function () {
+    const script = `
+      const before = new Error('x').stack.split('\\n').length;
+      const Fiber = require(process.argv[1]);
+      const inFiber = Fiber(function theFiber() { return new Error('in').stack; }).run();
+      const after = new Error('x').stack.split('\\n').length;
+      const last = inFiber.split('\\n').pop();
+      console.log(JSON.stringify({ last: /^\\s+at theFiber \\(/.test(last), korutin: inFiber.includes(process.argv[2]), before, after }));`;
+    const r = await runNode(['-e', script, path.join(KORUTIN_DIST, 'fibers.js'), KORUTIN_DIST]);
+    const got = lastJson(r);
+    assert.deepEqual({ last: got.last, korutin: got.korutin }, { last: true, korutin: false });
+    assert.equal(got.after, got.before);
+  });
+});
+
+onEveryBackend('node-fibers’ error messages', function () {
+  it('Fiber() without exactly one function argument', function () {
+    const fn = (): void => undefined;
+    const call = Fiber as unknown as (...a: unknown[]) => unknown;
+    throwsExactly(() => call(), TypeError, 'Fiber expects 1 argument', 'ERR_INVALID_ARGUMENT', true);
+    throwsExactly(() => call(fn, 2), TypeError, 'Fiber expects 1 argument', 'ERR_INVALID_ARGUMENT', true);
+    throwsExactly(() => new (Fiber as unknown as new (...a: unknown[]) => unknown)(fn, 2), TypeError, 'Fiber expects 1 argument');
+    throwsExactly(() => call(42), TypeError, 'Fiber expects a function', 'ERR_INVALID_ARGUMENT', true);
+  });
+
+  it('run(), reset() and throwInto() on a fiber that is running', function () {
+    const errors: unknown[] = [];
+    Fiber(() => {
+      const self = Fiber.current!;
+      for (const act of [() => self.run(), () => self.reset(), () => self.throwInto(new Error('x'))]) {
+        try {
+          act();
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+    }).run();
+    assert.deepEqual(errors.map((e) => [(e as Error).constructor, (e as Error).message, (e as KorutinError).code, typeof (e as KorutinError).hint]), [
+      [KorutinError, 'This Fiber is already running', 'ERR_ALREADY_RUNNING', 'string'],
+      [KorutinError, 'This Fiber is not yielding', 'ERR_ALREADY_RUNNING', 'string'],
+      [KorutinError, 'This Fiber is not yielding', 'ERR_ALREADY_RUNNING', 'string'],
+    ]);
+  });
+
+  it('throwInto() on a fiber that is not started', function () {
+    throwsExactly(() => Fiber(() => 1).throwInto(new Error('x')), Error, 'This Fiber is not yielding', 'ERR_NOT_SUSPENDED', true);
+  });
+
+  it('too many arguments to run(), throwInto(), reset() and Fiber.yield()', function () {
+    const fiber = Fiber(() => {
+      for (;;) Fiber.yield();
+    });
+    const loose = fiber as unknown as Record<'run' | 'throwInto' | 'reset', (...a: unknown[]) => unknown>;
+    fiber.run();
+    throwsExactly(() => loose.run(1, 2), TypeError, 'run() excepts 1 or no arguments', 'ERR_INVALID_ARGUMENT');
+    throwsExactly(() => loose.throwInto(new Error('a'), 2), TypeError, 'throwInto() expects 1 or no arguments', 'ERR_INVALID_ARGUMENT');
+    throwsExactly(() => loose.reset(1), TypeError, 'reset() expects no arguments', 'ERR_INVALID_ARGUMENT');
+    assert.equal(fiber.started, true, 'the refused calls left the fiber as it was');
+    fiber.reset();
+    const yielder = Fiber(() => (Fiber.yield as (...a: unknown[]) => unknown)(1, 2));
+    throwsExactly(() => yielder.run(), TypeError, 'yield() expects 1 or no arguments', 'ERR_INVALID_ARGUMENT');
+  });
+
+  it('Fiber.yield() with no fiber running', function () {
+    throwsExactly(() => Fiber.yield(), Error, 'yield() called with no fiber running', 'ERR_NOT_IN_COROUTINE', true);
+    const ko = fibersEngine()!;
+    const r = ko.create(() => {
+      try {
+        Fiber.yield();
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'yielded';
+    }).resume();
+    assert.equal(r.value, 'yield() called with no fiber running');
+  });
+
+  it('the error that unwinds a fiber being reset is node-fibers’ zombie Error', function () {
+    let seen: unknown;
+    const fiber = Fiber(() => {
+      try {
+        Fiber.yield();
+      } catch (e) {
+        seen = e;
+        throw e;
+      }
+    });
+    fiber.run();
+    fiber.reset();
+    assert.ok(seen instanceof Error);
+    assert.equal((seen as Error).message, 'This Fiber is a zombie');
+    assert.equal((seen as Error).name, 'Error');
+  });
+
+  it('a method called on something that is not a fiber', function () {
+    throwsExactly(() => Fiber.prototype.run.call({}), TypeError, 'Illegal invocation', 'ERR_INVALID_ARGUMENT', true);
+    throwsExactly(() => Fiber.prototype.reset.call(null), TypeError, 'Illegal invocation', 'ERR_INVALID_ARGUMENT', true);
+    throwsExactly(() => Fiber.prototype.throwInto.call(42, new Error('x')), TypeError, 'Illegal invocation', 'ERR_INVALID_ARGUMENT', true);
+  });
+
+  it('Future: get() too early, resolving twice, a falsy error, waiting without a fiber, waiting on a non-future', function () {
+    throwsExactly(() => new Future().get(), Error, 'Future must resolve before value is ready', 'ERR_FUTURE_UNRESOLVED', true);
+    const f = new Future();
+    f.return(1);
+    throwsExactly(() => f.return(2), Error, 'Future resolved more than once', 'ERR_FUTURE_RESOLVED', true);
+    throwsExactly(() => f.throw(new Error('x')), Error, 'Future resolved more than once', 'ERR_FUTURE_RESOLVED', true);
+    throwsExactly(() => new Future().throw(null), Error, 'Must throw non-empty error', 'ERR_INVALID_ARGUMENT', true);
+    throwsExactly(() => new Future().wait(), Error, "Can't wait without a fiber", 'ERR_NOT_IN_COROUTINE', true);
+    throwsExactly(() => Future.wait(new Future()), Error, "Can't wait without a fiber", 'ERR_NOT_IN_COROUTINE', true);
+    throwsExactly(() => Future.wait(5 as unknown as Future), Error, '5 is not a future', 'ERR_INVALID_ARGUMENT');
+    throwsExactly(() => Future.wait([new Future(), 'x' as unknown as Future]), Error, 'x is not a future', 'ERR_INVALID_ARGUMENT');
+  });
+});
+
+onEveryBackend('this in the fiber function', function () {
+  it('is the global object, as in node-fibers (strict code too), not korutin’s internals', function () {
+    const seen: unknown[] = [];
+    const fiber = Fiber(function (this: unknown) {
+      'use strict';
+      seen.push(this);
+      Fiber.yield();
+      seen.push(this);
+    });
+    fiber.run();
+    fiber.run();
+    assert.equal(seen.length, 2);
+    assert.equal(seen[0], globalThis);
+    assert.equal(seen[1], globalThis);
+    // a sloppy-mode function sees it too
+    const sloppy = new Function('return this') as () => unknown;
+    assert.equal(Fiber(sloppy).run(), globalThis);
+  });
+});
+
+onEveryBackend('Future’s public fields and subclassing', function () {
+  it('resolved, value and error are absent until it resolves, then set as node-fibers set them', function () {
+    const ok = new Future<number>();
+    assert.equal(ok.resolved, undefined);
+    assert.equal(ok.value, undefined);
+    assert.equal(ok.error, undefined);
+    assert.deepEqual(Object.keys(ok), [], 'no enumerable clutter on a fresh future');
+    ok.resolve(() => undefined);
+    assert.deepEqual(Object.keys(ok), [], 'nor on one with a pending callback');
+    assert.equal(JSON.stringify(ok), '{}');
+    ok.return(5);
+    assert.equal(ok.resolved, true);
+    assert.equal(ok.value, 5);
+    assert.equal(ok.error, undefined);
+    assert.deepEqual(Object.keys(ok).sort(), ['resolved', 'value']);
+
+    const bad = new Future();
+    const err = new Error('bad');
+    bad.throw(err);
+    assert.equal(bad.resolved, true);
+    assert.equal(bad.error, err);
+    assert.equal('value' in bad, false);
+    assert.deepEqual(Object.keys(bad).sort(), ['error', 'resolved']);
+  });
+
+  it('its methods read the public fields, as node-fibers’ did', function () {
+    const f = new Future<string>();
+    f.resolved = true;
+    f.value = 'set by hand';
+    assert.equal(f.isResolved(), true);
+    assert.equal(f.get(), 'set by hand');
+  });
+
+  it('a future made by a Future.wrap() function carries what the function returned in _', async function () {
+    const wrapped = Future.wrap((x: number, cb: (err: null, v: number) => void) => {
+      setImmediate(() => cb(null, x));
+      return 'returned';
+    });
+    const f = wrapped(3);
+    assert.equal(f._, 'returned');
+    assert.equal(await f.promise(), 3);
+  });
+
+  it('an old-style subclass can call Future.call(this) and works like a Future', async function () {
+    interface Tagged extends Future<number> {
+      tag: string;
+    }
+    const TaggedFuture = function (this: Tagged, tag: string) {
+      Future.call(this);
+      this.tag = tag;
+    } as unknown as { new (tag: string): Tagged; prototype: Tagged };
+    util.inherits(TaggedFuture as unknown as new () => unknown, Future as unknown as new () => unknown);
+
+    const t = new TaggedFuture('mine');
+    assert.ok(t instanceof Future);
+    assert.equal(t.tag, 'mine');
+    assert.equal(t.isResolved(), false);
+    setTimeout(() => t.return(42), 2);
+    const got = await Future.task(() => {
+      Future.wait(t);
+      return t.wait() + 1;
+    }).promise();
+    assert.equal(got, 43);
+    assert.equal(t.value, 42);
+  });
+
+  it('class syntax can extend it too', function () {
+    class Later extends Future<string> {
+      label(): string {
+        return `later: ${this.get()}`;
+      }
+    }
+    const l = new Later();
+    l.return('x');
+    assert.ok(l instanceof Future);
+    assert.equal(l.label(), 'later: x');
+  });
+
+  it('Future.task(fn1, fn2, ...) resolves with the array of their results, or the error one threw', async function () {
+    assert.deepEqual(await Future.task(() => 1, () => 'two').promise(), [1, 'two']);
+    const boom = new Error('boom');
+    await assert.rejects(
+      Future.task(() => 1, () => {
+        throw boom;
+      }).promise(),
+      (e: unknown) => e === boom,
+    );
+  });
+
+  it('its built module has no #private fields (tools that re-parse node_modules choke on them)', function () {
+    const source = fs.readFileSync(path.join(KORUTIN_DIST, 'future.js'), 'utf8');
+    assert.doesNotMatch(source, /\.#[A-Za-z_$]|^\s*#[A-Za-z_$][\w$]*\s*[=;(]/m);
+    assert.equal(typeof Future, 'function');
+    assert.doesNotThrow(() => Future.call({}));
+  });
+});
