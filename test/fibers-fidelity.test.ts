@@ -294,6 +294,20 @@ onEveryBackend('this in the fiber function', function () {
   });
 });
 
+onEveryBackend('the fiber function’s arguments', function () {
+  it('is called with no argument when the first run() has none, and with the value given otherwise', function () {
+    const count = function (): number {
+      return arguments.length;
+    };
+    assert.equal(Fiber(count).run(), 0);
+    assert.equal(Fiber(count).run(undefined), 1);
+    assert.equal(Fiber(count).run(7), 1);
+    const fiber = Fiber(count);
+    assert.equal(fiber.run(), 0);
+    assert.equal(fiber.run('again'), 1, 'each incarnation follows its own first run()');
+  });
+});
+
 onEveryBackend('Future’s public fields and subclassing', function () {
   it('resolved, value and error are absent until it resolves, then set as node-fibers set them', function () {
     const ok = new Future<number>();
@@ -381,6 +395,37 @@ onEveryBackend('Future’s public fields and subclassing', function () {
       }).promise(),
       (e: unknown) => e === boom,
     );
+  });
+
+  it('get() rethrows the very error, keeping its stack as futureStack, as node-fibers did', function () {
+    const err = new Error('plain');
+    const original = err.stack;
+    const f = new Future();
+    f.throw(err);
+    assert.throws(() => f.get(), (e: unknown) => e === err);
+    assert.equal((err as { futureStack?: string }).futureStack, original);
+    assert.equal(Object.getOwnPropertyDescriptor(err, 'futureStack')!.enumerable, false);
+    assert.equal(err.stack, original, 'a plain stack value stays as it is');
+  });
+
+  it('get() joins the caller’s trace above an error whose stack is an accessor, as node-fibers did', function () {
+    const err = new Error('accessor');
+    const own = err.stack!;
+    Object.defineProperty(err, 'stack', { get: () => own, configurable: true, enumerable: false });
+    const f = new Future();
+    f.throw(err);
+    function theCaller(): void {
+      f.get();
+    }
+    assert.throws(theCaller, (e: unknown) => e === err);
+    const lines = err.stack!.split('\n');
+    assert.equal(lines[0], 'Error: accessor');
+    const split = lines.indexOf('    - - - - -');
+    assert.ok(split > 1, err.stack);
+    assert.match(lines[1], /^\s+at theCaller /, 'the caller’s frames come first');
+    assert.deepEqual(lines.slice(split + 1), own.split('\n').slice(1), 'then the error’s own');
+    err.stack = 'replaced';
+    assert.equal(err.stack, 'replaced');
   });
 
   it('its built module has no #private fields (tools that re-parse node_modules choke on them)', function () {

@@ -106,6 +106,8 @@ interface Body {
   resetting: boolean;
   /** The Fiber object, only while a `run()` of it is under way (so `Fiber.current` works and keeps it alive). */
   active: Fiber | null;
+  /** Whether the first run() of this incarnation had no argument: the function is then called with none, as in node-fibers. */
+  noArgument: boolean;
 }
 
 /** What a Fiber object owns. */
@@ -190,7 +192,7 @@ function currentBody(): Body | undefined {
 function entry(body: Body): (value: unknown) => unknown {
   return function korutinFiberEntry(value) {
     try {
-      return body.fn.call(globalThis, value);
+      return body.noArgument ? body.fn.call(globalThis) : body.fn.call(globalThis, value);
     } catch (e) {
       if (e instanceof FiberReset && e.body === body) return undefined;
       throw e;
@@ -220,7 +222,7 @@ function runningNotYielding(): never {
 }
 
 /** One `run()` or `throwInto()`: switches into the fiber and back. */
-function step(self: Fiber, h: Handle, throwing: boolean, value: unknown): unknown {
+function step(self: Fiber, h: Handle, throwing: boolean, value: unknown, noArgument = false): unknown {
   let co = h.co;
   if (!co) {
     if (throwing) {
@@ -228,6 +230,7 @@ function step(self: Fiber, h: Handle, throwing: boolean, value: unknown): unknow
         hint: 'throwInto() needs a fiber suspended in Fiber.yield(); run() it first',
       });
     }
+    h.body.noArgument = noArgument;
     co = start(h);
   }
   if (co.state === 'running' || co.state === 'normal') {
@@ -286,7 +289,7 @@ const Fiber = function Fiber(this: unknown, fn: (value?: any) => unknown): Fiber
   }
   if (!(this instanceof ctor)) return new ctor(fn);
   const self = this as Fiber;
-  const h: Handle = { body: { fn, engine: null, resetting: false, active: null }, co: null };
+  const h: Handle = { body: { fn, engine: null, resetting: false, active: null, noArgument: false }, co: null };
   handles.set(self, h);
   reaper.register(self, h);
   return self;
@@ -300,7 +303,7 @@ Object.defineProperties(Fiber.prototype, {
     // node-fibers checked a running fiber first, then the arguments ("excepts" is its spelling)
     if (h.co && (h.co.state === 'running' || h.co.state === 'normal')) alreadyRunning();
     if (arguments.length > 1) arity('run() excepts 1 or no arguments');
-    return step(this, h, false, value);
+    return step(this, h, false, value, arguments.length === 0);
   }),
   throwInto: method(function throwInto(this: Fiber, error: unknown): unknown {
     const h = handleOf(this, 'throwInto');

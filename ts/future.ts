@@ -194,6 +194,44 @@ function settle<T>(self: FutureState<T>, failed: boolean, value: T | undefined, 
   }
 }
 
+/**
+ * What node-fibers' get() did to the error it rethrows: keeps the error's
+ * own `stack` property as `futureStack` (not enumerable) and, where `stack`
+ * is an accessor, makes it join the trace of the get() caller above the
+ * error's own, split by a `    - - - - -` line. Where V8 makes `stack` a
+ * plain value (Node 20), only `futureStack` appears, as with node-fibers
+ * there. The error object itself is the one the future was resolved with.
+ */
+function linkStacks(error: unknown): void {
+  if ((typeof error !== 'object' && typeof error !== 'function') || error === null) return;
+  try {
+    let futureStack = Object.getOwnPropertyDescriptor(error, 'futureStack');
+    if (!futureStack) {
+      futureStack = Object.getOwnPropertyDescriptor(error, 'stack');
+      if (futureStack) Object.defineProperty(error, 'futureStack', futureStack);
+    }
+    const read = futureStack?.get;
+    if (!read) return;
+    const local: { stack?: string } = {};
+    Error.captureStackTrace(local, methods.get);
+    Object.defineProperty(error, 'stack', {
+      get(): unknown {
+        const own: unknown = read.call(error);
+        if (!own) return local.stack;
+        const lines = String(own).split('\n');
+        return [lines[0], ...String(local.stack).split('\n').slice(1), '    - - - - -', ...lines.slice(1)].join('\n');
+      },
+      set(stack: unknown) {
+        Object.defineProperty(error, 'stack', { value: stack, configurable: true, enumerable: false, writable: true });
+      },
+      configurable: true,
+      enumerable: false,
+    });
+  } catch {
+    // a frozen or exotic error keeps its stack as it is
+  }
+}
+
 function alreadyResolved(): never {
   throw new KorutinError('ERR_FUTURE_RESOLVED', 'Future resolved more than once', {
     hint: 'a future takes one return() or throw()',
@@ -208,7 +246,10 @@ const methods: Omit<Future, 'resolved' | 'value' | 'error' | '_'> & ThisType<Fut
         hint: 'wait() for it (inside a fiber) or use resolve(callback)',
       });
     }
-    if (this.error) throw this.error;
+    if (this.error) {
+      linkStacks(this.error);
+      throw this.error;
+    }
     return this.value;
   },
 
