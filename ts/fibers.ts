@@ -108,6 +108,8 @@ interface Body {
   active: Fiber | null;
   /** Whether the first run() of this incarnation had no argument: the function is then called with none, as in node-fibers. */
   noArgument: boolean;
+  /** While resetting: the one error every Fiber.yield() throws (node-fibers threw the same object each time). */
+  zombie: FiberReset | null;
 }
 
 /** What a Fiber object owns. */
@@ -253,12 +255,14 @@ function unwind(self: Fiber | null, h: Handle, co: Coroutine): unknown {
   body.resetting = true;
   body.active = self;
   try {
-    let r = co.throw(new FiberReset(body));
+    const zombie = (body.zombie = new FiberReset(body));
+    let r = co.throw(zombie);
     // Only a raw engine.yield() can suspend a resetting fiber (Fiber.yield() throws): keep unwinding.
-    while (!r.done) r = co.throw(new FiberReset(body));
+    while (!r.done) r = co.throw(zombie);
     return r.value;
   } finally {
     body.resetting = false;
+    body.zombie = null;
     body.active = null;
     if (co.done && h.co === co) h.co = null;
   }
@@ -289,7 +293,7 @@ const Fiber = function Fiber(this: unknown, fn: (value?: any) => unknown): Fiber
   }
   if (!(this instanceof ctor)) return new ctor(fn);
   const self = this as Fiber;
-  const h: Handle = { body: { fn, engine: null, resetting: false, active: null, noArgument: false }, co: null };
+  const h: Handle = { body: { fn, engine: null, resetting: false, active: null, noArgument: false, zombie: null }, co: null };
   handles.set(self, h);
   reaper.register(self, h);
   return self;
@@ -345,7 +349,7 @@ Object.defineProperties(Fiber, {
           hint: 'call Fiber.yield() from inside a fiber (a plain korutin coroutine yields with engine.yield())',
         });
       }
-      if (body.resetting) throw new FiberReset(body);
+      if (body.resetting) throw body.zombie ?? new FiberReset(body);
       if (arguments.length > 1) arity('yield() expects 1 or no arguments');
       return body.engine!.yield(value);
     }, 'name', { value: 'yield' }),
