@@ -5,6 +5,7 @@
  * fields and old-style subclassing. On every backend.
  */
 import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as util from 'util';
@@ -221,6 +222,25 @@ onEveryBackend('node-fibers’ error messages', function () {
     fiber.reset();
     const yielder = Fiber(() => (Fiber.yield as (...a: unknown[]) => unknown)(1, 2));
     throwsExactly(() => yielder.run(), TypeError, 'yield() expects 1 or no arguments', 'ERR_INVALID_ARGUMENT');
+  });
+
+  it('no memory for another fiber’s stack: RangeError "Out of memory", with korutin’s reason as the hint', function () {
+    // A child under `ulimit -v`: 64 MiB stacks exhaust 4 GB of address space.
+    const script = `
+      const Fiber = require(${JSON.stringify(path.join(KORUTIN_DIST, 'fibers.js'))});
+      const { createEngine } = require(${JSON.stringify(path.join(KORUTIN_DIST, 'index.js'))});
+      Fiber[Symbol.for('korutin.fibers.engine')] = createEngine({ backend: ${JSON.stringify(fibersEngine()!.backend)}, stackSize: '64m' });
+      const live = [];
+      try { for (let i = 0; i < 100000; i++) { const f = Fiber(() => Fiber.yield()); f.run(); live.push(f); } console.log('{}'); }
+      catch (e) {
+        for (const f of live) f.run();
+        console.log(JSON.stringify({ range: e instanceof RangeError, message: e.message, code: e.code, hint: /max_map_count/.test(e.hint), live: live.length > 0, again: Fiber(() => 'ok').run() }));
+      }`;
+    const r = spawnSync('bash', ['-c', 'ulimit -v 4000000 && exec "$0" -e "$1"', process.execPath, script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()!), {
+      range: true, message: 'Out of memory', code: 'ERR_OUT_OF_MEMORY', hint: true, live: true, again: 'ok',
+    });
   });
 
   it('Fiber.yield() with no fiber running', function () {

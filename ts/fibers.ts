@@ -204,7 +204,17 @@ function entry(body: Body): (value: unknown) => unknown {
 
 function start(h: Handle): Coroutine {
   const ko = engine();
-  const co = ko.create(entry(h.body), { name: `fiber-${created + 1}` });
+  let co: Coroutine;
+  try {
+    co = ko.create(entry(h.body), { name: `fiber-${created + 1}` });
+  } catch (e) {
+    // node-fibers' RangeError when no stack could be had; korutin's reason goes in the hint
+    if ((e as KorutinError)?.code === 'ERR_OUT_OF_MEMORY') {
+      const oom = codedError(RangeError, 'ERR_OUT_OF_MEMORY', 'Out of memory', (e as Error).message);
+      throw Object.defineProperty(oom, 'cause', { value: e, configurable: true, writable: true, enumerable: false });
+    }
+    throw e;
+  }
   created++;
   bodies.set(co, h.body);
   h.body.engine = ko;
