@@ -54,6 +54,9 @@ function throwsExactly(fn: () => unknown, Kind: ErrorConstructor | TypeErrorCons
     assert.equal((e as Error).message, message);
     if (code !== undefined) assert.equal((e as KorutinError).code, code);
     if (hint) assert.equal(typeof (e as KorutinError).hint, 'string');
+    // read as node-fibers' did: "Error: …" / "TypeError: …"
+    assert.equal(String(e), `${Kind.name}: ${message}`);
+    assert.ok(String((e as Error).stack).startsWith(`${Kind.name}: ${message}\n`), String((e as Error).stack));
     return true;
   });
 }
@@ -198,10 +201,10 @@ onEveryBackend('node-fibers’ error messages', function () {
         }
       }
     }).run();
-    assert.deepEqual(errors.map((e) => [(e as Error).constructor, (e as Error).message, (e as KorutinError).code, typeof (e as KorutinError).hint]), [
-      [KorutinError, 'This Fiber is already running', 'ERR_ALREADY_RUNNING', 'string'],
-      [KorutinError, 'This Fiber is not yielding', 'ERR_ALREADY_RUNNING', 'string'],
-      [KorutinError, 'This Fiber is not yielding', 'ERR_ALREADY_RUNNING', 'string'],
+    assert.deepEqual(errors.map((e) => [(e as Error).constructor, String(e), (e as KorutinError).code, typeof (e as KorutinError).hint]), [
+      [KorutinError, 'Error: This Fiber is already running', 'ERR_ALREADY_RUNNING', 'string'],
+      [KorutinError, 'Error: This Fiber is not yielding', 'ERR_ALREADY_RUNNING', 'string'],
+      [KorutinError, 'Error: This Fiber is not yielding', 'ERR_ALREADY_RUNNING', 'string'],
     ]);
   });
 

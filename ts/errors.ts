@@ -31,10 +31,16 @@ export class KorutinError extends Error {
    */
   readonly hint?: string;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; hint?: string }) {
+  /**
+   * @param options.hint see {@link KorutinError.hint}.
+   * @param options.name the error's `name` instead of `'KorutinError'`
+   * (`korutin/fibers` gives node-fibers' errors node-fibers' `'Error'`, so
+   * that their stacks and `String(error)` read as they did).
+   */
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; hint?: string; name?: string }) {
     super(message, options);
     this.code = code;
-    this.name = 'KorutinError';
+    this.name = options?.name ?? 'KorutinError';
     if (options?.hint !== undefined) this.hint = options.hint;
   }
 }

@@ -225,12 +225,12 @@ function start(h: Handle): Coroutine {
 const RUNNING_HINT = 'a fiber cannot run (or reset, or throw into) itself or a fiber that is waiting on it';
 
 function alreadyRunning(): never {
-  throw new KorutinError('ERR_ALREADY_RUNNING', 'This Fiber is already running', { hint: RUNNING_HINT });
+  throw new KorutinError('ERR_ALREADY_RUNNING', 'This Fiber is already running', { hint: RUNNING_HINT, name: 'Error' });
 }
 
 /** reset() or throwInto() on a fiber that is running: node-fibers' "not yielding", with korutin's code for it. */
 function runningNotYielding(): never {
-  throw new KorutinError('ERR_ALREADY_RUNNING', 'This Fiber is not yielding', { hint: RUNNING_HINT });
+  throw new KorutinError('ERR_ALREADY_RUNNING', 'This Fiber is not yielding', { hint: RUNNING_HINT, name: 'Error' });
 }
 
 /** One `run()` or `throwInto()`: switches into the fiber and back. */
@@ -239,6 +239,7 @@ function step(self: Fiber, h: Handle, throwing: boolean, value: unknown, noArgum
   if (!co) {
     if (throwing) {
       throw new KorutinError('ERR_NOT_SUSPENDED', 'This Fiber is not yielding', {
+        name: 'Error',
         hint: 'throwInto() needs a fiber suspended in Fiber.yield(); run() it first',
       });
     }
@@ -356,6 +357,7 @@ Object.defineProperties(Fiber, {
       const body = currentBody();
       if (!body) {
         throw new KorutinError('ERR_NOT_IN_COROUTINE', 'yield() called with no fiber running', {
+          name: 'Error',
           hint: 'call Fiber.yield() from inside a fiber (a plain korutin coroutine yields with engine.yield())',
         });
       }

@@ -234,6 +234,7 @@ function linkStacks(error: unknown): void {
 
 function alreadyResolved(): never {
   throw new KorutinError('ERR_FUTURE_RESOLVED', 'Future resolved more than once', {
+    name: 'Error',
     hint: 'a future takes one return() or throw()',
   });
 }
@@ -243,6 +244,7 @@ const methods: Omit<Future, 'resolved' | 'value' | 'error' | '_'> & ThisType<Fut
   get(this: FutureState<any>): any {
     if (!this.resolved) {
       throw new KorutinError('ERR_FUTURE_UNRESOLVED', 'Future must resolve before value is ready', {
+        name: 'Error',
         hint: 'wait() for it (inside a fiber) or use resolve(callback)',
       });
     }
@@ -262,6 +264,7 @@ const methods: Omit<Future, 'resolved' | 'value' | 'error' | '_'> & ThisType<Fut
     if (this.resolved) alreadyResolved();
     if (!error) {
       throw new KorutinError('ERR_INVALID_ARGUMENT', 'Must throw non-empty error', {
+        name: 'Error',
         hint: `Future.throw() needs a truthy error (a node-style callback could not tell ${String(error)} from success), got ${String(error)}`,
       });
     }
@@ -348,7 +351,7 @@ const statics: Omit<FutureConstructor, 'prototype'> = {
   wait(...futures: Array<Future<any> | Array<Future<any>>>): void {
     const pending: Array<Future<any>> = [];
     const add = (f: unknown): void => {
-      if (!(f instanceof Future)) throw new KorutinError('ERR_INVALID_ARGUMENT', `${String(f)} is not a future`);
+      if (!(f instanceof Future)) throw new KorutinError('ERR_INVALID_ARGUMENT', `${String(f)} is not a future`, { name: 'Error' });
       if (!f.isResolved()) pending.push(f);
     };
     for (const arg of futures) {
@@ -433,6 +436,7 @@ function arm(pending: Array<Future<any>>): Waiting {
   const fiber = Fiber.current;
   if (!fiber) {
     throw new KorutinError('ERR_NOT_IN_COROUTINE', "Can't wait without a fiber", {
+      name: 'Error',
       hint: 'call wait() inside a Fiber (for example in Future.task(fn))',
     });
   }
