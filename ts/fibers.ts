@@ -30,14 +30,17 @@ import { native } from './native';
 interface Fiber {
   /**
    * Starts the fiber, or resumes it where it yielded. The first run of a
-   * fiber calls its function with `value`; later runs make the pending
-   * `Fiber.yield()` return `value`.
+   * fiber calls its function with `value` (with no argument if `run()` has
+   * none) and the global object as `this`; later runs make the pending
+   * `Fiber.yield()` return `value`. Stack traces taken in the function end
+   * at it, as in node-fibers.
    *
    * @returns what the fiber passes to `Fiber.yield()`, or what its function
    * returns when it finishes.
-   * @throws what the fiber's function throws; an `ERR_ALREADY_RUNNING`
-   * error when the fiber is running (it cannot run itself, nor a fiber that
-   * is waiting on it).
+   * @throws what the fiber's function throws; "This Fiber is already
+   * running" (`ERR_ALREADY_RUNNING`) when the fiber is running (it cannot run
+   * itself, nor a fiber that is waiting on it); node-fibers' `RangeError`
+   * "Out of memory" (`ERR_OUT_OF_MEMORY`) when no stack can be had.
    */
   run(value?: unknown): any;
   /**
@@ -48,14 +51,16 @@ interface Fiber {
    *
    * @returns what the function returns if it catches the unwinding and
    * returns a value; otherwise `undefined`.
+   * @throws "This Fiber is not yielding" (`ERR_ALREADY_RUNNING`) on a running fiber.
    */
   reset(): any;
   /**
    * Makes the pending `Fiber.yield()` of a suspended fiber throw `error`.
    *
    * @returns what the fiber yields or returns next, like {@link Fiber.run}.
-   * @throws `error` back at the caller if the fiber does not catch it; an
-   * Error if the fiber is not suspended (not started, or running).
+   * @throws `error` back at the caller if the fiber does not catch it;
+   * "This Fiber is not yielding" if the fiber is not suspended
+   * (`ERR_NOT_SUSPENDED` not started, `ERR_ALREADY_RUNNING` running).
    */
   throwInto(error: unknown): any;
   /** True from the first `run()` until the function returns or throws. */
@@ -79,8 +84,9 @@ interface FiberConstructor {
    * Suspends the running fiber: its `run()` returns `value`. Returns the
    * value of the `run()` that resumes it.
    *
-   * @throws `ERR_NOT_IN_COROUTINE` when no fiber is running; the reset
-   * signal while the fiber is being unwound; what `throwInto()` delivers.
+   * @throws "yield() called with no fiber running" (`ERR_NOT_IN_COROUTINE`);
+   * the "This Fiber is a zombie" Error while the fiber is being reset; what
+   * `throwInto()` delivers.
    */
   yield(value?: unknown): any;
   /**
