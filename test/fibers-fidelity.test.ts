@@ -246,6 +246,23 @@ onEveryBackend('node-fibers’ error messages', function () {
     });
   });
 
+  it('an abandoned fiber that throws while it is unwound: node-fibers’ words, as a warning', async function () {
+    const script = `
+      const Fiber = require(process.argv[1]);
+      const { createEngine } = require(process.argv[2]);
+      Fiber[Symbol.for('korutin.fibers.engine')] = createEngine({ backend: process.argv[3] });
+      process.on('warning', (w) => { if (w.code === 'KORUTIN_FIBER_UNWIND') { console.log(JSON.stringify({ message: w.message })); process.exit(0); } });
+      (() => { Fiber(() => { try { Fiber.yield(); } finally { throw new Error('thrown in finally'); } }).run(); })();
+      const spin = () => { globalThis.gc(); setTimeout(spin, 5); };
+      spin();
+      setTimeout(() => { console.log('{}'); process.exit(0); }, 20000);`;
+    const r = await runNode(['--expose-gc', '-e', script, path.join(KORUTIN_DIST, 'fibers.js'), path.join(KORUTIN_DIST, 'index.js'), fibersEngine()!.backend]);
+    const { message } = lastJson(r) as { message?: string };
+    assert.ok(message, `no warning; stderr:\n${r.stderr}`);
+    assert.ok(message.startsWith('An exception was thrown from a Fiber which was being garbage collected.'), message);
+    assert.match(message, /Error: thrown in finally/);
+  });
+
   it('Fiber.yield() with no fiber running', function () {
     throwsExactly(() => Fiber.yield(), Error, 'yield() called with no fiber running', 'ERR_NOT_IN_COROUTINE', true);
     const ko = fibersEngine()!;

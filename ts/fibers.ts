@@ -293,7 +293,8 @@ const reaper = new FinalizationRegistry<Handle>((h) => {
     unwind(null, h, co);
   } catch (e) {
     process.emitWarning(
-      `an abandoned fiber threw while it was being unwound: ${e instanceof Error ? e.stack ?? e.message : String(e)}`,
+      // node-fibers' words (it then exited; korutin warns and goes on)
+      `An exception was thrown from a Fiber which was being garbage collected. The exception appears below:\n\n${e instanceof Error ? e.stack ?? e.message : String(e)}`,
       { code: 'KORUTIN_FIBER_UNWIND' },
     );
   }
