@@ -164,6 +164,29 @@ onEveryBackend('stack traces inside fibers and coroutines', function () {
 });
 
 describe('stack traces in a fresh process (Node’s default formatting, no other test’s state)', function () {
+  it('an Error.prepareStackTrace installed before korutin is kept, and called with the filtered frames', async function () {
+    const script = `
+      let calls = 0;
+      const mine = (error, trace) => { calls++; return trace.map((c) => c.getFunctionName() + '@' + c.getFileName()); };
+      Error.prepareStackTrace = mine;
+      const Fiber = require(process.argv[1]);
+      const names = Fiber(function early() { return new Error('x').stack; }).run();
+      const saved = Error.prepareStackTrace;
+      Error.prepareStackTrace = undefined;
+      const plain = Fiber(function plainFormat() { return new Error('y').stack; }).run();
+      Error.prepareStackTrace = saved;
+      const again = Fiber(function again() { return new Error('z').stack; }).run();
+      console.log(JSON.stringify({ calls, last: names[names.length - 1], korutin: names.some((n) => n.includes(process.argv[2])),
+        plain: /^Error: y\\n\\s+at plainFormat \\([^\\n]*\\)$/.test(plain), againLast: again[again.length - 1] }));`;
+    const r = await runNode(['-e', script, path.join(KORUTIN_DIST, 'fibers.js'), KORUTIN_DIST]);
+    const got = lastJson(r);
+    assert.equal(got.calls, 2);
+    assert.match(got.last, /^early@/);
+    assert.match(got.againLast, /^again@/);
+    assert.equal(got.korutin, false);
+    assert.equal(got.plain, true, 'with Error.prepareStackTrace unset, V8’s format, ending at the fiber function');
+  });
+
   it('a fiber’s stack ends at its function, and stacks outside fibers are as without korutin', async function () {
     const script = `
       const before = new Error('x').stack.split('\\n').length;

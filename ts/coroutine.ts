@@ -382,8 +382,11 @@ function installTraceHook(): void {
   const d = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace');
   if (d && (!d.configurable || !('value' in d))) return; // someone else's accessor: leave it alone
   storedPrepare = d ? d.value : undefined;
-  // Without Node's default (older Node 20 releases), format like V8 does.
-  const fallback = typeof storedPrepare === 'function' ? undefined : wrapperOf(v8Format);
+  // With nothing stored (unset, or set to undefined later), Node's default
+  // formatter if it was there when korutin came (it applies source maps), or
+  // V8's format (older Node 20 releases, or someone had replaced it).
+  const nodeDefault = typeof storedPrepare === 'function' && storedPrepare.name === 'ErrorPrepareStackTrace' ? storedPrepare : undefined;
+  const fallback = wrapperOf(nodeDefault ?? v8Format);
   Object.defineProperty(Error, 'prepareStackTrace', {
     get(): unknown {
       if (typeof storedPrepare === 'function') return wrapperOf(storedPrepare);
@@ -391,6 +394,7 @@ function installTraceHook(): void {
     },
     set(v: unknown) {
       storedPrepare = (typeof v === 'function' && wrapped.get(v)) || v;
+      // assigning back what an unset Error.prepareStackTrace read as leaves it unset
       if (storedPrepare === v8Format) storedPrepare = undefined;
     },
     configurable: true,
