@@ -4,6 +4,7 @@
  * switches stacks.
  */
 import { AsyncResource, executionAsyncId, executionAsyncResource, triggerAsyncId } from 'async_hooks';
+import * as path from 'path';
 import { KorutinError, fail } from './errors';
 import { describeGiven } from './format';
 import { native, NativeCoroutine } from './native';
@@ -264,7 +265,9 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       resource: new AsyncResource('korutin.Coroutine'),
       baseAsyncId: 0, chained: false, no: -1,
     };
-    const body = (): void => {
+    if (!traceHookInstalled) installTraceHook();
+    // Named so that stack traces can leave it out (see stripKorutinFrames).
+    const korutinCoroutineBody = (): void => {
       try {
         rec.outValue = fn(takeSignal(rec) as TIn);
         rec.out = Out.Return;
@@ -280,7 +283,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       rec.state = 'done';
       running.pop();
     };
-    rec.native = nativeCall(() => new native.Coroutine(target.backend, target.stackSize, target.guardSize, body));
+    rec.native = nativeCall(() => new native.Coroutine(target.backend, target.stackSize, target.guardSize, korutinCoroutineBody));
     rec.no = rec.native.no;
     rec.self = new WeakRef(this);
     this.rec = rec;
@@ -410,6 +413,114 @@ function unwindAbandoned(rec: CoroutineRecord): void {
       // an error thrown while unwinding has no one left to report to
     }
   }
+}
+
+// ------------------------------------------------------------ stack traces
+//
+// A coroutine's native stack starts with korutin's body function, which
+// calls the user's (through korutin/fibers' or the scheduler's wrappers).
+// Stack traces should end at the user's function, as a fiber's did in
+// node-fibers. V8 gives JavaScript no way to hide a frame, so korutin
+// filters the structured trace before it is formatted: Error.prepareStackTrace
+// becomes an accessor whose getter hands V8 (through Node) a wrapper of
+// whatever function is stored there, Node's default one or the user's. The
+// wrapper drops the frames of korutin's own files from the bottom of a trace
+// whose last frame is the coroutine body, then calls the stored function
+// with the rest. Nothing runs on the coroutine hot path: the work is done
+// only when a stack is formatted (once per error, on the first `.stack`).
+
+/** The frames to drop: korutin's built modules, in this directory. */
+const KORUTIN_DIR = __dirname + path.sep;
+const BODY_NAME = 'korutinCoroutineBody';
+
+/** What korutin reads from V8's structured stack frames. */
+interface Frame {
+  getFileName(): string | null | undefined;
+  getFunctionName(): string | null;
+  isAsync?(): boolean;
+}
+
+function isKorutinFrame(f: Frame): boolean {
+  const file = f.getFileName();
+  return typeof file === 'string' && file.startsWith(KORUTIN_DIR);
+}
+
+/**
+ * The trace without korutin's frames below the user's function, when it was
+ * taken on a coroutine's stack; otherwise the trace itself. @internal
+ */
+export function stripKorutinFrames<T>(trace: T): T {
+  if (!Array.isArray(trace) || trace.length === 0) return trace;
+  const frames = trace as unknown[] as Frame[];
+  // a trace ends with the frames of the stack it was taken on, then any async frames
+  let last = frames.length - 1;
+  while (last >= 0 && typeof frames[last]?.isAsync === 'function' && frames[last].isAsync!()) last--;
+  const bottom = frames[last];
+  if (!bottom || typeof bottom.getFunctionName !== 'function' || bottom.getFunctionName() !== BODY_NAME || !isKorutinFrame(bottom)) {
+    return trace;
+  }
+  let first = last;
+  while (first > 0 && isKorutinFrame(frames[first - 1])) first--;
+  // a trace of nothing but korutin's own frames (an error korutin raised in the body) stays whole
+  if (first === 0) return trace;
+  return [...frames.slice(0, first), ...frames.slice(last + 1)] as unknown as T;
+}
+
+type Prepare = (error: Error, trace: unknown[]) => unknown;
+
+let traceHookInstalled = false;
+/** What `Error.prepareStackTrace` holds, as user code sees it. */
+let storedPrepare: unknown;
+const wrappers = new WeakMap<Function, Prepare>();
+const wrapped = new WeakMap<Function, Function>();
+
+/** The V8 format, for a runtime without Node's default Error.prepareStackTrace. */
+function v8Format(error: Error, trace: unknown[]): string {
+  let head: string;
+  try {
+    head = Error.prototype.toString.call(error);
+  } catch {
+    head = 'Error';
+  }
+  return trace.length === 0 ? head : `${head}\n    at ${trace.join('\n    at ')}`;
+}
+
+function wrapperOf(fn: Function): Prepare {
+  let w = wrappers.get(fn);
+  if (!w) {
+    w = function (this: unknown, error: Error, trace: unknown[]): unknown {
+      return fn.call(this, error, stripKorutinFrames(trace));
+    };
+    Object.defineProperty(w, 'name', { value: fn.name });
+    wrappers.set(fn, w);
+    wrapped.set(w, fn);
+  }
+  return w;
+}
+
+function installTraceHook(): void {
+  traceHookInstalled = true;
+  const d = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace');
+  if (d && (!d.configurable || !('value' in d))) return; // someone else's accessor: leave it alone
+  storedPrepare = d ? d.value : undefined;
+  // With nothing stored (unset, or set to undefined later), Node's default
+  // formatter if it was there when korutin came (it applies source maps), or
+  // V8's format (older Node 20 releases, or someone had replaced it).
+  const nodeDefault = typeof storedPrepare === 'function' && storedPrepare.name === 'ErrorPrepareStackTrace' ? storedPrepare : undefined;
+  const fallback = wrapperOf(nodeDefault ?? v8Format);
+  Object.defineProperty(Error, 'prepareStackTrace', {
+    get(): unknown {
+      if (typeof storedPrepare === 'function') return wrapperOf(storedPrepare);
+      return storedPrepare === undefined ? fallback : storedPrepare;
+    },
+    set(v: unknown) {
+      storedPrepare = (typeof v === 'function' && wrapped.get(v)) || v;
+      // assigning back what an unset Error.prepareStackTrace read as leaves it unset
+      if (storedPrepare === v8Format) storedPrepare = undefined;
+    },
+    configurable: true,
+    enumerable: d ? d.enumerable : false,
+  });
 }
 
 /** The public object of the innermost running coroutine. */

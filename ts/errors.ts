@@ -29,12 +29,42 @@ export type ErrorCode =
 export class KorutinError extends Error {
   /** A stable code, for programs to test. */
   readonly code: ErrorCode;
+  /**
+   * What to do about it, when the message alone does not say (errors that
+   * keep another library's exact message, such as `korutin/fibers`', carry
+   * korutin's advice here).
+   */
+  readonly hint?: string;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /**
+   * @param options.hint see {@link KorutinError.hint}.
+   * @param options.name the error's `name` instead of `'KorutinError'`
+   * (`korutin/fibers` gives node-fibers' errors node-fibers' `'Error'`, so
+   * that their stacks and `String(error)` read as they did).
+   */
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; hint?: string; name?: string }) {
     super(message, options);
     this.code = code;
-    this.name = 'KorutinError';
+    this.name = options?.name ?? 'KorutinError';
+    if (options?.hint !== undefined) this.hint = options.hint;
   }
+}
+
+/**
+ * A `TypeError` (or another built-in error class) with korutin's stable
+ * `code` and an optional `hint`, for APIs whose callers expect the built-in
+ * class (node-fibers threw `TypeError`s).
+ */
+export function codedError<E extends Error>(
+  Kind: new (message: string) => E,
+  code: ErrorCode,
+  message: string,
+  hint?: string,
+): E & { code: ErrorCode; hint?: string } {
+  const e = new Kind(message) as E & { code: ErrorCode; hint?: string };
+  e.code = code;
+  if (hint !== undefined) e.hint = hint;
+  return e;
 }
 
 /** Thrown at a task's suspension point when the task is cancelled. */

@@ -23,21 +23,24 @@
 import { BACKENDS, BackendName } from './config';
 import { Coroutine, currentCoroutine } from './coroutine';
 import { createEngine, Engine } from './engine';
-import { KorutinError } from './errors';
+import { codedError, KorutinError } from './errors';
 import { native } from './native';
 
 /** A fiber: a function with its own stack that can suspend with {@link FiberConstructor.yield}. */
 interface Fiber {
   /**
    * Starts the fiber, or resumes it where it yielded. The first run of a
-   * fiber calls its function with `value`; later runs make the pending
-   * `Fiber.yield()` return `value`.
+   * fiber calls its function with `value` (with no argument if `run()` has
+   * none) and the global object as `this`; later runs make the pending
+   * `Fiber.yield()` return `value`. Stack traces taken in the function end
+   * at it, as in node-fibers.
    *
    * @returns what the fiber passes to `Fiber.yield()`, or what its function
    * returns when it finishes.
-   * @throws what the fiber's function throws; an `ERR_ALREADY_RUNNING`
-   * error when the fiber is running (it cannot run itself, nor a fiber that
-   * is waiting on it).
+   * @throws what the fiber's function throws; "This Fiber is already
+   * running" (`ERR_ALREADY_RUNNING`) when the fiber is running (it cannot run
+   * itself, nor a fiber that is waiting on it); node-fibers' `RangeError`
+   * "Out of memory" (`ERR_OUT_OF_MEMORY`) when no stack can be had.
    */
   run(value?: unknown): any;
   /**
@@ -48,14 +51,16 @@ interface Fiber {
    *
    * @returns what the function returns if it catches the unwinding and
    * returns a value; otherwise `undefined`.
+   * @throws "This Fiber is not yielding" (`ERR_ALREADY_RUNNING`) on a running fiber.
    */
   reset(): any;
   /**
    * Makes the pending `Fiber.yield()` of a suspended fiber throw `error`.
    *
    * @returns what the fiber yields or returns next, like {@link Fiber.run}.
-   * @throws `error` back at the caller if the fiber does not catch it; an
-   * Error if the fiber is not suspended (not started, or running).
+   * @throws `error` back at the caller if the fiber does not catch it;
+   * "This Fiber is not yielding" if the fiber is not suspended
+   * (`ERR_NOT_SUSPENDED` not started, `ERR_ALREADY_RUNNING` running).
    */
   throwInto(error: unknown): any;
   /** True from the first `run()` until the function returns or throws. */
@@ -79,8 +84,9 @@ interface FiberConstructor {
    * Suspends the running fiber: its `run()` returns `value`. Returns the
    * value of the `run()` that resumes it.
    *
-   * @throws `ERR_NOT_IN_COROUTINE` when no fiber is running; the reset
-   * signal while the fiber is being unwound; what `throwInto()` delivers.
+   * @throws "yield() called with no fiber running" (`ERR_NOT_IN_COROUTINE`);
+   * the "This Fiber is a zombie" Error while the fiber is being reset; what
+   * `throwInto()` delivers.
    */
   yield(value?: unknown): any;
   /**
@@ -106,6 +112,10 @@ interface Body {
   resetting: boolean;
   /** The Fiber object, only while a `run()` of it is under way (so `Fiber.current` works and keeps it alive). */
   active: Fiber | null;
+  /** Whether the first run() of this incarnation had no argument: the function is then called with none, as in node-fibers. */
+  noArgument: boolean;
+  /** While resetting: the one error every Fiber.yield() throws (node-fibers threw the same object each time). */
+  zombie: FiberReset | null;
 }
 
 /** What a Fiber object owns. */
@@ -115,15 +125,20 @@ interface Handle {
   co: Coroutine | null;
 }
 
-/** Thrown at `Fiber.yield()` to unwind a fiber that is being reset. */
+/**
+ * Thrown at `Fiber.yield()` to unwind a fiber that is being reset: an
+ * `Error` with node-fibers' message, which korutin recognises by its class.
+ */
 class FiberReset extends Error {
   /** @internal */
-  readonly body: Body;
+  declare readonly body: Body;
 
   constructor(body: Body) {
-    super('this fiber is being reset: Fiber.yield() throws until the fiber function returns');
-    this.name = 'FiberReset';
-    this.body = body;
+    super('This Fiber is a zombie');
+    Object.defineProperties(this, {
+      body: { value: body, enumerable: false },
+      hint: { value: 'the fiber is being reset: Fiber.yield() throws until the fiber function returns', enumerable: false },
+    });
   }
 }
 
@@ -159,10 +174,15 @@ function engine(): Engine {
 function handleOf(self: unknown, method: string): Handle {
   const h = typeof self === 'object' && self !== null ? handles.get(self) : undefined;
   if (!h) {
-    const e = new TypeError(`Fiber.prototype.${method} was called on something that is not a Fiber; call it on an object made by Fiber(fn)`);
-    throw Object.assign(e, { code: 'ERR_INVALID_ARGUMENT' });
+    // V8's message for a method called on the wrong receiver, which is what node-fibers' native methods threw
+    throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'Illegal invocation', `Fiber.prototype.${method} was called on something that is not a Fiber; call it on an object made by Fiber(fn)`);
   }
   return h;
+}
+
+/** node-fibers' TypeError for a call with too many arguments (its message, typo included). */
+function arity(message: string): never {
+  throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', message);
 }
 
 /** The fiber body of the innermost running coroutine, if that coroutine is a fiber. */
@@ -171,11 +191,16 @@ function currentBody(): Body | undefined {
   return co ? bodies.get(co) : undefined;
 }
 
-/** The coroutine body of one incarnation: calls the fiber function, and turns its own reset signal into a return. */
+/**
+ * The coroutine body of one incarnation: calls the fiber function (with the
+ * global object as `this`, as node-fibers did), and turns its own reset
+ * signal into a return. Stack traces leave this frame out (see
+ * stripKorutinFrames in coroutine.ts).
+ */
 function entry(body: Body): (value: unknown) => unknown {
-  return (value) => {
+  return function korutinFiberEntry(value) {
     try {
-      return body.fn(value);
+      return body.noArgument ? body.fn.call(globalThis) : body.fn.call(globalThis, value);
     } catch (e) {
       if (e instanceof FiberReset && e.body === body) return undefined;
       throw e;
@@ -185,7 +210,17 @@ function entry(body: Body): (value: unknown) => unknown {
 
 function start(h: Handle): Coroutine {
   const ko = engine();
-  const co = ko.create(entry(h.body), { name: `fiber-${created + 1}` });
+  let co: Coroutine;
+  try {
+    co = ko.create(entry(h.body), { name: `fiber-${created + 1}` });
+  } catch (e) {
+    // node-fibers' RangeError when no stack could be had; korutin's reason goes in the hint
+    if ((e as KorutinError)?.code === 'ERR_OUT_OF_MEMORY') {
+      const oom = codedError(RangeError, 'ERR_OUT_OF_MEMORY', 'Out of memory', (e as Error).message);
+      throw Object.defineProperty(oom, 'cause', { value: e, configurable: true, writable: true, enumerable: false });
+    }
+    throw e;
+  }
   created++;
   bodies.set(co, h.body);
   h.body.engine = ko;
@@ -193,21 +228,34 @@ function start(h: Handle): Coroutine {
   return co;
 }
 
+const RUNNING_HINT = 'a fiber cannot run (or reset, or throw into) itself or a fiber that is waiting on it';
+
 function alreadyRunning(): never {
-  throw new KorutinError(
-    'ERR_ALREADY_RUNNING',
-    'this Fiber is already running: a fiber cannot run (or reset, or throw into) itself or a fiber that is waiting on it',
-  );
+  throw new KorutinError('ERR_ALREADY_RUNNING', 'This Fiber is already running', { hint: RUNNING_HINT, name: 'Error' });
+}
+
+/** reset() or throwInto() on a fiber that is running: node-fibers' "not yielding", with korutin's code for it. */
+function runningNotYielding(): never {
+  throw new KorutinError('ERR_ALREADY_RUNNING', 'This Fiber is not yielding', { hint: RUNNING_HINT, name: 'Error' });
 }
 
 /** One `run()` or `throwInto()`: switches into the fiber and back. */
-function step(self: Fiber, h: Handle, throwing: boolean, value: unknown): unknown {
+function step(self: Fiber, h: Handle, throwing: boolean, value: unknown, noArgument = false): unknown {
   let co = h.co;
   if (!co) {
-    if (throwing) throw new KorutinError('ERR_NOT_SUSPENDED', 'this Fiber is not yielding: throwInto() needs a fiber suspended in Fiber.yield(); run() it first');
+    if (throwing) {
+      throw new KorutinError('ERR_NOT_SUSPENDED', 'This Fiber is not yielding', {
+        name: 'Error',
+        hint: 'throwInto() needs a fiber suspended in Fiber.yield(); run() it first',
+      });
+    }
+    h.body.noArgument = noArgument;
     co = start(h);
   }
-  if (co.state === 'running' || co.state === 'normal') alreadyRunning();
+  if (co.state === 'running' || co.state === 'normal') {
+    if (throwing) runningNotYielding();
+    alreadyRunning();
+  }
   h.body.active = self;
   try {
     const r = throwing ? co.throw(value) : co.resume(value);
@@ -224,12 +272,14 @@ function unwind(self: Fiber | null, h: Handle, co: Coroutine): unknown {
   body.resetting = true;
   body.active = self;
   try {
-    let r = co.throw(new FiberReset(body));
+    const zombie = (body.zombie = new FiberReset(body));
+    let r = co.throw(zombie);
     // Only a raw engine.yield() can suspend a resetting fiber (Fiber.yield() throws): keep unwinding.
-    while (!r.done) r = co.throw(new FiberReset(body));
+    while (!r.done) r = co.throw(zombie);
     return r.value;
   } finally {
     body.resetting = false;
+    body.zombie = null;
     body.active = null;
     if (co.done && h.co === co) h.co = null;
   }
@@ -243,7 +293,8 @@ const reaper = new FinalizationRegistry<Handle>((h) => {
     unwind(null, h, co);
   } catch (e) {
     process.emitWarning(
-      `an abandoned fiber threw while it was being unwound: ${e instanceof Error ? e.stack ?? e.message : String(e)}`,
+      // node-fibers' words (it then exited; korutin warns and goes on)
+      `An exception was thrown from a Fiber which was being garbage collected. The exception appears below:\n\n${e instanceof Error ? e.stack ?? e.message : String(e)}`,
       { code: 'KORUTIN_FIBER_UNWIND' },
     );
   }
@@ -252,13 +303,15 @@ const reaper = new FinalizationRegistry<Handle>((h) => {
 const Fiber = function Fiber(this: unknown, fn: (value?: any) => unknown): Fiber {
   // Inside, `Fiber` names this function expression itself: the same object as the export.
   const ctor = Fiber as unknown as FiberConstructor;
-  if (!(this instanceof ctor)) return new ctor(fn);
-  if (typeof fn !== 'function') {
-    const e = new TypeError(`Fiber(fn) needs a function, got ${fn === null ? 'null' : typeof fn}`);
-    throw Object.assign(e, { code: 'ERR_INVALID_ARGUMENT' });
+  if (arguments.length !== 1) {
+    throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'Fiber expects 1 argument', 'call Fiber(fn) with the fiber function only');
   }
+  if (typeof fn !== 'function') {
+    throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'Fiber expects a function', `Fiber(fn) needs a function, got ${fn === null ? 'null' : typeof fn}`);
+  }
+  if (!(this instanceof ctor)) return new ctor(fn);
   const self = this as Fiber;
-  const h: Handle = { body: { fn, engine: null, resetting: false, active: null }, co: null };
+  const h: Handle = { body: { fn, engine: null, resetting: false, active: null, noArgument: false, zombie: null }, co: null };
   handles.set(self, h);
   reaper.register(self, h);
   return self;
@@ -268,16 +321,23 @@ const method = (value: Function): PropertyDescriptor => ({ value, writable: true
 
 Object.defineProperties(Fiber.prototype, {
   run: method(function run(this: Fiber, value?: unknown): unknown {
-    return step(this, handleOf(this, 'run'), false, value);
+    const h = handleOf(this, 'run');
+    // node-fibers checked a running fiber first, then the arguments ("excepts" is its spelling)
+    if (h.co && (h.co.state === 'running' || h.co.state === 'normal')) alreadyRunning();
+    if (arguments.length > 1) arity('run() excepts 1 or no arguments');
+    return step(this, h, false, value, arguments.length === 0);
   }),
   throwInto: method(function throwInto(this: Fiber, error: unknown): unknown {
-    return step(this, handleOf(this, 'throwInto'), true, error);
+    const h = handleOf(this, 'throwInto');
+    if (arguments.length > 1 && h.co?.state === 'suspended') arity('throwInto() expects 1 or no arguments');
+    return step(this, h, true, error);
   }),
   reset: method(function reset(this: Fiber): unknown {
     const h = handleOf(this, 'reset');
     const co = h.co;
     if (!co) return undefined;
-    if (co.state === 'running' || co.state === 'normal') alreadyRunning();
+    if (co.state === 'running' || co.state === 'normal') runningNotYielding();
+    if (arguments.length > 0) arity('reset() expects no arguments');
     return unwind(this, h, co);
   }),
   started: {
@@ -303,9 +363,13 @@ Object.defineProperties(Fiber, {
     value: Object.defineProperty(function yield_(value?: unknown): unknown {
       const body = currentBody();
       if (!body) {
-        throw new KorutinError('ERR_NOT_IN_COROUTINE', 'Fiber.yield() was called with no fiber running; call it from inside a fiber');
+        throw new KorutinError('ERR_NOT_IN_COROUTINE', 'yield() called with no fiber running', {
+          name: 'Error',
+          hint: 'call Fiber.yield() from inside a fiber (a plain korutin coroutine yields with engine.yield())',
+        });
       }
-      if (body.resetting) throw new FiberReset(body);
+      if (body.resetting) throw body.zombie ?? new FiberReset(body);
+      if (arguments.length > 1) arity('yield() expects 1 or no arguments');
       return body.engine!.yield(value);
     }, 'name', { value: 'yield' }),
     writable: true,
