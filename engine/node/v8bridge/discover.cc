@@ -121,33 +121,41 @@ bool DecodeTlsLoad(const void *fn, long *offset) {
 #elif defined(__aarch64__)
 // Decodes the TLS offset of a local-exec access in a function's first few
 // instructions (the prologue is skipped):
-//   mrs  xN, tpidr_el0
-//   add  xN, xN, #hi12, lsl #12     (any number of adds to xN)
-//   add  xN, xN, #lo12
-//   ldr  wT|xT, [xN{, #imm}]        (the offset may be folded in here)
+//   mrs  xA, tpidr_el0
+//   add  xB, xA, #hi12, lsl #12     (any number of adds, each to the same
+//   add  xC, xB, #lo12               register or another: GCC 12 keeps one,
+//                                    the clang of Node 26 moves it along)
+//   ldr  wT|xT, [xC{, #imm}]        (the offset may be folded in here)
+// Each register that holds the thread pointer plus a known offset is
+// tracked; an instruction that overwrites one in any other way drops it.
 bool DecodeTlsLoad(const void *fn, long *offset) {
   const uint32_t *p = static_cast<const uint32_t *>(fn);
   int i = 0;
   while (i < 8 && (p[i] & 0xffffffe0u) != 0xd53bd040u) i++;  // mrs xN, tpidr_el0
   if (i == 8) return false;
-  uint32_t n = p[i] & 31;
-  long off = 0;
-  for (int k = i + 1; k < i + 8; k++) {
+  bool tracked[32] = {};
+  long off[32] = {};
+  tracked[p[i] & 31] = true;
+  for (int k = i + 1; k < i + 10; k++) {
     uint32_t ins = p[k];
-    uint32_t rn = (ins >> 5) & 31, imm12 = (ins >> 10) & 0xfff;
-    if ((ins & 0xff800000u) == 0x91000000u && rn == n && (ins & 31) == n) {  // add xN, xN, #imm{, lsl #12}
-      off += (long)imm12 << ((ins >> 22) & 1 ? 12 : 0);
-    } else if ((ins & 0xffc00000u) == 0xb9400000u && rn == n) {  // ldr wT, [xN, #imm]
-      *offset = off + (long)imm12 * 4;
+    uint32_t rd = ins & 31, rn = (ins >> 5) & 31, imm12 = (ins >> 10) & 0xfff;
+    if ((ins & 0xff800000u) == 0x91000000u && tracked[rn]) {  // add xD, xN, #imm{, lsl #12}
+      off[rd] = off[rn] + ((long)imm12 << ((ins >> 22) & 1 ? 12 : 0));
+      tracked[rd] = true;
+    } else if ((ins & 0xffc00000u) == 0xb9400000u && tracked[rn]) {  // ldr wT, [xN, #imm]
+      *offset = off[rn] + (long)imm12 * 4;
       return true;
-    } else if ((ins & 0xffc00000u) == 0xf9400000u && rn == n) {  // ldr xT, [xN, #imm]
-      *offset = off + (long)imm12 * 8;
+    } else if ((ins & 0xffc00000u) == 0xf9400000u && tracked[rn]) {  // ldr xT, [xN, #imm]
+      *offset = off[rn] + (long)imm12 * 8;
       return true;
-    } else if (rn != n && (ins & 31) != n) {
-      continue;  // an unrelated instruction (a prologue store, say)
+    } else if ((ins & 0xffc00000u) == 0x39400000u && tracked[rn]) {  // ldrb wT, [xN, #imm]: a flag, not the slot
+      tracked[rd] = false;
     } else {
-      return false;
+      tracked[rd] = false;  // anything else that may write xD (a store's Rt is harmless to drop)
     }
+    bool any = false;
+    for (bool t : tracked) any = any || t;
+    if (!any) return false;
   }
   return false;
 }
