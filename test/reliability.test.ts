@@ -167,15 +167,19 @@ for (const backend of testBackends()) {
 
     it('W8: a task returning a promise ends as the promise settles: state, join and await agree', async () => {
       const boom = new Error('async boom');
+      // The test settles the promises, so that 'blocked' is seen whatever the host's speed.
+      let go!: () => void;
+      const gate = new Promise<void>((r) => (go = r));
       const failing = ko.spawn(async () => {
-        await tick(5);
+        await gate;
         throw boom;
       });
       const fine = ko.spawn(async () => {
-        await tick(5);
+        await gate;
         return 'async value';
       });
-      await until(() => failing.state === 'blocked', 'the task to wait for its promise');
+      await until(() => failing.state === 'blocked' && fine.state === 'blocked', 'the tasks to wait for their promises');
+      go();
       await assert.rejects(within(failing, 'the failing async task'), (e) => e === boom);
       assert.equal(failing.state, 'failed');
       assert.equal(await within(fine, 'the async task'), 'async value');

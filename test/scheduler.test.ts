@@ -235,6 +235,25 @@ for (const backend of testBackends()) {
       assert.equal(sum, 5050);
     });
 
+    it('ko.await resumes in the turn the promise settles, as a plain await does (not a turn later)', async () => {
+      const order: string[] = [];
+      const t = ko.spawn(() => {
+        // Queued before the wait: it runs in the next turn.
+        setImmediate(() => order.push('next turn'));
+        ko.await(Promise.resolve());
+        order.push('settled: resumed');
+        // Settled by a callback: resumed in that callback's microtasks, before the turn after.
+        ko.await(new Promise<void>((r) => setImmediate(() => {
+          setImmediate(() => order.push('turn after the settling one'));
+          r();
+        })));
+        order.push('settled in a callback: resumed');
+      });
+      await t;
+      await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(order, ['settled: resumed', 'next turn', 'settled in a callback: resumed', 'turn after the settling one']);
+    });
+
     it('ko.await: only this task waits; the value comes back, a rejection is thrown at the call', async () => {
       let ticks = 0;
       const ticker = ko.spawn(() => {

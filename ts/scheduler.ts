@@ -580,6 +580,16 @@ export function kick(): void {
   arm();
 }
 
+/**
+ * A wake from a promise reaction (ko.await): the woken task runs now, in
+ * this microtask, where a plain `await`'s continuation would run, not one
+ * event-loop turn later. Inside a pass or a task, the pass picks it up.
+ */
+function wakeFromReaction(): void {
+  if (inPass || running !== null) return kick();
+  runPass();
+}
+
 function runPass(): void {
   if (inPass) return;
   inPass = true;
@@ -819,7 +829,7 @@ export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number)
       if (S.wakeExternal(t.h, seq, K.OK) !== K.OK) return; // the wait already ended (timeout, cancel)
       t.awaitOk = ok;
       t.awaitValue = v;
-      kick();
+      wakeFromReaction();
     };
     p.then(
       (v) => settle(true, v),
