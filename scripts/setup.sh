@@ -10,7 +10,7 @@ SUDO=""
 packages=(build-essential cmake python3 pkg-config libboost-context-dev libuv1-dev)
 if [ "${1:-}" = "--ci" ]; then
   packages+=(valgrind clang libclang-rt-14-dev qemu-user qemu-user-binfmt
-             gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-i686-linux-gnu mingw-w64)
+             gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-i686-linux-gnu mingw-w64 wine64)
 fi
 
 missing=()
