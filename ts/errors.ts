@@ -18,7 +18,9 @@ export type ErrorCode =
   | 'ERR_ASYNC_CONTEXT'
   | 'ERR_FUTURE_UNRESOLVED'
   | 'ERR_FUTURE_RESOLVED'
-  | 'ERR_NOT_SUSPENDED';
+  | 'ERR_NOT_SUSPENDED'
+  | 'ERR_SOCKET_CLOSED'
+  | 'ERR_UNEXPECTED_EOF';
 
 /** The base class of korutin's errors. */
 export class KorutinError extends Error {
