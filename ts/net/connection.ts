@@ -37,6 +37,7 @@ export class Connection implements Iterable<Buffer> {
   /** Bytes a waiting reader needs buffered before the socket may be paused. */
   private want = 0;
   private paused = false;
+  private pauseCount = 0;
   private ended = false;
   private error: Error | null = null;
   private closedByUs = false;
@@ -58,6 +59,7 @@ export class Connection implements Iterable<Buffer> {
       this.buffered += b.length;
       if (this.buffered >= Math.max(this.highWater, this.want) && !this.paused) {
         this.paused = true;
+        this.pauseCount++;
         socket.pause();
       }
       this.readable.wakeAll();
@@ -82,6 +84,11 @@ export class Connection implements Iterable<Buffer> {
   /** Bytes received and not read yet. */
   get bufferedBytes(): number {
     return this.buffered;
+  }
+
+  /** How often the socket was paused because the reader fell behind (receive-side backpressure). */
+  get pauses(): number {
+    return this.pauseCount;
   }
 
   /** True once `close()` was called or the socket is gone. */
