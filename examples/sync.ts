@@ -8,7 +8,7 @@ import { createEngine } from '../ts';
 
 const ko = createEngine();
 const readFile = ko.sync(fs.readFile);
-const lookup = ko.sync(dns.lookup);
+const lookup = ko.sync((host: string) => dns.lookup(host, { family: 4 }));
 const get = ko.sync(async (url: string) => (await fetch(url)).text());
 
 const server = http.createServer((_req, res) => res.end('hello from http\n')).listen(0, '127.0.0.1');
@@ -16,7 +16,7 @@ const server = http.createServer((_req, res) => res.end('hello from http\n')).li
 ko.spawn(() => {
   const text = readFile(__filename, 'utf8'); // only this task waits
   console.log(`read ${text.length} characters of ${__filename}`);
-  console.log('localhost is', lookup('localhost', { family: 4 }).address);
+  console.log('localhost is', lookup('localhost').address);
   const { port } = server.address() as { port: number };
   process.stdout.write(get(`http://127.0.0.1:${port}/`));
   try {
@@ -24,4 +24,6 @@ ko.spawn(() => {
   } catch (e) {
     console.log('a rejection is thrown in the task:', (e as NodeJS.ErrnoException).code);
   }
-}).finally(() => server.close());
+})
+  .toPromise()
+  .finally(() => server.close());
