@@ -15,11 +15,14 @@ interface Parked {
 
 /** Tasks waiting for one kind of event of one object (readable, drained, accepted...). */
 export class Parking {
-  private waiting: Parked[] = [];
+  // the usual case, one waiter, without allocating; more go to `more`
+  private t: Task<any> | null = null;
+  private seq = 0;
+  private more: Parked[] | null = null;
 
   /** How many tasks wait here. */
   get size(): number {
-    return this.waiting.length;
+    return (this.t ? 1 : 0) + (this.more ? this.more.length : 0);
   }
 
   /**
@@ -36,13 +39,24 @@ export class Parking {
     }
     let st = S.blockExternal(t.h, now, timeout, K.EXT_AWAIT);
     if (st === K.BLOCK) {
-      const me: Parked = { t, seq: io[K.IO_SEQ] };
-      this.waiting.push(me);
+      const seq = io[K.IO_SEQ];
+      let me: Parked | null = null;
+      if (this.t === null) {
+        this.t = t;
+        this.seq = seq;
+      } else {
+        me = { t, seq };
+        (this.more ??= []).push(me);
+      }
       try {
         st = suspend(t);
       } finally {
-        const i = this.waiting.indexOf(me);
-        if (i >= 0) this.waiting.splice(i, 1);
+        if (me === null) {
+          if (this.t === t && this.seq === seq) this.t = null;
+        } else if (this.more) {
+          const i = this.more.indexOf(me);
+          if (i >= 0) this.more.splice(i, 1);
+        }
       }
     }
     if (st !== K.OK) throw waitError(t, st, what);
@@ -50,10 +64,13 @@ export class Parking {
 
   /** Wakes every waiting task (each checks again what it waits for). */
   wakeAll(): void {
-    const w = this.waiting;
-    if (w.length === 0) return;
-    this.waiting = [];
-    for (const p of w) S.wakeExternal(p.t.h, p.seq, K.OK);
+    const t = this.t;
+    const more = this.more;
+    if (t === null && (more === null || more.length === 0)) return;
+    this.t = null;
+    this.more = null;
+    if (t !== null) S.wakeExternal(t.h, this.seq, K.OK);
+    if (more !== null) for (const p of more) S.wakeExternal(p.t.h, p.seq, K.OK);
     kick();
   }
 }
