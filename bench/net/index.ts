@@ -34,7 +34,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { backend: 'auto', connections: 100, transactions: 100, bytes: 100, idle: 10_000, repetitions: 5, json: 'net-bench.json' };
+  const o: Options = { backend: 'auto', connections: 100, transactions: 100, bytes: 100, idle: 10_000, repetitions: 9, json: 'net-bench.json' };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
     const v = argv[i + 1];
@@ -195,25 +195,37 @@ async function main(): Promise<void> {
   const log = (s: string): void => console.log(s);
   log(`echo load: ${o.connections} connections x ${o.transactions} transactions x ${o.bytes} bytes, ${o.repetitions} repetitions (median)`);
   const tps: Record<string, number> = {};
-  for (const kind of ['korutin', 'async']) {
-    const server = await startServer(kind, o.backend);
-    try {
-      await echoLoad(server.port, o.connections, Math.min(o.transactions, 10), o.bytes); // warm-up
-      const secs: number[] = [];
-      for (let r = 0; r < o.repetitions; r++) secs.push(await echoLoad(server.port, o.connections, o.transactions, o.bytes));
-      const s = median(secs);
-      tps[kind] = (o.connections * o.transactions) / s;
-      log(`  ${kind.padEnd(8)} ${Math.round(tps[kind]).toString().padStart(8)} transactions/s  (${(s * 1000).toFixed(1)} ms a run)`);
-      const idle = o.idle > 0 ? await idleConnections(server, o.idle) : { held: 0, rssPerConn: 0 };
-      log(`  ${kind.padEnd(8)} idle: ${idle.held} of ${o.idle} connections held, ${(idle.rssPerConn / 1024).toFixed(1)} KiB RSS each${idle.error ? ` (stopped by ${idle.error})` : ''}`);
-      servers[kind] = { transactionsPerSecond: tps[kind], runSeconds: secs, idle };
-    } finally {
-      await server.stop();
+  const kinds = ['korutin', 'async'];
+  // both servers run at once and the repetitions alternate, so that a busy
+  // machine slows both alike
+  const started: Server[] = [];
+  try {
+    for (const kind of kinds) started.push(await startServer(kind, o.backend));
+    const secs: number[][] = kinds.map(() => []);
+    for (const server of started) await echoLoad(server.port, o.connections, Math.min(o.transactions, 10), o.bytes); // warm-up
+    for (let r = 0; r < o.repetitions; r++) {
+      for (let k = 0; k < kinds.length; k++) secs[k].push(await echoLoad(started[k].port, o.connections, o.transactions, o.bytes));
     }
+    for (let k = 0; k < kinds.length; k++) {
+      const s = median(secs[k]);
+      tps[kinds[k]] = (o.connections * o.transactions) / s;
+      log(`  ${kinds[k].padEnd(8)} ${Math.round(tps[kinds[k]]).toString().padStart(8)} transactions/s  (median run ${(s * 1000).toFixed(1)} ms)`);
+      servers[kinds[k]] = { transactionsPerSecond: tps[kinds[k]], runSeconds: secs[k] };
+    }
+    // each repetition ran both loads back to back: the median of their ratios
+    out.throughputRatio = median(secs[0].map((ks, r) => secs[1][r] / ks));
+    if (o.idle > 0) log(`idle connections: ${o.idle} to each server in turn`);
+    for (let k = 0; k < kinds.length && o.idle > 0; k++) {
+      await sleepMs(1000); // the load's sockets leave TIME_WAIT behind; let the server settle
+      const idle = await idleConnections(started[k], o.idle);
+      log(`  ${kinds[k].padEnd(8)} ${idle.held} of ${o.idle} held, ${(idle.rssPerConn / 1024).toFixed(1)} KiB of server RSS each${idle.error ? ` (stopped by ${idle.error})` : ''}`);
+      (servers[kinds[k]] as Record<string, unknown>).idle = idle;
+    }
+  } finally {
+    for (const server of started) await server.stop();
   }
-  const ratio = tps.korutin / tps.async;
-  out.throughputRatio = ratio;
-  log(`  throughput korutin / async-await: ${ratio.toFixed(2)} (target >= 0.8)`);
+  const ratio = out.throughputRatio as number;
+  log(`throughput korutin / async-await: ${ratio.toFixed(2)} (median of ${o.repetitions} back-to-back pairs; target >= 0.8)`);
   const c = await computeFigure(o.backend);
   out.compute = c;
   log(`compute: ${c.jobs} x fib(32) from ${c.jobs} tasks in ${c.seconds.toFixed(2)} s; the ping task's worst extra delay ${c.pingWorstMs.toFixed(1)} ms over ${c.pings} pings`);
