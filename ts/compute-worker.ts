@@ -36,7 +36,8 @@ export default async function run(job: ComputeJob): Promise<unknown> {
   const result = await (fn as (...a: unknown[]) => unknown)(...job.args);
   if (result !== null && typeof result === 'object' && (result as Record<symbol, unknown>)[TRANSFER_MARK] === true) {
     const r = result as unknown as { value: unknown; transferList: unknown[] };
-    return piscina.move({ [piscina.transferableSymbol]: r.transferList, [piscina.valueSymbol]: r.value });
+    const p = piscina();
+    return p.move({ [p.transferableSymbol]: r.transferList, [p.valueSymbol]: r.value });
   }
   return result;
 }

@@ -45,7 +45,7 @@ export const IDLE_TIMEOUT_MS = 60_000;
 let pool: PiscinaPool | null = null;
 
 function thePool(): PiscinaPool {
-  pool ??= new piscina.Piscina({
+  pool ??= new (piscina().Piscina)({
     filename: path.join(__dirname, 'compute-worker.js'),
     minThreads: 0,
     maxThreads: Math.max(1, os.availableParallelism()),

@@ -8,7 +8,7 @@ import { Coroutine, CoroutineOptions, currentCoroutine, yieldValue } from './cor
 import { native } from './native';
 import { select, SelectCase, SelectResult } from './channel';
 import { closeCompute, compute, ComputeOptions, computeWith } from './compute';
-import { Net, netFor } from './net/index';
+import type { Net } from './net/index';
 import { sync, SyncFunction } from './sync-call';
 import {
   after as schedAfter, awaitPromise, AfterCase, current as schedCurrent, setUnhandledPolicy, sleep as schedSleep,
@@ -138,7 +138,9 @@ export class Engine {
 
   /** Blocking-style TCP, TLS and UDP for tasks (as `korutin/net`; handler tasks run on this engine). */
   get net(): Net {
-    return (this.netNs ??= netFor(this));
+    // loaded on first use: node:net, node:tls and node:dgram are not needed before
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (this.netNs ??= (require('./net/index') as typeof import('./net/index')).netFor(this));
   }
 
   /**

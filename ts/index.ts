@@ -27,4 +27,3 @@ export { sync } from './sync-call';
 export type { SyncFunction } from './sync-call';
 export { compute, computeWith, closeCompute, transferResult } from './compute';
 export type { ComputeOptions } from './compute';
-export * as net from './net/index';

@@ -25,5 +25,10 @@ interface PiscinaModule {
   valueSymbol: symbol;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const piscina = require('piscina') as PiscinaModule;
+let loaded: PiscinaModule | null = null;
+
+/** piscina, loaded on first use. */
+export function piscina(): PiscinaModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (loaded ??= require('piscina') as PiscinaModule);
+}
