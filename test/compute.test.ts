@@ -10,7 +10,7 @@ import * as path from 'path';
 import { pathToFileURL } from 'url';
 import { CancelledError } from '../ts';
 import { computeThreads } from '../ts/compute';
-import { codeOf, engineFor, testBackends } from './helpers';
+import { codeOf, engineFor, PACKAGE_ENTRY, runNode, testBackends } from './helpers';
 
 const JOBS = path.join(__dirname, 'fixtures', 'compute-jobs.js');
 const T = 20_000;
@@ -121,6 +121,17 @@ for (const backend of testBackends()) {
       assert.equal(computeThreads(), 0);
       assert.equal(await run(() => ko.compute<number>(JOBS, 'fib', 12)), 144); // a new pool
       await ko.close();
+    });
+
+    it('compute: a program that used the pool and never closed it exits by itself', function () {
+      this.timeout(130_000);
+      const script = `const { createEngine } = require(${JSON.stringify(PACKAGE_ENTRY)});
+        const ko = createEngine({ backend: ${JSON.stringify(backend)} });
+        ko.spawn(() => ko.compute(${JSON.stringify(JOBS)}, 'fib', 20)).then((v) => console.log('result', v));`;
+      const r = runNode(script); // spawnSync: killed after 120 s if it hung
+      assert.equal(r.signal, null, 'it had to be killed: the pool kept it alive');
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), 'result 6765');
     });
 
     it('sync: fs.promises blocking-style; a rejection throws in the task; ERR_NOT_IN_COROUTINE outside', async () => {

@@ -163,6 +163,33 @@ for (const backend of testBackends()) {
       assert.equal(r.endLine, null);
     });
 
+    it('readExactly and readLine past the high-water mark; EADDRINUSE keeps its code', async () => {
+      const big = Buffer.alloc(300_000, 0x41);
+      const r = await run(() => {
+        const server = listen({ port: 0, host: HOST }, (conn) => {
+          conn.write(big);
+          conn.write(Buffer.concat([big, Buffer.from('\n')]));
+          conn.end();
+        });
+        const c = connect(server.port, HOST, { highWaterMark: 1024 });
+        let inUse: unknown;
+        try {
+          listen({ port: server.port, host: HOST });
+        } catch (e) {
+          inUse = e;
+        }
+        try {
+          const exact = c.readExactly(big.length, T);
+          const line = c.readLine(T);
+          return { exact: exact.equals(big), line: line?.length, end: c.read(1, T), inUse: codeOf(inUse) };
+        } finally {
+          c.close();
+          server.close();
+        }
+      });
+      assert.deepEqual(r, { exact: true, line: big.length, end: null, inUse: 'EADDRINUSE' });
+    });
+
     it('accept(): a server without a handler; address() as node:net', async () => {
       const r = await run(() => {
         const server = listen({ port: 0, host: HOST });
