@@ -6,6 +6,7 @@
  */
 import { strict as assert } from 'assert';
 import { promises as fsp } from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
 import { CancelledError } from '../ts';
@@ -38,6 +39,24 @@ for (const backend of testBackends()) {
       assert.equal(r.f, 832040);
       assert.ok(r.ticks > 0, 'the ticker ran while the job did');
       assert.equal(r.later, 42);
+    });
+
+    it('compute: 8 jobs from 8 tasks share a pool no larger than the cores', async () => {
+      const r = await run(() => {
+        const tasks = Array.from({ length: 8 }, (_, i) => ko.spawn(() => ko.compute<number>(JOBS, 'fib', 20 + (i % 3))));
+        const most = { threads: 0 };
+        const watcher = ko.spawn(() => {
+          while (tasks.some((t) => !t.done)) {
+            most.threads = Math.max(most.threads, computeThreads());
+            ko.sleep(2);
+          }
+        });
+        const results = tasks.map((t) => t.join(T));
+        watcher.join(T);
+        return { results, threads: most.threads };
+      });
+      assert.deepEqual(r.results, [6765, 10946, 17711, 6765, 10946, 17711, 6765, 10946]);
+      assert.ok(r.threads >= 1 && r.threads <= os.availableParallelism(), `${r.threads} threads`);
     });
 
     it('compute: a job that throws: the error arrives with its type, message and stack', async () => {

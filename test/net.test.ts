@@ -415,6 +415,40 @@ for (const backend of testBackends()) {
       await until(() => socketHandles() <= before, 'sockets to close', T);
     });
 
+    it('handler errors: onError gets them; without it a cancel or a socket error ends only that connection', async () => {
+      const r = await run(() => {
+        const seen: string[] = [];
+        const a = listen({ port: 0, host: HOST, onError: (e, conn) => seen.push(`${(e as Error).message} ${conn.remotePort > 0}`) }, () => {
+          throw new Error('bad request');
+        });
+        const b = listen({ port: 0, host: HOST }, (conn) => {
+          conn.read(10, T); // the peer resets: ECONNRESET, dropped
+        });
+        try {
+          const c = connect(a.port, HOST);
+          const endA = c.read(10, T);
+          c.close();
+          const d = connect(b.port, HOST);
+          const until2 = Date.now() + T;
+          while (b.tasks.length === 0 && Date.now() < until2) ko.sleep(1);
+          const handler = b.tasks[0];
+          d.socket.resetAndDestroy();
+          let outcome: string;
+          try {
+            handler.join(T);
+            outcome = 'returned';
+          } catch (e) {
+            outcome = String(e);
+          }
+          return { seen, endA, outcome, state: handler.state };
+        } finally {
+          a.close();
+          b.close();
+        }
+      });
+      assert.deepEqual(r, { seen: ['bad request true'], endA: null, outcome: 'returned', state: 'done' });
+    });
+
     it("a refused connect and a reset keep Node's codes; use after close() is ERR_SOCKET_CLOSED", async () => {
       const port = await freePort();
       const r = await run(() => {
