@@ -95,6 +95,7 @@ for (const backend of testBackends()) {
           }
         });
         ko.sleep(50);
+        const waitingOn = ko.tasks().find((i) => i.id === t.id)?.waitingOn;
         t.cancel('enough');
         let cancelled: unknown;
         try {
@@ -108,9 +109,9 @@ for (const backend of testBackends()) {
         } catch (e) {
           timeout = codeOf(e);
         }
-        return { cancelled: cancelled instanceof CancelledError, finallyRan, timeout, after: ko.compute<number>(JOBS, 'fib', 10) };
+        return { waitingOn, cancelled: cancelled instanceof CancelledError, finallyRan, timeout, after: ko.compute<number>(JOBS, 'fib', 10) };
       });
-      assert.deepEqual(r, { cancelled: true, finallyRan: true, timeout: 'ERR_TIMEOUT', after: 55 });
+      assert.deepEqual(r, { waitingOn: 'compute spin', cancelled: true, finallyRan: true, timeout: 'ERR_TIMEOUT', after: 55 });
     });
 
     it('compute: bad arguments, outside a task; ko.close() ends the pool', async () => {

@@ -190,6 +190,43 @@ for (const backend of testBackends()) {
       assert.deepEqual(r, { exact: true, line: big.length, end: null, inUse: 'EADDRINUSE' });
     });
 
+    it('ko.tasks() says what a task waits on: read, accept, recvFrom', async () => {
+      const r = await run(() => {
+        const server = listen({ port: 0, host: HOST });
+        const u = bind({ port: 0, address: HOST });
+        const acceptor = ko.spawn(() => server.accept(T));
+        const receiver = ko.spawn(() => u.recvFrom(T));
+        const c = connect(server.port, HOST);
+        const reader = ko.spawn(() => c.read(10, T));
+        let acceptor2: Task<unknown> | undefined;
+        try {
+          const until2 = Date.now() + T;
+          while ([receiver, reader].some((t) => t.state !== 'blocked') && Date.now() < until2) ko.sleep(1);
+          const acceptorDone = acceptor.done;
+          acceptor2 = ko.spawn(() => server.accept(T));
+          while (acceptor2.state !== 'blocked' && Date.now() < until2) ko.sleep(1);
+          ko.sleep(5);
+          const info = new Map(ko.tasks().map((i) => [i.id, i.waitingOn]));
+          return {
+            reader: info.get(reader.id),
+            receiver: info.get(receiver.id),
+            acceptor: info.get(acceptor2.id),
+            acceptorDone,
+            expected: { reader: `read ${HOST}:${server.port}`, receiver: `recvFrom udp ${HOST}:${u.port}`, acceptor: `accept ${HOST}:${server.port}` },
+          };
+        } finally {
+          for (const t of [acceptor, receiver, reader, acceptor2]) t?.cancel();
+          c.close();
+          u.close();
+          server.close();
+        }
+      });
+      assert.equal(r.reader, r.expected.reader);
+      assert.equal(r.receiver, r.expected.receiver);
+      assert.equal(r.acceptor, r.expected.acceptor);
+      assert.equal(r.acceptorDone, true, 'the connect was accepted');
+    });
+
     it('accept(): a server without a handler; address() as node:net', async () => {
       const r = await run(() => {
         const server = listen({ port: 0, host: HOST });

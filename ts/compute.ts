@@ -87,7 +87,7 @@ export function compute(modulePath: string | URL, exportName: string, ...args: u
 
 /** {@link compute} with options: a transfer list, a timeout. */
 export function computeWith(options: ComputeOptions, modulePath: string | URL, exportName: string, ...args: unknown[]): unknown {
-  self('compute()');
+  const t = self('compute()');
   if (options === null || typeof options !== 'object') {
     throw new KorutinError('ERR_INVALID_ARGUMENT', 'computeWith(options, modulePath, exportName, ...args): options must be an object');
   }
@@ -106,6 +106,7 @@ export function computeWith(options: ComputeOptions, modulePath: string | URL, e
     () => (settled = true),
     () => (settled = true),
   );
+  t.waitLabel = `compute ${exportName}`;
   try {
     return awaitPromise(p, options.timeoutMs);
   } catch (e) {
@@ -114,6 +115,8 @@ export function computeWith(options: ComputeOptions, modulePath: string | URL, e
       throw new KorutinError('ERR_TIMEOUT', `compute(${exportName}) took longer than ${options.timeoutMs} ms; it was abandoned`);
     }
     throw e;
+  } finally {
+    t.waitLabel = null;
   }
 }
 

@@ -43,8 +43,8 @@ export class Connection implements Iterable<Buffer> {
   private closedByUs = false;
   private ending = false;
   private readonly highWater: number;
-  private readonly readable = new Parking();
-  private readonly writable = new Parking();
+  private readonly readable: Parking;
+  private readonly writable: Parking;
 
   /** @internal Use `connect()` or a server's handler / `accept()`. */
   constructor(socket: net.Socket, highWater = DEFAULT_HIGH_WATER) {
@@ -54,6 +54,9 @@ export class Connection implements Iterable<Buffer> {
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort ?? 0;
+    const peer = `${this.remoteAddress}:${this.remotePort}`;
+    this.readable = new Parking(`read ${peer}`);
+    this.writable = new Parking(`write ${peer}`);
     socket.on('data', (b: Buffer) => {
       this.chunks.push(b);
       this.buffered += b.length;

@@ -20,6 +20,9 @@ export class Parking {
   private seq = 0;
   private more: Parked[] | null = null;
 
+  /** @param label what `ko.tasks()` shows for a task waiting here, e.g. 'read 127.0.0.1:80' */
+  constructor(public label: string) {}
+
   /** How many tasks wait here. */
   get size(): number {
     return (this.t ? 1 : 0) + (this.more ? this.more.length : 0);
@@ -48,9 +51,11 @@ export class Parking {
         me = { t, seq };
         (this.more ??= []).push(me);
       }
+      t.waitLabel = this.label;
       try {
         st = suspend(t);
       } finally {
+        t.waitLabel = null;
         if (me === null) {
           if (this.t === t && this.seq === seq) this.t = null;
         } else if (this.more) {

@@ -119,7 +119,7 @@ export class Server {
   /** The underlying node:net (or node:tls) server. */
   readonly server: net.Server;
   private readonly pending: net.Socket[] = [];
-  private readonly acceptors = new Parking();
+  private readonly acceptors = new Parking('accept');
   private readonly live = new Set<Task<unknown>>();
   private error: Error | null = null;
   private closedFlag = false;
@@ -197,6 +197,12 @@ export class Server {
     this.server.close();
     for (const s of this.pending.splice(0)) s.destroy();
     this.acceptors.wakeAll();
+  }
+
+  /** @internal once listening: waits in accept() show the address */
+  labelWaits(): void {
+    const a = this.server.address();
+    this.acceptors.label = `accept ${a !== null && typeof a === 'object' ? `${a.address}:${a.port}` : String(a)}`;
   }
 
   private wrap(s: net.Socket): Connection {
@@ -277,6 +283,7 @@ export function listenOn(engine: Engine | undefined, portOrOptions: number | Lis
       });
     });
     awaitPromise(listening);
+    s.labelWaits();
   } catch (e) {
     s.close();
     throw e;

@@ -33,7 +33,7 @@ export class UdpSocket {
   /** Datagrams dropped because the queue was full. */
   dropped = 0;
   private readonly queue: Datagram[] = [];
-  private readonly receivers = new Parking();
+  private readonly receivers = new Parking('recvFrom');
   private error: Error | null = null;
   private closedFlag = false;
 
@@ -52,6 +52,12 @@ export class UdpSocket {
       this.error ??= e;
       this.receivers.wakeAll();
     });
+  }
+
+  /** @internal once bound: waits in recvFrom() show the address */
+  labelWaits(): void {
+    const a = this.socket.address();
+    this.receivers.label = `recvFrom udp ${a.address}:${a.port}`;
   }
 
   /** As node:dgram's `address()`. */
@@ -129,6 +135,7 @@ export function bind(portOrOptions: number | BindOptions = 0): UdpSocket {
         });
       }),
     );
+    u.labelWaits();
   } catch (e) {
     u.close();
     throw e;
