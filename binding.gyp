@@ -22,7 +22,8 @@
       ],
       "libraries": ["<!@(node engine/node/configure.js libraries <(target_arch))", "-ldl", "-lpthread"],
       "cflags": ["-fvisibility=hidden"],
-      "cflags_cc": ["-fvisibility=hidden"]
+      "cflags_cc": ["-fvisibility=hidden"],
+      "conditions": [["OS=='linux'", {"ldflags": ["-Wl,--exclude-libs,ALL"]}]]
     },
     {
       "target_name": "korutin-selfcheck",

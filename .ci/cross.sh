@@ -192,7 +192,7 @@ linux_target() {
   elif ! run_logged "$dir.build.log" cmake --build "$dir" -j "$JOBS" --target korutin; then
     res_sc="libkorutin build FAILED ($dir.build.log)"; ok=0
   elif ! cmake --build "$dir" --target help 2>/dev/null | grep -q 'korutin-selfcheck'; then
-    res_sc="korutin-selfcheck: FAILED, this tree has no korutin-selfcheck target (test/native)"; ok=0
+    res_sc="korutin-selfcheck: FAILED, this tree has no korutin-selfcheck target (engine/selfcheck)"; ok=0
   elif ! run_logged "$dir.selfcheck-build.log" cmake --build "$dir" -j "$JOBS" --target korutin-selfcheck; then
     res_sc="korutin-selfcheck build FAILED ($dir.selfcheck-build.log)"; ok=0
   elif [ -n "$notes" ]; then

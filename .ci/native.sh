@@ -62,18 +62,18 @@ PLAIN=$OUT/plain
 step "plain: build" "$OUT/plain-build.log" build "$PLAIN" -DCMAKE_BUILD_TYPE=Release
 step "plain: ctest" "$OUT/plain-ctest.log" ctest --test-dir "$PLAIN" --output-on-failure -j 1
 json_check() {
-  "$PLAIN/test/native/korutin-selfcheck" --json >"$OUT/selfcheck.json" || return 1
+  "$PLAIN/engine/selfcheck/korutin-selfcheck" --json >"$OUT/selfcheck.json" || return 1
   if have python3; then python3 -m json.tool "$OUT/selfcheck.json" >/dev/null || return 1; fi
   cat "$OUT/selfcheck.json"
 }
 step "plain: selfcheck --json" "$OUT/plain-json.log" json_check
-step "plain: bench (quick)" "$OUT/plain-bench.log" "$PLAIN/bench/native/korutin-bench" --quick
+step "plain: bench (quick)" "$OUT/plain-bench.log" "$PLAIN/engine/bench/korutin-bench" --quick
 
 # 2. valgrind
 if have valgrind; then
   VG=(valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite
       --errors-for-leak-kinds=definite -q)
-  step "valgrind: selfcheck" "$OUT/valgrind-selfcheck.log" "${VG[@]}" "$PLAIN/test/native/korutin-selfcheck"
+  step "valgrind: selfcheck" "$OUT/valgrind-selfcheck.log" "${VG[@]}" "$PLAIN/engine/selfcheck/korutin-selfcheck"
   step "valgrind: example" "$OUT/valgrind-hello.log" "${VG[@]}" "$PLAIN/korutin-hello"
 else
   SUMMARY+=("native: valgrind: FAIL (valgrind is not installed)")
@@ -91,7 +91,7 @@ if [ "$ASAN_CC" = clang ]; then
   # thread churn (the threads backend's mapping count keeps growing), so
   # this run is clang's.
   step "asan ($ASAN_CC): selfcheck, fake stacks" "$OUT/asan-fakestack.log" \
-    env ASAN_OPTIONS=detect_stack_use_after_return=1 "$ASAN/test/native/korutin-selfcheck"
+    env ASAN_OPTIONS=detect_stack_use_after_return=1 "$ASAN/engine/selfcheck/korutin-selfcheck"
 fi
 
 # 4. install, then build the example against the installed package

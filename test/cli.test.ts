@@ -50,7 +50,35 @@ describe('korutin CLI', function () {
     assert.ok(json.channel.rows.length > 0, 'the channel figures ran');
   });
 
+  it('--json prints only one JSON document on stdout, with a schemaVersion', () => {
+    const b = cli('bench', '--quick', '--iterations', '2000', '--json');
+    assert.equal(b.status, 0, b.stderr);
+    const bench = JSON.parse(b.stdout);
+    assert.equal(bench.schemaVersion, 1);
+    assert.equal(bench.command, 'bench');
+    assert.ok(bench.rows.length > 0);
+    const s = cli('selfcheck', '--quick', '--backend', 'asm', '--json');
+    assert.equal(JSON.parse(s.stdout).schemaVersion, 1);
+    const u = cli('selfcheck', '--json', '--frob');
+    assert.equal(u.status, 2);
+    assert.deepEqual(JSON.parse(u.stdout).error.code, 'ERR_USAGE');
+  });
+
+  it('--version prints package.json\'s version; help prints the usage and exit codes', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'));
+    const v = cli('--version');
+    assert.equal(v.status, 0);
+    assert.equal(v.stdout.trim(), pkg.version);
+    const h = cli('help');
+    assert.equal(h.status, 0);
+    assert.match(h.stdout, /korutin selfcheck/);
+    assert.match(h.stdout, /exit codes: 0 passed, 1 a check failed/);
+  });
+
   it('usage errors exit 2 and say what is accepted', () => {
+    assert.equal(cli('bench', '--iterations', 'lots').status, 2);
+    assert.match(cli('selfcheck', '--turbo').stderr, /unknown option '--turbo' for selfcheck/);
+    assert.equal(cli().status, 2);
     const r = cli('selfcheck', '--backend', 'turbo');
     assert.equal(r.status, 2);
     assert.match(r.stderr, /unknown backend 'turbo'/);

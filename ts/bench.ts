@@ -10,9 +10,10 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ChannelBenchReport, formatChannelBench, runChannelBench } from '../bench/channel';
+import { ChannelBenchReport, formatChannelBench, runChannelBench } from './bench-channel';
 import { backends } from './backends';
 import { createEngine } from './engine';
+import { nativeProgram } from './native';
 import { platform, Platform } from './platform';
 
 export interface BenchRow {
@@ -43,14 +44,13 @@ export interface BenchOptions {
   quick?: boolean;
 }
 
-const NATIVE_BENCH = path.join(__dirname, '..', '..', 'build', 'Release', 'korutin-bench');
-
 function nativeBench(quick: boolean): Record<string, unknown> | { missing: string } {
-  if (!fs.existsSync(NATIVE_BENCH)) {
-    return { missing: 'korutin-bench is not built here (a prebuilt install): build from source (npm run build:native)' };
+  const program = nativeProgram('korutin-bench');
+  if (!program) {
+    return { missing: `korutin-bench is neither built nor prebuilt for ${process.platform}-${process.arch}: build from source (npm rebuild korutin)` };
   }
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'korutin-bench-')), 'native.json');
-  const r = spawnSync(NATIVE_BENCH, ['--json', file, ...(quick ? ['--quick'] : [])], { encoding: 'utf8', timeout: 900_000 });
+  const r = spawnSync(program, ['--json', file, ...(quick ? ['--quick'] : [])], { encoding: 'utf8', timeout: 900_000 });
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch {

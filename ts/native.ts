@@ -2,8 +2,10 @@
  * The native addon, typed. Everything that crosses into C++ goes through
  * this module.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { setFlagsFromString } from 'v8';
+import { KorutinError } from './errors';
 
 /** One backend compiled into (or missing from) the addon. */
 export interface NativeBackend {
@@ -55,14 +57,49 @@ export interface NativeBinding {
   asyncRestore(ids: number[], resources: object[]): void;
   /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base). */
   yieldTo(no: number): void;
+  /** The Node version the addon was built for (it loads into no other ABI). */
+  readonly builtFor: string;
   Coroutine: new (backend: string, stackSize: number, guardSize: number, body: () => void) => NativeCoroutine;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const load: (dir: string) => NativeBinding = require('node-gyp-build');
 
+/** The package's root: where build/ and prebuilds/ are. */
+const ROOT = path.join(__dirname, '..', '..');
+
+function loadAddon(): NativeBinding {
+  try {
+    return load(ROOT);
+  } catch (e) {
+    const err = e as { code?: unknown; message?: unknown };
+    const message = String(err.message);
+    if (err.code === 'ERR_BACKEND_UNAVAILABLE') throw new KorutinError('ERR_BACKEND_UNAVAILABLE', message);
+    throw new KorutinError(
+      'ERR_BACKEND_UNAVAILABLE',
+      `korutin's native addon could not be loaded for Node ${process.version} (${process.platform}-${process.arch}): ` +
+        `${message.trim().split('\n')[0]}. Reinstall korutin with this Node (npm rebuild korutin); ` +
+        'where no prebuild matches, that builds from source and names any missing tool',
+      { cause: e },
+    );
+  }
+}
+
 /** The addon for this runtime (built by `npm install`, or a prebuild). */
-export const native: NativeBinding = load(path.join(__dirname, '..', '..'));
+export const native: NativeBinding = loadAddon();
+
+/**
+ * Where the native program `name` (korutin-selfcheck, korutin-bench) is:
+ * the source build's, else the prebuilt one for this platform and CPU, else
+ * null.
+ */
+export function nativeProgram(name: 'korutin-selfcheck' | 'korutin-bench'): string | null {
+  const candidates = [
+    path.join(ROOT, 'build', 'Release', name),
+    path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`, name),
+  ];
+  return candidates.find((f) => fs.existsSync(f)) ?? null;
+}
 
 /**
  * V8 aborts ("archived threads in combination with wasm not supported") when

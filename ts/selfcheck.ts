@@ -12,7 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { backends, BackendInfo } from './backends';
 import { BackendName } from './config';
 import { createEngine, Engine } from './engine';
-import { native } from './native';
+import { native, nativeProgram } from './native';
 import { platform, Platform } from './platform';
 
 /** One check's outcome. */
@@ -268,7 +268,7 @@ function matrixRow(rows: Record<string, unknown>[], p: Platform, backend: string
   );
 }
 
-/** What korutin-selfcheck (the native suite, test/native) reported for one backend. */
+/** What korutin-selfcheck (the native suite, engine/selfcheck) reported for one backend. */
 interface NativeRow {
   name: string;
   available: boolean;
@@ -277,14 +277,13 @@ interface NativeRow {
   tests?: { name: string; result: 'pass' | 'fail' | 'skip'; ms: number; msg?: string; note?: string }[];
 }
 
-const NATIVE_SUITE = path.join(__dirname, '..', '..', 'build', 'Release', 'korutin-selfcheck');
-
-/** Runs the native suite (built by `npm install` from source) for `which`. */
+/** Runs the native suite (the source build's, or the prebuilt one) for `which`. */
 function runNativeSuite(which: string): { rows: NativeRow[] } | { missing: string } {
-  if (!fs.existsSync(NATIVE_SUITE)) {
-    return { missing: 'korutin-selfcheck is not built here (a prebuilt install): build from source (npm run build:native) to run the native suite' };
+  const program = nativeProgram('korutin-selfcheck');
+  if (!program) {
+    return { missing: `korutin-selfcheck is neither built nor prebuilt for ${process.platform}-${process.arch}: build from source (npm rebuild korutin) to run the native suite` };
   }
-  const r = spawnSync(NATIVE_SUITE, ['--backend', which, '--json'], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(program, ['--backend', which, '--json'], { encoding: 'utf8', timeout: 600_000 });
   try {
     return { rows: (JSON.parse(r.stdout) as { backends: NativeRow[] }).backends };
   } catch {

@@ -6,6 +6,7 @@
 // number. Values and exceptions cross in JavaScript (ts/coroutine.ts); this
 // file only switches.
 #include <napi.h>
+#include <node_version.h>
 
 #include <cmath>
 #include <cstring>
@@ -423,7 +424,25 @@ Napi::Value LiveCoroutines(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)info.Env().GetInstanceData<Instance>()->Live());
 }
 
+// The bridge uses V8's C++ API, whose ABI changes with every Node major, so
+// this addon runs only in the Node it was built for (NODE_MODULE_VERSION).
+// Checked before the first V8 call: another Node gets a coded error, never
+// a symbol lookup failure later.
+bool BuiltForThisNode(Napi::Env env) {
+  Napi::Value versions = env.Global().Get("process").As<Napi::Object>().Get("versions");
+  std::string node = versions.As<Napi::Object>().Get("node").ToString().Utf8Value();
+  std::string abi = versions.As<Napi::Object>().Get("modules").ToString().Utf8Value();
+  if (abi == std::to_string(NODE_MODULE_VERSION)) return true;
+  CodedError(env, "ERR_BACKEND_UNAVAILABLE",
+             "korutin's addon was built for Node " NODE_VERSION_STRING " (ABI " + std::to_string(NODE_MODULE_VERSION) +
+                 ") but runs in Node " + node + " (ABI " + abi +
+                 "): reinstall korutin with this Node (npm rebuild korutin) so that its prebuild or a source build for it is used")
+      .ThrowAsJavaScriptException();
+  return false;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  if (!BuiltForThisNode(env)) return exports;
   Instance *inst = new Instance();
   inst->isolate = v8::Isolate::GetCurrent();
   inst->bridge = JsIsolateSetup(inst->isolate);
@@ -435,6 +454,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("bridge", Napi::Function::New<Bridge>(env, "bridge"));
   exports.Set("liveCoroutines", Napi::Function::New<LiveCoroutines>(env, "liveCoroutines"));
+  exports.Set("builtFor", Napi::String::New(env, NODE_VERSION_STRING));
   const struct {
     const char *name;
     napi_callback fn;

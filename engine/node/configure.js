@@ -22,7 +22,9 @@ function asmKey() {
 }
 
 // Boost.Context from the system: the header and the static library, for
-// the target: its multiarch directory, and the plain ones for a native build.
+// the target: KORUTIN_BOOST_LIB when set (a cross target's library, see
+// scripts/target-boost.sh), else its multiarch directory, and the plain ones
+// for a native build.
 function boostLibrary() {
   const multiarch = { x64: 'x86_64-linux-gnu', ia32: 'i386-linux-gnu', arm64: 'aarch64-linux-gnu', arm: 'arm-linux-gnueabihf' };
   const dirs = [`/usr/lib/${multiarch[targetArch]}`];
@@ -30,6 +32,7 @@ function boostLibrary() {
   const header = ['/usr/include', '/usr/local/include'].some((d) =>
     fs.existsSync(path.join(d, 'boost/context/detail/fcontext.hpp')));
   if (!header || process.env.KORUTIN_WITH_BOOST === '0') return null;
+  if (process.env.KORUTIN_BOOST_LIB) return fs.existsSync(process.env.KORUTIN_BOOST_LIB) ? process.env.KORUTIN_BOOST_LIB : null;
   for (const d of dirs) {
     const lib = path.join(d, 'libboost_context.a');
     if (fs.existsSync(lib)) return lib;

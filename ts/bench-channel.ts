@@ -5,14 +5,14 @@
  * values through a promise-based queue) measured in the same run; then the
  * resident memory of many sleeping tasks.
  *
- *   node dist/bench/channel.js [--backend NAME|all] [--messages N]
+ *   node dist/ts/bench-channel.js [--backend NAME|all] [--messages N]
  *        [--sleepers N] [--repetitions N] [--json FILE]
  *
  * `runChannelBench(opts)` returns the same figures for other programs.
  */
 import * as fs from 'fs';
-import { backends, BackendName, Channel, createEngine, Engine } from '../ts';
-import { schedulerStats } from '../ts/scheduler';
+import { backends, BackendName, Channel, createEngine, Engine } from './index';
+import { schedulerStats } from './scheduler';
 
 /** The issue's target for a ping-pong message (ns). */
 export const PING_PONG_TARGET_NS = 1000;
