@@ -12,7 +12,9 @@ export type SyncFunction<F extends (...args: any[]) => unknown> = (...args: Para
  * that task until the returned promise settles: it returns the value, or
  * throws the rejection there. Called outside a task it throws
  * `ERR_NOT_IN_COROUTINE` before calling `asyncFn`. `this` is passed on, so
- * `sync(obj.method).call(obj, ...)` works (or bind it first).
+ * `sync(obj.method).call(obj, ...)` works (or bind it first). For an
+ * overloaded function TypeScript sees its last overload: wrap it in an arrow
+ * of the signature you use, e.g. `sync((f: string) => fs.readFile(f, 'utf8'))`.
  */
 export function sync<F extends (...args: any[]) => unknown>(asyncFn: F): SyncFunction<F> {
   if (typeof asyncFn !== 'function') {

@@ -8,7 +8,7 @@ import * as net from 'net';
 import * as tls from 'tls';
 import type { Engine } from '../engine';
 import { CancelledError, KorutinError } from '../errors';
-import { awaitPromise, self, spawnTaskWith, Task } from '../scheduler';
+import { awaitPromise, proxyWait, S, self, spawnTaskWith, Task } from '../scheduler';
 import { Connection, DEFAULT_HIGH_WATER } from './connection';
 import { checkPort, deadline, Parking } from './park';
 
@@ -225,7 +225,9 @@ export class Server {
     const handler = this.handler;
     const onError = this.options.onError;
     const name = `${s.remoteAddress}:${s.remotePort}`;
+    let started = false;
     const task = spawnTaskWith(this.engine, { name }, () => {
+      started = true;
       const conn = this.wrap(s);
       try {
         return handler(conn);
@@ -240,6 +242,15 @@ export class Server {
     }, []);
     this.live.add(task);
     task.detach();
+    // a task cancelled before it started never ran the handler: close its socket here
+    // (a join of the core's that, unlike join() or await, leaves its errors unhandled)
+    proxyWait(
+      (px) => S.join(px, task.h, 0, -1),
+      () => {
+        this.live.delete(task);
+        if (!started) s.destroy();
+      },
+    );
   }
 }
 
