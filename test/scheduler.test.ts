@@ -541,16 +541,19 @@ for (const backend of testBackends()) {
         const full = new Channel<number>(1);
         full.trySend(0);
         const m = new Mutex();
+        // the holder and the slow task wait for a signal, not for a time: on a
+        // busy machine the steps below may take longer than any fixed delay
+        const release = new Channel<number>(2);
         const holder = ko.spawn(() => {
           m.lock();
-          ko.sleep(50);
+          release.recv();
           m.unlock();
         });
         await until(() => holder.state === 'blocked');
         const sem = new Semaphore(0);
         const wg = new WaitGroup();
         wg.add(1);
-        const slow = ko.spawn(() => ko.sleep(50));
+        const slow = ko.spawn(() => release.recv());
         assert.equal(await timeoutCode(() => slow.join(2)), 'ERR_TIMEOUT');
         assert.equal(await timeoutCode(() => ko.await(new Promise(() => undefined), 2)), 'ERR_TIMEOUT');
         assert.equal(await timeoutCode(() => ch.send(1, 2)), 'ERR_TIMEOUT');
@@ -564,6 +567,8 @@ for (const backend of testBackends()) {
         await assert.rejects(ch.sendAsync(1, 2), (e) => codeOf(e) === 'ERR_TIMEOUT');
         // the channel is usable afterwards: the timed-out waiters are gone
         assert.equal(ch.trySend(1), false);
+        release.trySend(0);
+        release.trySend(0);
         await holder;
         await slow;
         wg.done();

@@ -7,6 +7,9 @@ import { BackendName, EngineConfig, parseConfig, ResolvedConfig, UnhandledPolicy
 import { Coroutine, CoroutineOptions, currentCoroutine, currentRecord, yieldValue } from './coroutine';
 import { native } from './native';
 import { select, SelectCase, SelectResult } from './channel';
+import { closeCompute, compute, ComputeOptions, computeWith } from './compute';
+import type { Net } from './net/index';
+import { sync, SyncFunction } from './sync-call';
 import {
   after as schedAfter, awaitPromise, AfterCase, current as schedCurrent, setUnhandledPolicy, sleep as schedSleep,
   SpawnOptions, spawnTask, spawnTaskWith, Task, TaskInfo, tasks as schedTasks,
@@ -135,6 +138,45 @@ export class Engine {
   }
 
   // --- end scheduler ---
+
+  // --- I/O and compute (ts/net/, ts/sync-call.ts, ts/compute.ts) ---
+
+  private netNs: Net | null = null;
+
+  /** Blocking-style TCP, TLS and UDP for tasks (as `korutin/net`; handler tasks run on this engine). */
+  get net(): Net {
+    // loaded on first use: node:net, node:tls and node:dgram are not needed before
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (this.netNs ??= (require('./net/index') as typeof import('./net/index')).netFor(this));
+  }
+
+  /**
+   * Wraps an async function: called inside a task, the wrapper suspends
+   * only that task until the promise settles and returns its value (a
+   * rejection is thrown there); outside a task it throws ERR_NOT_IN_COROUTINE.
+   */
+  sync<F extends (...args: any[]) => unknown>(asyncFn: F): SyncFunction<F> {
+    return sync(asyncFn);
+  }
+
+  /**
+   * Inside a task: runs `exportName(...args)` of `modulePath` (absolute, or
+   * a file: URL) on a worker thread; only this task waits. Returns its
+   * (awaited) result; its error is thrown here with its stack.
+   */
+  compute<R = unknown>(modulePath: string | URL, exportName: string, ...args: unknown[]): R {
+    return compute(modulePath, exportName, ...args) as R;
+  }
+
+  /** {@link Engine.compute} with options: `transferList`, `timeoutMs`. */
+  computeWith<R = unknown>(options: ComputeOptions, modulePath: string | URL, exportName: string, ...args: unknown[]): R {
+    return computeWith(options, modulePath, exportName, ...args) as R;
+  }
+
+  /** Releases what the engine started in the background: the compute pool (waits for running jobs). */
+  close(): Promise<void> {
+    return closeCompute();
+  }
 }
 
 /** Creates an engine; throws ERR_INVALID_CONFIG or ERR_BACKEND_UNAVAILABLE. */

@@ -23,7 +23,9 @@ export type ErrorCode =
   | 'ERR_DEADLOCK'
   | 'ERR_OWNER_DEAD'
   | 'ERR_JOINED_CANCELLED'
-  | 'ERR_UNWIND_UNSAFE';
+  | 'ERR_UNWIND_UNSAFE'
+  | 'ERR_SOCKET_CLOSED'
+  | 'ERR_UNEXPECTED_EOF';
 
 /** The base class of korutin's errors. */
 export class KorutinError extends Error {

@@ -23,3 +23,7 @@ export type { TaskState, TaskInfo, SpawnOptions, AfterCase } from './scheduler';
 export { Channel, select, trySelect, selectAsync } from './channel';
 export type { RecvCase, SendCase, SelectCase, SelectResult, TryRecvResult } from './channel';
 export { Mutex, Cond, Semaphore, WaitGroup } from './sync';
+export { sync } from './sync-call';
+export type { SyncFunction } from './sync-call';
+export { compute, computeWith, closeCompute, transferResult } from './compute';
+export type { ComputeOptions } from './compute';

@@ -291,6 +291,8 @@ export class Task<T = unknown> implements PromiseLike<T> {
   awaitOk = false;
   /** @internal */
   awaitValue: unknown = undefined;
+  /** @internal what {@link tasks} shows while it waits in korutin/net or compute ('read 127.0.0.1:80'); null: the core's description */
+  waitLabel: string | null = null;
   /** @internal */
   readonly fin: TaskFin;
   /** @internal the task this one waits for in an untimed join (for deadlock detection) */
@@ -868,7 +870,7 @@ export function tasks(): TaskInfo[] {
       id: t.id,
       name: t.name,
       state,
-      waitingOn: state === 'blocked' ? S.describe(t.h, now) : null,
+      waitingOn: state === 'blocked' ? t.waitLabel ?? S.describe(t.h, now) : null,
       backend: t.fin.engine.backend,
     });
   }

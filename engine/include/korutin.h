@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h> /* socklen_t */
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,7 +44,8 @@ typedef enum ko_err {
   KO_ETIMEDOUT = -7,   /* a wait ran out of time */
   KO_ECLOSED = -8,     /* the channel is closed */
   KO_ECANCELED = -9,   /* the task was cancelled */
-  KO_EAGAIN = -10      /* would block (try* operations) */
+  KO_EAGAIN = -10,     /* would block (try* operations) */
+  KO_ESYS = -11        /* a system call failed: errno says why (ko_accept, ko_connect...) */
 } ko_err;
 
 /* Text for an error code; never NULL. */
@@ -215,6 +217,25 @@ int ko_yield_now(void);
  * KO_OK with the ready events in *revents, KO_ETIMEDOUT, KO_ECANCELED, or
  * KO_EINVAL (a fd libuv cannot poll). One waiter per fd at a time. */
 int ko_wait_fd(int fd, int events, int64_t timeout_ms, int *revents);
+
+/* Blocking-style sockets for tasks (lthread's socket calls), on ko_wait_fd():
+ * only the calling task waits. The fds must be non-blocking (ko_socket() and
+ * ko_accept() make them so, close-on-exec). Each returns KO_OK, KO_ETIMEDOUT
+ * (nothing is lost: call again), KO_ECANCELED, KO_ENOTCORO outside tasks,
+ * KO_EINVAL, or KO_ESYS with errno kept (ECONNREFUSED, ECONNRESET...). */
+struct sockaddr;
+int ko_socket(int domain, int type, int protocol, int *out_fd);
+int ko_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t timeout_ms, int *out_fd);
+/* Connects; the timeout covers the whole handshake. */
+int ko_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t timeout_ms);
+/* Receives up to len bytes once some are there: *got 0 is the end of the stream. */
+int ko_recv(int fd, void *buf, size_t len, int64_t timeout_ms, size_t *got);
+/* Sends all len bytes, waiting while the socket is full (no SIGPIPE); *sent
+ * (may be NULL) says how many went, also on a timeout or an error. */
+int ko_send(int fd, const void *buf, size_t len, int64_t timeout_ms, size_t *sent);
+int ko_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *addrlen, int64_t timeout_ms,
+                size_t *got);
+int ko_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t addrlen, int64_t timeout_ms);
 
 /* Channels of pointer-sized values: capacity 0 is a rendezvous, n buffers n. */
 int ko_chan_new(ko_sched *s, ko_chan **out, size_t capacity);

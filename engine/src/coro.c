@@ -321,6 +321,7 @@ const char *ko_strerror(int err) {
     case KO_ECLOSED: return "channel closed";
     case KO_ECANCELED: return "cancelled";
     case KO_EAGAIN: return "would block";
+    case KO_ESYS: return "a system call failed (see errno)";
     default: return "unknown error";
   }
 }

@@ -117,6 +117,23 @@ console.log('esm ok');`);
   assert(node(['esm.mjs']).stdout.includes('esm ok'), 'no output');
 });
 
+check("'korutin/net' (CommonJS and ESM), a blocking-style echo on 127.0.0.1", () => {
+  const body = `const ko = createEngine();
+ko.spawn(() => {
+  const server = listen({ port: 0, host: '127.0.0.1' }, (c) => { for (const b of c) c.write(b); });
+  const c = connect(server.port, '127.0.0.1', { timeoutMs: 5000 });
+  c.write('hi\\n');
+  const line = c.readLine(5000);
+  c.close();
+  server.close();
+  if (line !== 'hi' || ko.net.connect !== connect) throw new Error('echo: ' + line);
+}).then(() => console.log('net ok'), (e) => { console.error(e); process.exitCode = 1; });`;
+  write('net.cjs', `const { createEngine } = require('korutin');\nconst { listen, connect } = require('korutin/net');\n${body}`);
+  write('net.mjs', `import { createEngine } from 'korutin';\nimport { listen, connect } from 'korutin/net';\n${body}`);
+  assert(node(['net.cjs']).stdout.includes('net ok'), 'cjs: no output');
+  assert(node(['net.mjs']).stdout.includes('net ok'), 'esm: no output');
+});
+
 // --- a strict TypeScript consumer --------------------------------------------
 const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
 const TS_BODY = `
