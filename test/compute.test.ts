@@ -109,7 +109,9 @@ for (const backend of testBackends()) {
         } catch (e) {
           timeout = codeOf(e);
         }
-        return { waitingOn, cancelled: cancelled instanceof CancelledError, finallyRan, timeout, after: ko.compute<number>(JOBS, 'fib', 10) };
+        // Joining a cancelled task: ERR_JOINED_CANCELLED, with the task's CancelledError as the cause.
+        const joinedCancelled = codeOf(cancelled) === 'ERR_JOINED_CANCELLED' && (cancelled as Error).cause instanceof CancelledError;
+        return { waitingOn, cancelled: joinedCancelled, finallyRan, timeout, after: ko.compute<number>(JOBS, 'fib', 10) };
       });
       assert.deepEqual(r, { waitingOn: 'compute spin', cancelled: true, finallyRan: true, timeout: 'ERR_TIMEOUT', after: 55 });
     });

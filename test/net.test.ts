@@ -392,7 +392,8 @@ for (const backend of testBackends()) {
             try {
               t.join(T);
             } catch (e) {
-              assert.ok(e instanceof CancelledError, `${kind}: ${String(e)}`);
+              // Joining a cancelled task: ERR_JOINED_CANCELLED, with the task's CancelledError as the cause.
+              assert.ok((e as KorutinError).code === 'ERR_JOINED_CANCELLED' && (e as Error).cause instanceof CancelledError, `${kind}: ${String(e)}`);
             }
             peer?.close();
           }
