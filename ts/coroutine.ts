@@ -328,9 +328,43 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
     return switchInto(this.rec, Sig.Return, value) as IteratorResult<TYield, TReturn>;
   }
 
+  /**
+   * Frees the coroutine now instead of when GC finds it dropped: a suspended
+   * one is unwound from its suspension point (its `finally` blocks run, as
+   * with `return()`), one never started is discarded without running its
+   * body, a finished one is left as it is. Also `[Symbol.dispose]`, so
+   * `using co = ko.create(fn)` frees it at the end of the block.
+   * Throws ERR_ALREADY_RUNNING on a running coroutine (or one waiting on
+   * another it resumed), ERR_UNWIND_UNSAFE where `return()` would.
+   */
+  dispose(): void {
+    const rec = this.rec;
+    if (rec.state === 'done') return;
+    if (rec.state === 'running' || rec.state === 'normal') {
+      fail('ERR_ALREADY_RUNNING', `cannot dispose() ${this.name} while it runs (or waits on a coroutine it resumed); dispose it after it yields or from outside`);
+    }
+    if (rec.state === 'created') {
+      finishUnstarted(rec, Sig.Return, undefined);
+      return;
+    }
+    this.return(undefined);
+  }
+
   [Symbol.iterator](): Iterator<TYield, TReturn, TIn> {
     return this;
   }
+}
+
+/** `Symbol.dispose` where the runtime has it (Node 20.4+): `using co = ko.create(...)`. */
+const disposeSymbol: symbol | undefined = (Symbol as { dispose?: symbol }).dispose;
+if (typeof disposeSymbol === 'symbol') {
+  Object.defineProperty(Coroutine.prototype, disposeSymbol, {
+    value: function (this: Coroutine): void {
+      this.dispose();
+    },
+    writable: true,
+    configurable: true,
+  });
 }
 
 function resumeNative(rec: CoroutineRecord): void {
