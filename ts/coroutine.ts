@@ -31,8 +31,13 @@ export interface CoroutineRecord {
   sigValue: unknown;
   out: Out;
   outValue: unknown;
-  /** The public object, weakly. */
-  self: WeakRef<Coroutine<any, any, any>> | null;
+  /**
+   * The public object while a resume() of it is under way, else null. Never
+   * a WeakRef: V8 keeps a WeakRef's target alive to the end of the current
+   * job, so coroutines created and dropped in one synchronous loop could not
+   * be collected until the loop ended, and then no GC came.
+   */
+  self: Coroutine<any, any, any> | null;
   /** Per-coroutine data, set by the scheduler. */
   owner: unknown;
   /** The coroutine's own async context: entered on every resume, so that
@@ -285,7 +290,6 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
     };
     rec.native = nativeCall(() => new native.Coroutine(target.backend, target.stackSize, target.guardSize, korutinCoroutineBody));
     rec.no = rec.native.no;
-    rec.self = new WeakRef(this);
     this.rec = rec;
     abandoned.register(this, rec, rec.token);
   }
@@ -302,7 +306,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
 
   /** Runs the coroutine until it yields (`done: false`) or returns (`done: true`). */
   resume(value?: TIn): IteratorResult<TYield, TReturn> {
-    return switchInto(this.rec, Sig.Next, value) as IteratorResult<TYield, TReturn>;
+    return switchInto(this.rec, Sig.Next, value, this) as IteratorResult<TYield, TReturn>;
   }
 
   /** Iterator protocol: the same as `resume(value)`. */
@@ -312,7 +316,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
 
   /** Throws `error` at the coroutine's suspension point. */
   throw(error: unknown): IteratorResult<TYield, TReturn> {
-    return switchInto(this.rec, Sig.Throw, error) as IteratorResult<TYield, TReturn>;
+    return switchInto(this.rec, Sig.Throw, error, this) as IteratorResult<TYield, TReturn>;
   }
 
   /** Unwinds the coroutine from its suspension point (its `finally` blocks run) and finishes it with `value`. */
@@ -325,7 +329,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
         `cannot return() ${this.name}: ${unsafe}; it stays suspended: resume() it to the end (or out of there) instead`,
       );
     }
-    return switchInto(this.rec, Sig.Return, value) as IteratorResult<TYield, TReturn>;
+    return switchInto(this.rec, Sig.Return, value, this) as IteratorResult<TYield, TReturn>;
   }
 
   /**
@@ -372,7 +376,7 @@ function resumeNative(rec: CoroutineRecord): void {
   native.resume(rec.no);
 }
 
-function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
+function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Coroutine): IteratorResult<unknown, unknown> {
   switch (rec.state) {
     case 'done':
       fail('ERR_COROUTINE_DONE', 'this coroutine has finished; create a new one to run the body again');
@@ -389,11 +393,13 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
   rec.state = 'running';
   rec.chained = false;
   running.push(rec);
+  if (self) rec.self = self;
   try {
     rec.resource.runInAsyncScope(resumeNative, null, rec);
   } catch (e) {
     throw fromNative(e);
   } finally {
+    rec.self = null;
     if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
     if (outer) outer.state = 'running';
   }
@@ -559,7 +565,12 @@ function installTraceHook(): void {
 
 /** The public object of the innermost running coroutine. */
 export function currentCoroutine(): Coroutine | undefined {
-  return running[running.length - 1]?.self?.deref();
+  const rec = running[running.length - 1];
+  if (!rec) return undefined;
+  if (rec.self) return rec.self;
+  // resumed by a chain (runChain, handOff): its owner (a scheduler task) holds it
+  const co = (rec.owner as { co?: unknown } | null | undefined)?.co;
+  return co instanceof Coroutine ? co : undefined;
 }
 
 // ------------------------------------------------------------------ chains

@@ -41,6 +41,7 @@ void *Entry(ko_coro *, void *arg) {
     v8::Locker locker(iso);  // a fresh V8 thread: new id, new stack guard
     if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
     iso->SetStackLimit(c->js_limit);
+    VerifyStackSizeField(iso, *SlotsOfThisThread().stack_start, c->js_limit);  // what GetStackStart() returns here
     {
       v8::HandleScope scope(iso);
       v8::Local<v8::Context> ctx = c->context.Get(iso);
@@ -93,6 +94,8 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
   // with it; the coroutine runs in its own.
   v8::Local<v8::Value> resumer_data = iso->GetContinuationPreservedEmbedderData();
 #endif
+  size_t *size_field = StackSizeField(iso);
+  size_t resumer_size = size_field ? *size_field : 0;
   {
     v8::Unlocker unlocker(iso);
     for (;;) {
@@ -109,6 +112,7 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
     }
   }
   RefreshStackStart(iso);
+  if ((size_field = StackSizeField(iso))) *size_field = resumer_size;
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(resumer_data);
 #endif
@@ -126,6 +130,8 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
     if (c->continuation_data != data) c->continuation_data.Reset(iso, data);
   }
 #endif
+  size_t *size_field = StackSizeField(iso);
+  if (size_field) c->v8_stack_size = *size_field;
   if (c->own_thread) iso->Exit();
   {
     v8::Unlocker unlocker(iso);
@@ -136,6 +142,7 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
     ko_yield(nullptr);
   }
   if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
+  if ((size_field = StackSizeField(iso))) *size_field = c->v8_stack_size;
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif

@@ -45,6 +45,8 @@ struct JsCoroutine {
   void *stack_start = nullptr;
   int back_tid = 0;
   void *back_stack_start = nullptr;
+  // V8 14's per-isolate stack size (see discover.h) while it runs.
+  size_t v8_stack_size = 0;
   // Async contexts this coroutine re-pushed on resume (Node keeps handles
   // to them while they are on its stack; see async_stack.h).
   std::vector<std::unique_ptr<AsyncEntry>> async_resources;
