@@ -93,6 +93,34 @@ for (const backend of testBackends()) {
       assert.equal(w.stdout.trim(), 'RangeError');
     });
 
+    it('worker.terminate() and process.exit() inside coroutines (two levels deep) stop the Worker', () => {
+      // Before, termination stopped at the coroutine's base: resume()
+      // returned, the Worker's code went on, and terminate() never resolved.
+      const worker = (body: string): string => `const { parentPort } = require('worker_threads');
+        const ko = require(${JSON.stringify(PACKAGE_ENTRY)}).createEngine({ backend: ${JSON.stringify(backend)} });
+        const outer = ko.create(() => { const inner = ko.create(() => { ${body} }); inner.resume(); parentPort.postMessage('outer went on'); });
+        outer.resume();
+        parentPort.postMessage('worker went on');
+        for (;;) {}`;
+      const r = runNode(
+        `const { Worker } = require('worker_threads');
+         const out = [];
+         const timeout = (ms) => new Promise((r) => setTimeout(() => r('timed out'), ms).unref());
+         (async () => {
+           const a = new Worker(${JSON.stringify(worker("parentPort.postMessage('in'); for (;;) {}"))}, { eval: true });
+           a.on('message', (m) => { out.push('a:' + m); if (m === 'in') Promise.race([a.terminate().then(() => 'terminated'), timeout(10000)]).then((t) => { out.push('a:' + t); next(); }); });
+           function next() {
+             const b = new Worker(${JSON.stringify(worker('process.exit(7)'))}, { eval: true });
+             b.on('message', (m) => out.push('b:' + m));
+             const t = setTimeout(() => { out.push('b:timed out'); b.terminate(); }, 10000);
+             b.on('exit', (code) => { clearTimeout(t); out.push('b:exit ' + code); console.log(out.join(',')); process.exit(0); });
+           }
+         })();`,
+      );
+      assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(-800)}`);
+      assert.equal(r.stdout.trim(), 'a:in,a:terminated,b:exit 7');
+    });
+
     it('coroutines dropped in one synchronous loop are collected and unwound soon after, without an explicit GC', () => {
       // No --expose-gc: only V8's own heuristics run GC. Before, every one
       // stayed live (a WeakRef to each kept it to the end of the loop's job,

@@ -52,6 +52,9 @@ void *Entry(ko_coro *, void *arg) {
       v8::TryCatch try_catch(iso);  // the body catches; this stops termination
       v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
       (void)ignored;
+      // Termination ends this V8 thread's outermost call, and V8 then
+      // cancels it: note it, for the resumer to be terminated in turn.
+      if (try_catch.HasTerminated() || iso->IsExecutionTerminating()) c->terminated = true;
     }
     if (c->own_thread) iso->Exit();
   }  // the top-level Locker frees this V8 thread's resources
@@ -116,6 +119,9 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(resumer_data);
 #endif
+  // A coroutine stopped by termination: so is its resumer, out through
+  // every level to the thread's own base (its Worker then stops).
+  if (c->terminated) iso->TerminateExecution();
   return c;
 }
 

@@ -37,6 +37,9 @@ struct JsCoroutine {
   bool own_thread = false;
   bool started = false;
   bool finished = false;
+  // Its body was stopped by termination (worker.terminate(), process.exit()
+  // in a Worker): the resumer is terminated in turn (see JsResume).
+  bool terminated = false;
   v8::Global<v8::Function> body;     // called with no arguments; must not throw
   v8::Global<v8::Context> context;
   uintptr_t js_limit = 0;            // V8's stack limit inside the coroutine
