@@ -1,5 +1,6 @@
 /** How long coroutines live and what they hold: dispose(), GC of dropped ones, teardown. */
 import { strict as assert } from 'assert';
+import * as vm from 'vm';
 import { native } from '../ts/native';
 import { codeOf, engineFor, PACKAGE_ENTRY, runNode, testBackends } from './helpers';
 
@@ -119,6 +120,26 @@ for (const backend of testBackends()) {
       );
       assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(-800)}`);
       assert.equal(r.stdout.trim(), 'a:in,a:terminated,b:exit 7');
+    });
+
+    it('suspending inside vm code run with a timeout is refused (ERR_UNSAFE_YIELD) before the watchdog is left armed', () => {
+      const ctx = vm.createContext({ y: (v: unknown) => ko.yield(v) });
+      const co = ko.create(() => {
+        const codes: unknown[] = [];
+        try { vm.runInContext('y(1)', ctx, { timeout: 500 }); codes.push('yielded'); } catch (e) { codes.push(codeOf(e)); }
+        try { new vm.Script('y(2)').runInContext(ctx, { breakOnSigint: true }); codes.push('yielded'); } catch (e) { codes.push(codeOf(e)); }
+        // without a watchdog, suspending inside vm code is fine
+        codes.push(vm.runInContext('y(3)', ctx));
+        return codes;
+      });
+      const first = co.resume();
+      assert.deepEqual(first, { value: 3, done: false });
+      assert.deepEqual(co.resume('back').value, ['ERR_UNSAFE_YIELD', 'ERR_UNSAFE_YIELD', 'back']);
+      // a coroutine resumed from inside such vm code may still yield back to it
+      const inner = ko.create(() => ko.yield('inner'));
+      const ctx2 = vm.createContext({ step: () => inner.resume().value });
+      assert.equal(vm.runInContext('step()', ctx2, { timeout: 1000 }), 'inner');
+      inner.dispose();
     });
 
     it('coroutines dropped in one synchronous loop are collected and unwound soon after, without an explicit GC', () => {

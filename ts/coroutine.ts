@@ -5,6 +5,7 @@
  */
 import { AsyncResource, executionAsyncId, executionAsyncResource, triggerAsyncId } from 'async_hooks';
 import * as path from 'path';
+import * as vm from 'vm';
 import { KorutinError, fail } from './errors';
 import { describeGiven } from './format';
 import { native, NativeCoroutine } from './native';
@@ -49,6 +50,8 @@ export interface CoroutineRecord {
   chained: boolean;
   /** The native coroutine's number, which the switch functions take. */
   no: number;
+  /** vm calls with a timeout (or breakOnSigint) under way on its stack: it must not suspend (see guardVmTimeouts). */
+  vmWatchdogs: number;
 }
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
@@ -84,6 +87,7 @@ export function currentRecord(): CoroutineRecord | undefined {
 export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   const rec = running[running.length - 1];
   if (!rec) fail('ERR_NOT_IN_COROUTINE', 'yield() was called outside a coroutine; call it from inside a coroutine body');
+  if (rec.vmWatchdogs > 0) refuseVmYield();
   rec.out = Out.Yield;
   rec.outValue = value;
   rec.state = 'suspended';
@@ -268,7 +272,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
       out: Out.Return, outValue: undefined, self: null, owner: undefined,
       resource: new AsyncResource('korutin.Coroutine'),
-      baseAsyncId: 0, chained: false, no: -1,
+      baseAsyncId: 0, chained: false, no: -1, vmWatchdogs: 0,
     };
     if (!traceHookInstalled) installTraceHook();
     // Named so that stack traces can leave it out (see stripKorutinFrames).
@@ -650,6 +654,7 @@ export function canHandOff(): boolean {
  */
 export function handOff(to: CoroutineRecord): unknown {
   const rec = running[0];
+  if (rec.vmWatchdogs > 0) refuseVmYield();
   rec.out = Out.Yield;
   rec.outValue = undefined;
   rec.state = 'suspended';
@@ -671,3 +676,51 @@ export function handOff(to: CoroutineRecord): unknown {
   if (saved) restoreAsyncScopes(rec, saved);
   return takeSignal(rec);
 }
+
+// ------------------------------------------------------------ vm watchdogs
+//
+// vm's `timeout` (and `breakOnSigint`) arm a watchdog per isolate, not per
+// stack: a coroutine suspended inside such a call would leave it armed, and
+// when it fired it would terminate whatever JavaScript ran then, in any
+// coroutine. So korutin counts, per coroutine, the vm calls with a watchdog
+// under way on its stack, and refuses to suspend inside one.
+
+function refuseVmYield(): never {
+  fail(
+    'ERR_UNSAFE_YIELD',
+    "cannot suspend inside vm code run with a timeout (or breakOnSigint): its watchdog is per isolate and would stop other code; run the vm code without suspending, or put the timeout around the coroutine's work instead",
+  );
+}
+
+function hasWatchdog(options: unknown): boolean {
+  if (options === null || typeof options !== 'object') return false;
+  const o = options as { timeout?: unknown; breakOnSigint?: unknown };
+  return o.timeout !== undefined || o.breakOnSigint === true;
+}
+
+function guardVmTimeouts(): void {
+  const proto = vm.Script.prototype as unknown as Record<string, unknown>;
+  // runInThisContext(options), runInContext(context, options), runInNewContext(context, options);
+  // vm.runInContext() and the rest call these.
+  for (const [name, at] of [['runInThisContext', 0], ['runInContext', 1], ['runInNewContext', 1]] as const) {
+    const original = proto[name];
+    if (typeof original !== 'function' || guarded.has(original)) continue;
+    const guard = function (this: unknown, ...args: unknown[]): unknown {
+      const rec = running[running.length - 1];
+      if (!rec || !hasWatchdog(args[at])) return original.apply(this, args);
+      rec.vmWatchdogs++;
+      try {
+        return original.apply(this, args);
+      } finally {
+        rec.vmWatchdogs--;
+      }
+    };
+    Object.defineProperty(guard, 'name', { value: name });
+    Object.defineProperty(guard, 'length', { value: original.length });
+    guarded.add(guard);
+    proto[name] = guard;
+  }
+}
+
+const guarded = new WeakSet<object>();
+guardVmTimeouts();

@@ -23,7 +23,8 @@ export type ErrorCode =
   | 'ERR_DEADLOCK'
   | 'ERR_OWNER_DEAD'
   | 'ERR_JOINED_CANCELLED'
-  | 'ERR_UNWIND_UNSAFE';
+  | 'ERR_UNWIND_UNSAFE'
+  | 'ERR_UNSAFE_YIELD';
 
 /** The base class of korutin's errors. */
 export class KorutinError extends Error {
