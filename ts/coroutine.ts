@@ -5,6 +5,7 @@
  */
 import { AsyncResource, executionAsyncId, executionAsyncResource, triggerAsyncId } from 'async_hooks';
 import * as path from 'path';
+import * as vm from 'vm';
 import { KorutinError, fail } from './errors';
 import { describeGiven } from './format';
 import { native, NativeCoroutine } from './native';
@@ -31,8 +32,13 @@ export interface CoroutineRecord {
   sigValue: unknown;
   out: Out;
   outValue: unknown;
-  /** The public object, weakly. */
-  self: WeakRef<Coroutine<any, any, any>> | null;
+  /**
+   * The public object while a resume() of it is under way, else null. Never
+   * a WeakRef: V8 keeps a WeakRef's target alive to the end of the current
+   * job, so coroutines created and dropped in one synchronous loop could not
+   * be collected until the loop ended, and then no GC came.
+   */
+  self: Coroutine<any, any, any> | null;
   /** Per-coroutine data, set by the scheduler. */
   owner: unknown;
   /** The coroutine's own async context: entered on every resume, so that
@@ -44,6 +50,8 @@ export interface CoroutineRecord {
   chained: boolean;
   /** The native coroutine's number, which the switch functions take. */
   no: number;
+  /** vm calls with a timeout (or breakOnSigint) under way on its stack: it must not suspend (see guardVmTimeouts). */
+  vmWatchdogs: number;
 }
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
@@ -79,6 +87,7 @@ export function currentRecord(): CoroutineRecord | undefined {
 export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   const rec = running[running.length - 1];
   if (!rec) fail('ERR_NOT_IN_COROUTINE', 'yield() was called outside a coroutine; call it from inside a coroutine body');
+  if (rec.vmWatchdogs > 0) refuseVmYield();
   rec.out = Out.Yield;
   rec.outValue = value;
   rec.state = 'suspended';
@@ -263,7 +272,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
       out: Out.Return, outValue: undefined, self: null, owner: undefined,
       resource: new AsyncResource('korutin.Coroutine'),
-      baseAsyncId: 0, chained: false, no: -1,
+      baseAsyncId: 0, chained: false, no: -1, vmWatchdogs: 0,
     };
     if (!traceHookInstalled) installTraceHook();
     // Named so that stack traces can leave it out (see stripKorutinFrames).
@@ -285,7 +294,6 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
     };
     rec.native = nativeCall(() => new native.Coroutine(target.backend, target.stackSize, target.guardSize, korutinCoroutineBody));
     rec.no = rec.native.no;
-    rec.self = new WeakRef(this);
     this.rec = rec;
     abandoned.register(this, rec, rec.token);
   }
@@ -302,7 +310,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
 
   /** Runs the coroutine until it yields (`done: false`) or returns (`done: true`). */
   resume(value?: TIn): IteratorResult<TYield, TReturn> {
-    return switchInto(this.rec, Sig.Next, value) as IteratorResult<TYield, TReturn>;
+    return switchInto(this.rec, Sig.Next, value, this) as IteratorResult<TYield, TReturn>;
   }
 
   /** Iterator protocol: the same as `resume(value)`. */
@@ -312,7 +320,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
 
   /** Throws `error` at the coroutine's suspension point. */
   throw(error: unknown): IteratorResult<TYield, TReturn> {
-    return switchInto(this.rec, Sig.Throw, error) as IteratorResult<TYield, TReturn>;
+    return switchInto(this.rec, Sig.Throw, error, this) as IteratorResult<TYield, TReturn>;
   }
 
   /** Unwinds the coroutine from its suspension point (its `finally` blocks run) and finishes it with `value`. */
@@ -325,7 +333,29 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
         `cannot return() ${this.name}: ${unsafe}; it stays suspended: resume() it to the end (or out of there) instead`,
       );
     }
-    return switchInto(this.rec, Sig.Return, value) as IteratorResult<TYield, TReturn>;
+    return switchInto(this.rec, Sig.Return, value, this) as IteratorResult<TYield, TReturn>;
+  }
+
+  /**
+   * Frees the coroutine now instead of when GC finds it dropped: a suspended
+   * one is unwound from its suspension point (its `finally` blocks run, as
+   * with `return()`), one never started is discarded without running its
+   * body, a finished one is left as it is. Also `[Symbol.dispose]`, so
+   * `using co = ko.create(fn)` frees it at the end of the block.
+   * Throws ERR_ALREADY_RUNNING on a running coroutine (or one waiting on
+   * another it resumed), ERR_UNWIND_UNSAFE where `return()` would.
+   */
+  dispose(): void {
+    const rec = this.rec;
+    if (rec.state === 'done') return;
+    if (rec.state === 'running' || rec.state === 'normal') {
+      fail('ERR_ALREADY_RUNNING', `cannot dispose() ${this.name} while it runs (or waits on a coroutine it resumed); dispose it after it yields or from outside`);
+    }
+    if (rec.state === 'created') {
+      finishUnstarted(rec, Sig.Return, undefined);
+      return;
+    }
+    this.return(undefined);
   }
 
   [Symbol.iterator](): Iterator<TYield, TReturn, TIn> {
@@ -333,12 +363,24 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
   }
 }
 
+/** `Symbol.dispose` where the runtime has it (Node 20.4+): `using co = ko.create(...)`. */
+const disposeSymbol: symbol | undefined = (Symbol as { dispose?: symbol }).dispose;
+if (typeof disposeSymbol === 'symbol') {
+  Object.defineProperty(Coroutine.prototype, disposeSymbol, {
+    value: function (this: Coroutine): void {
+      this.dispose();
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+
 function resumeNative(rec: CoroutineRecord): void {
   rec.baseAsyncId = executionAsyncId();
   native.resume(rec.no);
 }
 
-function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
+function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Coroutine): IteratorResult<unknown, unknown> {
   switch (rec.state) {
     case 'done':
       fail('ERR_COROUTINE_DONE', 'this coroutine has finished; create a new one to run the body again');
@@ -355,11 +397,13 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorRes
   rec.state = 'running';
   rec.chained = false;
   running.push(rec);
+  if (self) rec.self = self;
   try {
     rec.resource.runInAsyncScope(resumeNative, null, rec);
   } catch (e) {
     throw fromNative(e);
   } finally {
+    rec.self = null;
     if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
     if (outer) outer.state = 'running';
   }
@@ -525,7 +569,12 @@ function installTraceHook(): void {
 
 /** The public object of the innermost running coroutine. */
 export function currentCoroutine(): Coroutine | undefined {
-  return running[running.length - 1]?.self?.deref();
+  const rec = running[running.length - 1];
+  if (!rec) return undefined;
+  if (rec.self) return rec.self;
+  // resumed by a chain (runChain, handOff): its owner (a scheduler task) holds it
+  const co = (rec.owner as { co?: unknown } | null | undefined)?.co;
+  return co instanceof Coroutine ? co : undefined;
 }
 
 // ------------------------------------------------------------------ chains
@@ -605,6 +654,7 @@ export function canHandOff(): boolean {
  */
 export function handOff(to: CoroutineRecord): unknown {
   const rec = running[0];
+  if (rec.vmWatchdogs > 0) refuseVmYield();
   rec.out = Out.Yield;
   rec.outValue = undefined;
   rec.state = 'suspended';
@@ -626,3 +676,51 @@ export function handOff(to: CoroutineRecord): unknown {
   if (saved) restoreAsyncScopes(rec, saved);
   return takeSignal(rec);
 }
+
+// ------------------------------------------------------------ vm watchdogs
+//
+// vm's `timeout` (and `breakOnSigint`) arm a watchdog per isolate, not per
+// stack: a coroutine suspended inside such a call would leave it armed, and
+// when it fired it would terminate whatever JavaScript ran then, in any
+// coroutine. So korutin counts, per coroutine, the vm calls with a watchdog
+// under way on its stack, and refuses to suspend inside one.
+
+function refuseVmYield(): never {
+  fail(
+    'ERR_UNSAFE_YIELD',
+    "cannot suspend inside vm code run with a timeout (or breakOnSigint): its watchdog is per isolate and would stop other code; run the vm code without suspending, or put the timeout around the coroutine's work instead",
+  );
+}
+
+function hasWatchdog(options: unknown): boolean {
+  if (options === null || typeof options !== 'object') return false;
+  const o = options as { timeout?: unknown; breakOnSigint?: unknown };
+  return o.timeout !== undefined || o.breakOnSigint === true;
+}
+
+function guardVmTimeouts(): void {
+  const proto = vm.Script.prototype as unknown as Record<string, unknown>;
+  // runInThisContext(options), runInContext(context, options), runInNewContext(context, options);
+  // vm.runInContext() and the rest call these.
+  for (const [name, at] of [['runInThisContext', 0], ['runInContext', 1], ['runInNewContext', 1]] as const) {
+    const original = proto[name];
+    if (typeof original !== 'function' || guarded.has(original)) continue;
+    const guard = function (this: unknown, ...args: unknown[]): unknown {
+      const rec = running[running.length - 1];
+      if (!rec || !hasWatchdog(args[at])) return original.apply(this, args);
+      rec.vmWatchdogs++;
+      try {
+        return original.apply(this, args);
+      } finally {
+        rec.vmWatchdogs--;
+      }
+    };
+    Object.defineProperty(guard, 'name', { value: name });
+    Object.defineProperty(guard, 'length', { value: original.length });
+    guarded.add(guard);
+    proto[name] = guard;
+  }
+}
+
+const guarded = new WeakSet<object>();
+guardVmTimeouts();

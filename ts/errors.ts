@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'ERR_JOINED_CANCELLED'
   | 'ERR_UNWIND_UNSAFE'
   | 'ERR_SOCKET_CLOSED'
-  | 'ERR_UNEXPECTED_EOF';
+  | 'ERR_UNEXPECTED_EOF'
+  | 'ERR_UNSAFE_YIELD';
 
 /** The base class of korutin's errors. */
 export class KorutinError extends Error {

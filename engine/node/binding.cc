@@ -60,6 +60,15 @@ Napi::Value Bridge(const Napi::CallbackInfo &info) {
 
 class Coroutine;
 
+// What V8 is told a live coroutine holds outside its heap, so that dropped
+// coroutines make GC (and so their finalizers) come soon enough. Measured
+// (x64, Node 20-26): a suspended shallow coroutine touches 12-13 KiB of RSS
+// on the stack backends (stack pages, V8's archived thread state), 17-18 KiB
+// on threads (plus the OS thread). Not the reserved stack size: that is
+// mostly untouched address space, and telling V8 about it makes GC thrash.
+constexpr int64_t kExternalBytes = 16 * 1024;
+constexpr int64_t kExternalBytesOwnThread = 24 * 1024;
+
 // Per environment (main thread or Worker): its async-context stack access
 // and the bridge's per-isolate state.
 struct Instance {
@@ -158,6 +167,8 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
 #endif
     int err = JsCreate(&js_, be, stack, guard);
     if (!err) {
+      external_ = js_.own_thread ? kExternalBytesOwnThread : kExternalBytes;
+      Napi::MemoryManagement::AdjustExternalMemory(env, external_);
       no_ = inst_->Add(this);
       info.This().As<Napi::Object>().DefineProperty(
           Napi::PropertyDescriptor::Value("no", Napi::Number::New(env, no_), napi_enumerable));
@@ -231,6 +242,8 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   void Free() {
     if (no_ >= 0) inst_->Remove(no_);
     no_ = -1;
+    if (external_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_);
+    external_ = 0;
     JsDestroy(&js_);
   }
 
@@ -265,6 +278,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   JsCoroutine js_;
   Instance *inst_;
   double no_ = -1;  // in Instance::coros
+  int64_t external_ = 0;  // bytes reported to V8 (kExternalBytes) until freed
 
   friend struct SwitchCall;
   friend napi_value Resume(napi_env, napi_callback_info);

@@ -41,6 +41,7 @@ void *Entry(ko_coro *, void *arg) {
     v8::Locker locker(iso);  // a fresh V8 thread: new id, new stack guard
     if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
     iso->SetStackLimit(c->js_limit);
+    VerifyStackSizeField(iso, *SlotsOfThisThread().stack_start, c->js_limit);  // what GetStackStart() returns here
     {
       v8::HandleScope scope(iso);
       v8::Local<v8::Context> ctx = c->context.Get(iso);
@@ -51,6 +52,9 @@ void *Entry(ko_coro *, void *arg) {
       v8::TryCatch try_catch(iso);  // the body catches; this stops termination
       v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
       (void)ignored;
+      // Termination ends this V8 thread's outermost call, and V8 then
+      // cancels it: note it, for the resumer to be terminated in turn.
+      if (try_catch.HasTerminated() || iso->IsExecutionTerminating()) c->terminated = true;
     }
     if (c->own_thread) iso->Exit();
   }  // the top-level Locker frees this V8 thread's resources
@@ -93,6 +97,8 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
   // with it; the coroutine runs in its own.
   v8::Local<v8::Value> resumer_data = iso->GetContinuationPreservedEmbedderData();
 #endif
+  size_t *size_field = StackSizeField(iso);
+  size_t resumer_size = size_field ? *size_field : 0;
   {
     v8::Unlocker unlocker(iso);
     for (;;) {
@@ -109,9 +115,13 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
     }
   }
   RefreshStackStart(iso);
+  if ((size_field = StackSizeField(iso))) *size_field = resumer_size;
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(resumer_data);
 #endif
+  // A coroutine stopped by termination: so is its resumer, out through
+  // every level to the thread's own base (its Worker then stops).
+  if (c->terminated) iso->TerminateExecution();
   return c;
 }
 
@@ -126,6 +136,8 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
     if (c->continuation_data != data) c->continuation_data.Reset(iso, data);
   }
 #endif
+  size_t *size_field = StackSizeField(iso);
+  if (size_field) c->v8_stack_size = *size_field;
   if (c->own_thread) iso->Exit();
   {
     v8::Unlocker unlocker(iso);
@@ -136,6 +148,7 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
     ko_yield(nullptr);
   }
   if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
+  if ((size_field = StackSizeField(iso))) *size_field = c->v8_stack_size;
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif

@@ -37,6 +37,9 @@ struct JsCoroutine {
   bool own_thread = false;
   bool started = false;
   bool finished = false;
+  // Its body was stopped by termination (worker.terminate(), process.exit()
+  // in a Worker): the resumer is terminated in turn (see JsResume).
+  bool terminated = false;
   v8::Global<v8::Function> body;     // called with no arguments; must not throw
   v8::Global<v8::Context> context;
   uintptr_t js_limit = 0;            // V8's stack limit inside the coroutine
@@ -45,6 +48,8 @@ struct JsCoroutine {
   void *stack_start = nullptr;
   int back_tid = 0;
   void *back_stack_start = nullptr;
+  // V8 14's per-isolate stack size (see discover.h) while it runs.
+  size_t v8_stack_size = 0;
   // Async contexts this coroutine re-pushed on resume (Node keeps handles
   // to them while they are on its stack; see async_stack.h).
   std::vector<std::unique_ptr<AsyncEntry>> async_resources;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -20,6 +21,7 @@ namespace {
 
 const char kThreadIdSym[] = "_ZN2v88internal8ThreadId13TryGetCurrentEv";
 const char kStackStartSym[] = "_ZN2v84base5Stack13GetStackStartEv";
+const char kSetStackLimitSym[] = "_ZN2v87Isolate13SetStackLimitEm";
 
 struct Object { std::string path; uintptr_t bias = 0; };
 
@@ -117,6 +119,34 @@ bool DecodeTlsLoad(const void *fn, long *offset) {
   memcpy(&disp, p + 3, 4);
   *offset = disp;
   return true;
+}
+
+// Decodes the isolate field v8::Isolate::SetStackLimit(limit) stores
+// GetStackStart() - limit in (V8 14): a call to GetStackStart (e8 rel32)
+// within its first 64 bytes, then within 16 bytes a store of %rax to
+// disp32(base): REX.W (48, or 49 for r8-r15) 89 modrm(mod=10, reg=000,
+// rm!=100) disp32. Older V8 has no such store: false.
+bool DecodeStackSizeStore(const void *fn, const void *get_start, long *offset) {
+  const unsigned char *p = static_cast<const unsigned char *>(fn);
+  for (int i = 0; i < 64; i++) {
+    if (p[i] != 0xe8) continue;
+    int32_t rel;
+    memcpy(&rel, p + i + 1, 4);
+    if (p + i + 5 + rel != static_cast<const unsigned char *>(get_start)) continue;
+    const unsigned char *q = p + i + 5;
+    for (int k = 0; k < 16; k++) {
+      if ((q[k] == 0x48 || q[k] == 0x49) && q[k + 1] == 0x89 && (q[k + 2] & 0xf8) == 0x80 && (q[k + 2] & 7) != 4) {
+        int32_t disp;
+        memcpy(&disp, q + k + 3, 4);
+        if (disp <= 0) return false;
+        *offset = disp;
+        return true;
+      }
+      if (q[k] == 0xc3) return false;  // ret
+    }
+    return false;
+  }
+  return false;
 }
 #elif defined(__aarch64__)
 // Decodes the TLS offset of a local-exec access in a function's first few
@@ -216,9 +246,19 @@ Discovery RunDiscovery() {
     return d;
   }
   d.ok = true;
+#if defined(__x86_64__)
+  {
+    std::string from, ignored;
+    void *set_limit = FindFunction(kSetStackLimitSym, &from, &ignored);
+    long off;
+    if (set_limit && DecodeStackSizeStore(set_limit, ss_fn, &off)) d.stack_size_offset = off;
+  }
+#endif
   return d;
 #endif
 }
+
+std::atomic<bool> stack_size_refuted{false};
 
 }  // namespace
 
@@ -227,6 +267,17 @@ const Discovery &Discover() {
   static Discovery d;
   std::call_once(once, [] { d = RunDiscovery(); });
   return d;
+}
+
+size_t *StackSizeField(v8::Isolate *iso) {
+  static const long off = Discover().stack_size_offset;
+  if (off < 0 || stack_size_refuted.load(std::memory_order_relaxed)) return nullptr;
+  return reinterpret_cast<size_t *>(reinterpret_cast<char *>(iso) + off);
+}
+
+void VerifyStackSizeField(v8::Isolate *iso, void *start, uintptr_t limit) {
+  size_t *f = StackSizeField(iso);
+  if (f && *f != reinterpret_cast<uintptr_t>(start) - limit) stack_size_refuted.store(true);
 }
 
 V8Slots SlotsOfThisThread() {

@@ -7,7 +7,10 @@
 #define KO_V8BRIDGE_DISCOVER_H
 
 #include <cstdint>
+#include <cstddef>
 #include <string>
+
+namespace v8 { class Isolate; }
 
 namespace korutin {
 
@@ -24,7 +27,22 @@ struct Discovery {
   long stack_start_offset = 0;
   std::string thread_id_from;   // "dynamic" or ".symtab"
   std::string stack_start_from;
+  // V8 14 (Node 26): v8::Isolate::SetStackLimit also stores, in the isolate,
+  // the stack size GetStackStart() - limit, and Isolate::Throw CHECKs that
+  // the current sp lies within that many bytes (plus a margin) below the
+  // stack start ("central stack"). That field is per isolate, not per V8
+  // thread: each side of a switch must put back its own value. Its offset
+  // in the isolate, decoded from SetStackLimit; -1 where there is none (V8
+  // before 14) or it could not be decoded. Verified on the first coroutine
+  // entry (StackSizeField() turns to nullptr when that fails).
+  long stack_size_offset = -1;
 };
+
+// The isolate's per-isolate stack-size field (see Discovery), or nullptr.
+size_t *StackSizeField(v8::Isolate *iso);
+// After SetStackLimit(limit) on a stack starting at `start`: does the field
+// hold start - limit? If not, StackSizeField() gives nullptr from now on.
+void VerifyStackSizeField(v8::Isolate *iso, void *start, uintptr_t limit);
 
 // Runs once per process, on a thread that has entered a V8 isolate.
 const Discovery &Discover();
