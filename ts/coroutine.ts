@@ -88,6 +88,12 @@ export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   const rec = running[running.length - 1];
   if (!rec) fail('ERR_NOT_IN_COROUTINE', 'yield() was called outside a coroutine; call it from inside a coroutine body');
   if (rec.vmWatchdogs > 0) refuseVmYield();
+  suspendWith(rec, value);
+  return (rec.sig === Sig.Probe ? answerProbes(rec) : takeSignal(rec)) as TIn;
+}
+
+/** Hands `value` to the resumer and suspends `rec` (the running coroutine) until it is resumed. */
+function suspendWith(rec: CoroutineRecord, value: unknown): void {
   rec.out = Out.Yield;
   rec.outValue = value;
   rec.state = 'suspended';
@@ -99,7 +105,6 @@ export function yieldValue<TIn = unknown>(value?: unknown): TIn {
     throw fromNative(e);
   }
   if (saved) restoreAsyncScopes(rec, saved);
-  return (rec.sig === Sig.Probe ? answerProbes(rec) : takeSignal(rec)) as TIn;
 }
 
 /**
@@ -109,17 +114,7 @@ export function yieldValue<TIn = unknown>(value?: unknown): TIn {
 function answerProbes(rec: CoroutineRecord): unknown {
   while (rec.sig === Sig.Probe) {
     rec.sig = Sig.Next;
-    rec.out = Out.Yield;
-    rec.outValue = unsafeFrame();
-    rec.state = 'suspended';
-    running.pop();
-    const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-    try {
-      native.yield();
-    } catch (e) {
-      throw fromNative(e);
-    }
-    if (saved) restoreAsyncScopes(rec, saved);
+    suspendWith(rec, unsafeFrame());
   }
   return takeSignal(rec);
 }
