@@ -1,9 +1,11 @@
 /*
  * switch_arm64_aapcs_elf.S - context switch for AArch64, AAPCS64, ELF.
  *
- * void ko_asm_jump(void **from, void **to);
+ * void *ko_asm_jump(void **from, void **to, void *value);
  *   Saves the callee-saved state on the current stack, stores the stack
- *   pointer in *from, loads *to and restores the state saved there.
+ *   pointer in *from, loads *to and restores the state saved there; the
+ *   other side's pending ko_asm_jump returns `value` (the backend
+ *   interface's jump, engine/src/backend.h).
  * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
  *   Builds a frame below `top` that ko_asm_jump can return into and returns
  *   the stack pointer to store in a context (`lo` is not needed here: this
@@ -114,6 +116,7 @@ ko_asm_jump:
     ldp     x29, x30, [sp, #0x90]
     add     sp, sp, #0xb0
     .cfi_def_cfa_offset 0
+    mov     x0, x2              /* the value */
     ret
     .cfi_endproc
     .size   ko_asm_jump, .-ko_asm_jump

@@ -97,9 +97,9 @@ typedef struct raw { const ko_backend *be; void *main_ctx, *co_ctx; } raw;
  * does: the loop measures the switch, not loads of its arguments. */
 static void raw_entry(void *p) {
   raw *r = (raw *)p;
-  void (*jump)(void *, void *) = r->be->jump;
+  void *(*jump)(void *, void *, void *) = r->be->jump;
   void *self = r->co_ctx, *peer = r->main_ctx;
-  for (;;) jump(self, peer);
+  for (;;) jump(self, peer, NULL);
 }
 
 static double raw_pingpong(const ko_backend *be, long n) {
@@ -109,11 +109,11 @@ static double raw_pingpong(const ko_backend *be, long n) {
   double ns = -1;
   /* calloc is 16-aligned on the platforms korutin runs on */
   if (r.main_ctx && r.co_ctx && stack != MAP_FAILED && be->make(r.co_ctx, stack, size, raw_entry, &r) == 0) {
-    void (*jump)(void *, void *) = be->jump;
+    void *(*jump)(void *, void *, void *) = be->jump;
     void *self = r.main_ctx, *peer = r.co_ctx;
-    for (long i = 0; i < n / 10 + 1; i++) jump(self, peer);
+    for (long i = 0; i < n / 10 + 1; i++) jump(self, peer, NULL);
     double t0 = kb_now_ns();
-    for (long i = 0; i < n; i++) jump(self, peer);
+    for (long i = 0; i < n; i++) jump(self, peer, NULL);
     ns = (kb_now_ns() - t0) / (2.0 * (double)n);
     if (be->destroy) be->destroy(r.co_ctx);
   }
