@@ -1,7 +1,7 @@
 /*
  * bench.c - korutin-bench: what a switch costs, per backend.
  *
- *   korutin-bench [--json FILE] [--reps N] [--quick]
+ *   korutin-bench [--json FILE] [--reps N] [--quick] [--million]
  *
  * For each backend built in and usable here:
  *   - ping-pong through the engine (ko_resume/ko_yield) and through the raw
@@ -15,6 +15,7 @@
  * figure is the median of --reps runs (default 7). Prints a table with the
  * ratios against the references and the targets, met or not; --json also
  * writes all of it to FILE. --quick: one short run of each (a smoke test).
+ * --million: only the million-coroutine run instead (million.c).
  */
 #include "bench.h"
 #include "backend.h"
@@ -300,15 +301,18 @@ static int write_json(const char *path, const row *rows, int n, const refs *rf, 
 
 int main(int argc, char **argv) {
   const char *json = NULL;
+  int million = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) json = argv[++i];
     else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
     else if (strcmp(argv[i], "--quick") == 0) quick = 1;
+    else if (strcmp(argv[i], "--million") == 0) million = 1;
     else {
-      fprintf(stderr, "usage: korutin-bench [--json FILE] [--reps N] [--quick]\n");
+      fprintf(stderr, "usage: korutin-bench [--json FILE] [--reps N] [--quick] [--million]\n");
       return 2;
     }
   }
+  if (million) return kb_million(json);
   if (quick) reps = 1;
   if (reps < 1 || reps > MAX_REPS) reps = reps < 1 ? 1 : MAX_REPS;
 

@@ -140,6 +140,7 @@ static void co_main(void *p) {
 
 int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   ko_options def = {0};
+  ko_error_detail_clear();
   if (!opt) opt = &def;
   if (out) *out = NULL;
   if (!out || !fn) return KO_EINVAL;
