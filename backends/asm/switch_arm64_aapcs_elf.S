@@ -43,7 +43,8 @@
  *
  * FPCR (rounding mode, flush-to-zero, default NaN) is per context: a
  * rounding mode set in one coroutine does not leak into another. A new
- * context starts with the value of the thread that made it.
+ * context starts with the value of the thread that made it. It is loaded
+ * only when it differs from the current one (msr fpcr is slow).
  */
 
 /* With -mbranch-protection=bti (or standard), indirect calls must land on
@@ -96,14 +97,17 @@ ko_asm_jump:
     .cfi_offset x28, -0x28
     .cfi_offset x29, -0x20
     .cfi_offset x30, -0x18
-    mrs     x9, fpcr
-    str     x9, [sp, #0xa0]
+    mrs     x10, fpcr
+    str     x10, [sp, #0xa0]
     mov     x9, sp
     str     x9, [x0]
     ldr     x9, [x1]
     mov     sp, x9              /* same frame layout: the CFI still holds */
     ldr     x9, [sp, #0xa0]
+    cmp     x9, x10             /* msr fpcr is slow: only when it differs */
+    b.eq    1f
     msr     fpcr, x9
+1:
     ldp     d8, d9, [sp, #0x00]
     ldp     d10, d11, [sp, #0x10]
     ldp     d12, d13, [sp, #0x20]
