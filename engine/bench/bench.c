@@ -202,16 +202,20 @@ static const row *find_row(const row *rows, int n, const char *name) {
 static int make_targets(const row *rows, int n, const refs *rf, target *t) {
   int k = 0;
   const row *a = find_row(rows, n, "asm"), *u = find_row(rows, n, "ucontext"), *th = find_row(rows, n, "threads");
+  const row *b = find_row(rows, n, "boost");
   double ratio_ok = rf->fcontext > 0 && a ? 1 : -1;
   if (a) {
     t[k++] = (target){"asm ping-pong, engine (ko_resume/ko_yield) vs raw jump_fcontext",
-                      ratio_ok > 0 ? a->engine_ns / rf->fcontext : -1, 1.0, 1, "x"};
+                      ratio_ok > 0 ? a->engine_ns / rf->fcontext : -1, 0.9, 1, "x"};
     t[k++] = (target){"asm ping-pong, raw backend (make/jump) vs raw jump_fcontext",
                       ratio_ok > 0 ? a->raw_ns / rf->fcontext : -1, 1.0, 1, "x"};
     t[k++] = (target){"asm round trips/s, 1,024 coroutines", a->few.rt_per_s / 1e6, 100, 0, "M/s"};
     t[k++] = (target){"asm round trips/s, 16,384 coroutines", a->lots.rt_per_s / 1e6, 60, 0, "M/s"};
     t[k++] = (target){"asm RSS per idle coroutine", a->lots.rss_per_coro / 1000, 4.5, 1, "KB"};
   }
+  if (b)
+    t[k++] = (target){"boost ping-pong, engine (ko_resume/ko_yield) vs raw jump_fcontext",
+                      rf->fcontext > 0 ? b->engine_ns / rf->fcontext : -1, 1.1, 1, "x"};
   if (u)
     t[k++] = (target){"ucontext ping-pong (engine) vs raw swapcontext",
                       rf->swapcontext > 0 ? u->engine_ns / rf->swapcontext : -1, 1.1, 1, "x"};

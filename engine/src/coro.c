@@ -25,7 +25,8 @@
  * which returns into resume_after()/yield_after(): ASan builds (fiber
  * switch annotations), and backends whose contexts are threads of their own
  * (KO_BACKEND_OWN_THREAD: `current` is per OS thread, so it must be set on
- * the thread that wakes up). It is chosen by that flag, never by name.
+ * the thread that wakes up). It is chosen by that flag, never by name
+ * (a coroutine on it has a null `jump`).
  */
 #include "korutin.h"
 #include "backend.h"
@@ -50,7 +51,8 @@
 
 /* The hot part: 32 bytes, then the two contexts. */
 struct ko_coro {
-  const ko_backend *be;
+  /* The backend's jump, or NULL for the "after" path (see the top). */
+  void *(*jump)(void *from, void *to, void *value);
   void **out;               /* where the resumer wants the value */
   ko_coro *parent;          /* the resumer, while it runs */
   ko_state state;
@@ -60,6 +62,7 @@ struct ko_coro {
 
 /* The cold part, just below the hot one. */
 typedef struct cold {
+  const ko_backend *be;
   ko_fn fn;
   void *arg;
   ko_stack stack;
@@ -85,11 +88,8 @@ typedef struct cold {
 static KO_TLS ko_coro *current;
 
 /* The "after" path (see the top of this file). */
-#ifdef KO_ASAN
-#define AFTER(co) 1
-#else
-#define AFTER(co) (((co)->be->flags & KO_BACKEND_OWN_THREAD) != 0)
-#endif
+#define BE(co) (COLD(co)->be)
+#define AFTER(co) ((co)->jump == NULL)
 
 /* Leaving a coroutine: what ko_resume() would do on its return. */
 static inline void hand_back(ko_coro *co, void *value) {
@@ -105,7 +105,7 @@ static inline void hand_back(ko_coro *co, void *value) {
  * whose contexts own OS threads needs none. */
 static inline void asan_start(const ko_coro *co, void **save, const void *lo, size_t size) {
 #ifdef KO_ASAN
-  if (!(co->be->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_start_switch_fiber(save, lo, size);
+  if (!(BE(co)->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_start_switch_fiber(save, lo, size);
 #else
   (void)co, (void)save, (void)lo, (void)size;
 #endif
@@ -113,7 +113,7 @@ static inline void asan_start(const ko_coro *co, void **save, const void *lo, si
 
 static inline void asan_finish(const ko_coro *co, void *save, const void **lo, size_t *size) {
 #ifdef KO_ASAN
-  if (!(co->be->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_finish_switch_fiber(save, lo, size);
+  if (!(BE(co)->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_finish_switch_fiber(save, lo, size);
 #else
   (void)co, (void)save, (void)lo, (void)size;
 #endif
@@ -130,10 +130,10 @@ static void co_main(void *p) {
   if (AFTER(co)) {
     /* NULL: this fiber ends, ASan may drop its fake stack. */
     asan_start(co, NULL, c->back_lo, c->back_size);
-    co->be->jump(co->ctx, BACK(co), result);
+    BE(co)->jump(co->ctx, BACK(co), result);
   } else {
     hand_back(co, result);
-    co->be->jump(co->ctx, BACK(co), NULL);
+    BE(co)->jump(co->ctx, BACK(co), NULL);
   }
   abort(); /* a dead coroutine is never switched to */
 }
@@ -171,7 +171,12 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   ko_coro *co = (ko_coro *)((top - hot) & ~(uintptr_t)63);
   cold *c = COLD(co);
   memset(c, 0, sizeof *c + hot);
-  co->be = be;
+  c->be = be;
+#ifdef KO_ASAN
+  co->jump = NULL;
+#else
+  co->jump = be->flags & KO_BACKEND_OWN_THREAD ? NULL : be->jump;
+#endif
   co->state = KO_SUSPENDED;
   co->back_off = (unsigned)ctx_size;
   c->fn = fn;
@@ -199,7 +204,7 @@ static int resume_after(ko_coro *co, ko_coro *self, void *in, void **out) {
 #ifdef KO_ASAN
   asan_start(co, &fake, COLD(co)->stack.lo, COLD(co)->stack.size);
 #endif
-  void *value = co->be->jump(BACK(co), co->ctx, in);
+  void *value = BE(co)->jump(BACK(co), co->ctx, in);
   asan_finish(co, fake, NULL, NULL);
   current = self;
   if (self) self->state = KO_RUNNING;
@@ -223,7 +228,7 @@ int ko_resume(ko_coro *co, void *in, void **out) {
    * it (which would cost the tail call): on every ABI korutin supports an
    * int comes back in the low part of the pointer return register, so the
    * null value reads as KO_OK. */
-  int (*jump_int)(void *, void *, void *) = (int (*)(void *, void *, void *))(void (*)(void))co->be->jump;
+  int (*jump_int)(void *, void *, void *) = (int (*)(void *, void *, void *))(void (*)(void))co->jump;
   return jump_int(BACK(co), co->ctx, in);
 }
 
@@ -235,12 +240,12 @@ static void *yield_after(ko_coro *co, void *out) {
   cold *c = COLD(co);
   asan_start(co, &c->fake_stack, c->back_lo, c->back_size);
 #endif
-  void *in = co->be->jump(co->ctx, BACK(co), out);
+  void *in = BE(co)->jump(co->ctx, BACK(co), out);
 #ifdef KO_ASAN
   asan_finish(co, c->fake_stack, &c->back_lo, &c->back_size);
   if (c->dying) { /* see ko_destroy: drop the fake stack and go straight back */
     asan_start(co, NULL, c->back_lo, c->back_size);
-    co->be->jump(co->ctx, BACK(co), NULL);
+    BE(co)->jump(co->ctx, BACK(co), NULL);
   }
 #endif
   current = co;
@@ -254,14 +259,14 @@ void *ko_yield(void *out) {
   if (AFTER(co)) return yield_after(co, out);
   hand_back(co, out);
   /* A tail call: the next ko_resume() lands in our caller with its `in`. */
-  return co->be->jump(co->ctx, BACK(co), NULL);
+  return co->jump(co->ctx, BACK(co), NULL);
 }
 
 ko_coro *ko_current(void) { return current; }
 ko_state ko_status(const ko_coro *co) { return co->state; }
 void *ko_get_data(const ko_coro *co) { return COLD(co)->data; }
 void ko_set_data(ko_coro *co, void *data) { COLD(co)->data = data; }
-const ko_backend *ko_coro_backend(const ko_coro *co) { return co->be; }
+const ko_backend *ko_coro_backend(const ko_coro *co) { return BE(co); }
 
 void ko_coro_stack(const ko_coro *co, void **lo, size_t *size) {
   const cold *c = COLD(co);
@@ -277,15 +282,15 @@ int ko_destroy(ko_coro *co) {
    * detect_stack_use_after_return) that only it can free: switch in once
    * more; ko_yield sees `dying`, frees it and switches straight back. */
   cold *c = COLD(co);
-  if (co->state == KO_SUSPENDED && c->started && !(co->be->flags & KO_BACKEND_OWN_THREAD)) {
+  if (co->state == KO_SUSPENDED && c->started && !(BE(co)->flags & KO_BACKEND_OWN_THREAD)) {
     void *fake = NULL;
     c->dying = 1;
     asan_start(co, &fake, c->stack.lo, c->stack.size);
-    co->be->jump(BACK(co), co->ctx, NULL);
+    BE(co)->jump(BACK(co), co->ctx, NULL);
     asan_finish(co, fake, NULL, NULL);
   }
 #endif
-  if (co->be->destroy) co->be->destroy(co->ctx);
+  if (BE(co)->destroy) BE(co)->destroy(co->ctx);
   ko_stack st = COLD(co)->stack;
 #ifdef KO_ASAN
   /* Frames abandoned on this stack (a suspended coroutine, or the entry
