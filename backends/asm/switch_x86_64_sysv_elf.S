@@ -26,10 +26,10 @@
  *
  * MXCSR and the x87 control word are per context: a rounding mode set in
  * one coroutine does not leak into another. A new context starts with the
- * values of the thread that made it. Both are always saved (stmxcsr and
- * fnstcw are cheap) but loaded only when the target's differ from the
- * current ones: ldmxcsr and above all fldcw are slow, and almost every
- * switch is between contexts with the same FP control.
+ * values of the thread that made it. Both are saved and loaded on every
+ * switch: loading them only when they differ from the current ones was
+ * measured slower here (reading back what stmxcsr/fnstcw just stored waits
+ * on store forwarding, which costs more than ldmxcsr and fldcw save).
  *
  * The switch leaves through `jmp` to the saved return address, not `ret`:
  * a `ret` here would always miss the CPU's return-address predictor (the
@@ -54,16 +54,12 @@ ko_asm_jump:
     movq    %rbx, 0x28(%rsp)
     movq    %rbp, 0x30(%rsp)
     movq    %rsp, (%rdi)
-    movl    (%rsp), %ecx        /* the current MXCSR and x87 CW */
-    movzwl  4(%rsp), %r9d
     movq    (%rsi), %rsp
     movq    %rdx, %rax          /* the value */
     movq    0x38(%rsp), %r8
-    cmpl    (%rsp), %ecx
-    jne     2f
-    cmpw    4(%rsp), %r9w
-    jne     2f
-1:  movq    0x08(%rsp), %r15
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    movq    0x08(%rsp), %r15
     movq    0x10(%rsp), %r14
     movq    0x18(%rsp), %r13
     movq    0x20(%rsp), %r12
@@ -71,9 +67,6 @@ ko_asm_jump:
     movq    0x30(%rsp), %rbp
     leaq    0x40(%rsp), %rsp
     jmp     *%r8
-2:  ldmxcsr (%rsp)              /* the target's FP control differs */
-    fldcw   4(%rsp)
-    jmp     1b
     .cfi_endproc
     .size   ko_asm_jump, .-ko_asm_jump
 
