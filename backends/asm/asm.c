@@ -10,7 +10,7 @@
 
 #ifdef KO_ASM_SWITCH
 
-void ko_asm_jump(void **from, void **to);
+void *ko_asm_jump(void **from, void **to, void *value);
 void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
 
 static int asm_make(void *ctx, void *lo, size_t size, void (*entry)(void *), void *arg) {
@@ -22,7 +22,7 @@ const struct ko_backend ko_backend_asm = {
   .name = "asm",
   .ctx_size = sizeof(void *),
   .make = asm_make,
-  .jump = (void (*)(void *, void *))ko_asm_jump,
+  .jump = (void *(*)(void *, void *, void *))ko_asm_jump,
 };
 
 #else

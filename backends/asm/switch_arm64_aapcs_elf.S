@@ -1,9 +1,11 @@
 /*
  * switch_arm64_aapcs_elf.S - context switch for AArch64, AAPCS64, ELF.
  *
- * void ko_asm_jump(void **from, void **to);
+ * void *ko_asm_jump(void **from, void **to, void *value);
  *   Saves the callee-saved state on the current stack, stores the stack
- *   pointer in *from, loads *to and restores the state saved there.
+ *   pointer in *from, loads *to and restores the state saved there; the
+ *   other side's pending ko_asm_jump returns `value` (the backend
+ *   interface's jump, engine/src/backend.h).
  * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
  *   Builds a frame below `top` that ko_asm_jump can return into and returns
  *   the stack pointer to store in a context (`lo` is not needed here: this
@@ -41,7 +43,8 @@
  *
  * FPCR (rounding mode, flush-to-zero, default NaN) is per context: a
  * rounding mode set in one coroutine does not leak into another. A new
- * context starts with the value of the thread that made it.
+ * context starts with the value of the thread that made it. It is loaded
+ * only when it differs from the current one (msr fpcr is slow).
  */
 
 /* With -mbranch-protection=bti (or standard), indirect calls must land on
@@ -94,14 +97,17 @@ ko_asm_jump:
     .cfi_offset x28, -0x28
     .cfi_offset x29, -0x20
     .cfi_offset x30, -0x18
-    mrs     x9, fpcr
-    str     x9, [sp, #0xa0]
+    mrs     x10, fpcr
+    str     x10, [sp, #0xa0]
     mov     x9, sp
     str     x9, [x0]
     ldr     x9, [x1]
     mov     sp, x9              /* same frame layout: the CFI still holds */
     ldr     x9, [sp, #0xa0]
+    cmp     x9, x10             /* msr fpcr is slow: only when it differs */
+    b.eq    1f
     msr     fpcr, x9
+1:
     ldp     d8, d9, [sp, #0x00]
     ldp     d10, d11, [sp, #0x10]
     ldp     d12, d13, [sp, #0x20]
@@ -114,6 +120,7 @@ ko_asm_jump:
     ldp     x29, x30, [sp, #0x90]
     add     sp, sp, #0xb0
     .cfi_def_cfa_offset 0
+    mov     x0, x2              /* the value */
     ret
     .cfi_endproc
     .size   ko_asm_jump, .-ko_asm_jump

@@ -3,9 +3,11 @@
  * (hard-float) variant, ELF. Assembles as ARM or as Thumb-2, whichever the
  * compiler targets; either kind of code may call it and be entered by it.
  *
- * void ko_asm_jump(void **from, void **to);
+ * void *ko_asm_jump(void **from, void **to, void *value);
  *   Saves the callee-saved state on the current stack, stores the stack
- *   pointer in *from, loads *to and restores the state saved there.
+ *   pointer in *from, loads *to and restores the state saved there; the
+ *   other side's pending ko_asm_jump returns `value` (the backend
+ *   interface's jump, engine/src/backend.h).
  * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
  *   Builds a frame below `top` that ko_asm_jump can return into and returns
  *   the stack pointer to store in a context (`lo` is not needed here: this
@@ -73,16 +75,17 @@ ko_asm_jump:
     .save   {r4-r11, lr}
     vpush   {d8-d15}
     .vsave  {d8-d15}
-    vmrs    r2, fpscr
-    push    {r2}
+    vmrs    r3, fpscr
+    push    {r3}
     .pad    #4
-    mov     r2, sp
-    str     r2, [r0]
-    ldr     r2, [r1]
-    mov     sp, r2              /* same frame layout: the unwind info holds */
-    pop     {r2}
-    vmsr    fpscr, r2
+    mov     r3, sp
+    str     r3, [r0]
+    ldr     r3, [r1]
+    mov     sp, r3              /* same frame layout: the unwind info holds */
+    pop     {r3}
+    vmsr    fpscr, r3
     vpop    {d8-d15}
+    mov     r0, r2              /* the value */
     pop     {r4-r11, pc}
     .fnend
     .size   ko_asm_jump, .-ko_asm_jump

@@ -1,9 +1,11 @@
 /*
  * switch_i386_sysv_elf.S - context switch for i386, System V ABI (cdecl), ELF.
  *
- * void ko_asm_jump(void **from, void **to);
+ * void *ko_asm_jump(void **from, void **to, void *value);
  *   Saves the callee-saved state on the current stack, stores the stack
- *   pointer in *from, loads *to and restores the state saved there.
+ *   pointer in *from, loads *to and restores the state saved there; the
+ *   other side's pending ko_asm_jump returns `value` (the backend
+ *   interface's jump, engine/src/backend.h).
  * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
  *   Builds a frame below `top` that ko_asm_jump can return into and returns
  *   the stack pointer to store in a context (`lo` is not needed here: this
@@ -38,6 +40,7 @@ ko_asm_jump:
     .cfi_startproc
     movl    4(%esp), %eax       /* from */
     movl    8(%esp), %edx       /* to */
+    movl    12(%esp), %ecx      /* value */
     pushl   %ebp
     .cfi_adjust_cfa_offset 4
     .cfi_rel_offset ebp, 0
@@ -72,6 +75,7 @@ ko_asm_jump:
     popl    %ebp
     .cfi_adjust_cfa_offset -4
     .cfi_restore ebp
+    movl    %ecx, %eax          /* the value */
     ret
     .cfi_endproc
     .size   ko_asm_jump, .-ko_asm_jump

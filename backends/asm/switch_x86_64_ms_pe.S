@@ -2,9 +2,11 @@
  * switch_x86_64_ms_pe.S - context switch for x86-64, Microsoft x64 ABI, PE
  * (GNU as syntax, as used by mingw-w64 and clang for *-w64-mingw32).
  *
- * void ko_asm_jump(void **from, void **to);
+ * void *ko_asm_jump(void **from, void **to, void *value);
  *   Saves the callee-saved state on the current stack, stores the stack
- *   pointer in *from, loads *to and restores the state saved there.
+ *   pointer in *from, loads *to and restores the state saved there; the
+ *   other side's pending ko_asm_jump returns `value` (the backend
+ *   interface's jump, engine/src/backend.h).
  * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
  *   Builds a frame below `top` that ko_asm_jump can return into and returns
  *   the stack pointer to store in a context. [lo, top) becomes the stack
@@ -157,6 +159,7 @@ ko_asm_jump:
     popq    %rdi
     popq    %rbx
     popq    %rbp
+    movq    %r8, %rax           /* the value */
     ret
     .seh_endproc
 

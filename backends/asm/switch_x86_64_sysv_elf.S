@@ -1,14 +1,11 @@
 /*
  * switch_x86_64_sysv_elf.S - context switch for x86-64, System V ABI, ELF.
  *
- * void ko_asm_jump(void **from, void **to);
+ * void *ko_asm_jump(void **from, void **to, void *value);
  *   Saves the callee-saved state on the current stack, stores the stack
- *   pointer in *from, loads *to and restores the state saved there.
- * void *ko_asm_jump_v(void **from, void **to, void *value);
- * int ko_asm_jump_i(void **from, void **to, void *value);
- *   The same code under two more names: `value` is left in rax, so the
- *   other side's pending ko_asm_jump_v/_i call returns it (as a pointer or
- *   as an int). The engine's fast path (engine/src/coro.c) uses them.
+ *   pointer in *from, loads *to and restores the state saved there; the
+ *   other side's pending ko_asm_jump returns `value` (the backend
+ *   interface's jump, engine/src/backend.h).
  * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
  *   Builds a frame below `top` (`lo` is the stack's lowest usable byte, used
  *   only by ABIs that record stack bounds, e.g. the Windows TIB) that ko_asm_jump can return into; returns the
@@ -29,7 +26,10 @@
  *
  * MXCSR and the x87 control word are per context: a rounding mode set in
  * one coroutine does not leak into another. A new context starts with the
- * values of the thread that made it.
+ * values of the thread that made it. Both are saved and loaded on every
+ * switch: loading them only when they differ from the current ones was
+ * measured slower here (reading back what stmxcsr/fnstcw just stored waits
+ * on store forwarding, which costs more than ldmxcsr and fldcw save).
  *
  * The switch leaves through `jmp` to the saved return address, not `ret`:
  * a `ret` here would always miss the CPU's return-address predictor (the
@@ -41,16 +41,8 @@
     .globl  ko_asm_jump
     .hidden ko_asm_jump
     .type   ko_asm_jump, @function
-    .globl  ko_asm_jump_v
-    .hidden ko_asm_jump_v
-    .type   ko_asm_jump_v, @function
-    .globl  ko_asm_jump_i
-    .hidden ko_asm_jump_i
-    .type   ko_asm_jump_i, @function
     .p2align 4
 ko_asm_jump:
-ko_asm_jump_v:
-ko_asm_jump_i:
     .cfi_startproc
     leaq    -0x38(%rsp), %rsp
     stmxcsr (%rsp)
@@ -63,7 +55,7 @@ ko_asm_jump_i:
     movq    %rbp, 0x30(%rsp)
     movq    %rsp, (%rdi)
     movq    (%rsi), %rsp
-    movq    %rdx, %rax          /* the value, for ko_asm_jump_v/_i */
+    movq    %rdx, %rax          /* the value */
     movq    0x38(%rsp), %r8
     ldmxcsr (%rsp)
     fldcw   4(%rsp)
@@ -77,8 +69,6 @@ ko_asm_jump_i:
     jmp     *%r8
     .cfi_endproc
     .size   ko_asm_jump, .-ko_asm_jump
-    .size   ko_asm_jump_v, .-ko_asm_jump_v
-    .size   ko_asm_jump_i, .-ko_asm_jump_i
 
     .globl  ko_asm_make
     .hidden ko_asm_make

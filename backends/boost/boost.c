@@ -4,7 +4,12 @@
  * Links libboost_context from the system (Debian: libboost-context-dev);
  * the build detects it and otherwise leaves this backend out with a reason.
  * fcontext hands the suspended side's handle to the side it switches to, so
- * every jump carries a small record telling the receiver where to store it.
+ * every jump carries a small record telling the receiver where to store it
+ * and the value it passes.
+ *
+ * The engine tail-calls b_jump, and jump_fcontext returns to the one call
+ * site below in every context, so the CPU's return predictor is right about
+ * that return; b_jump's own return lands in the engine's caller.
  */
 #include "backend.h"
 
@@ -24,7 +29,7 @@ typedef struct bctx {
   void *arg;
 } bctx;
 
-typedef struct hop { bctx *from, *to; } hop;
+typedef struct hop { bctx *from, *to; void *value; } hop;
 
 static void start(transfer_t t) {
   hop *h = (hop *)t.data;
@@ -41,11 +46,12 @@ static int b_make(void *ctx, void *lo, size_t size, void (*entry)(void *), void 
   return c->fctx ? 0 : -1;
 }
 
-static void b_jump(void *from, void *to) {
-  hop h = { (bctx *)from, (bctx *)to };
+static void *b_jump(void *from, void *to, void *value) {
+  hop h = { (bctx *)from, (bctx *)to, value };
   transfer_t t = jump_fcontext(h.to->fctx, &h);
   hop *back = (hop *)t.data;
   back->from->fctx = t.fctx;
+  return back->value;
 }
 
 const struct ko_backend ko_backend_boost = {

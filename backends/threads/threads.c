@@ -37,6 +37,7 @@ typedef struct tctx {
   pthread_t thread;
   void (*entry)(void *);
   void *arg;
+  void *value;              /* handed in by the jump that wakes this one */
   jmp_buf leave;
 } tctx;
 
@@ -113,12 +114,14 @@ static int t_make(void *ctx, void *lo, size_t size, void (*entry)(void *), void 
   return 0;
 }
 
-static void t_jump(void *from, void *to) {
+static void *t_jump(void *from, void *to, void *value) {
   tctx *f = (tctx *)from, *t = (tctx *)to;
   atomic_store_explicit(&f->baton, 0, memory_order_relaxed);
+  t->value = value;
   pass_baton(t);
   wait_baton(f);
   if (f->dying) longjmp(f->leave, 1);
+  return f->value;
 }
 
 static void t_destroy(void *ctx) {

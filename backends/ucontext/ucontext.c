@@ -18,6 +18,7 @@
 
 typedef struct uctx {
   ucontext_t uc;
+  void *value;    /* handed in by the jump that continues in this context */
   unsigned mxcsr; /* i386 only: see above */
 } uctx;
 
@@ -57,11 +58,13 @@ static int uc_make(void *ctx, void *lo, size_t size, void (*entry)(void *), void
   return 0;
 }
 
-static void uc_jump(void *from, void *to) {
-  uctx *f = (uctx *)from;
+static void *uc_jump(void *from, void *to, void *value) {
+  uctx *f = (uctx *)from, *t = (uctx *)to;
+  t->value = value;
   SAVE_MXCSR(f);
-  swapcontext(&f->uc, &((uctx *)to)->uc);
+  swapcontext(&f->uc, &t->uc);
   LOAD_MXCSR(f);
+  return f->value;
 }
 
 const struct ko_backend ko_backend_ucontext = {

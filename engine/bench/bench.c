@@ -1,7 +1,7 @@
 /*
  * bench.c - korutin-bench: what a switch costs, per backend.
  *
- *   korutin-bench [--json FILE] [--reps N] [--quick]
+ *   korutin-bench [--json FILE] [--reps N] [--quick] [--million]
  *
  * For each backend built in and usable here:
  *   - ping-pong through the engine (ko_resume/ko_yield) and through the raw
@@ -15,6 +15,7 @@
  * figure is the median of --reps runs (default 7). Prints a table with the
  * ratios against the references and the targets, met or not; --json also
  * writes all of it to FILE. --quick: one short run of each (a smoke test).
+ * --million: only the million-coroutine run instead (million.c).
  */
 #include "bench.h"
 #include "backend.h"
@@ -97,9 +98,9 @@ typedef struct raw { const ko_backend *be; void *main_ctx, *co_ctx; } raw;
  * does: the loop measures the switch, not loads of its arguments. */
 static void raw_entry(void *p) {
   raw *r = (raw *)p;
-  void (*jump)(void *, void *) = r->be->jump;
+  void *(*jump)(void *, void *, void *) = r->be->jump;
   void *self = r->co_ctx, *peer = r->main_ctx;
-  for (;;) jump(self, peer);
+  for (;;) jump(self, peer, NULL);
 }
 
 static double raw_pingpong(const ko_backend *be, long n) {
@@ -109,11 +110,11 @@ static double raw_pingpong(const ko_backend *be, long n) {
   double ns = -1;
   /* calloc is 16-aligned on the platforms korutin runs on */
   if (r.main_ctx && r.co_ctx && stack != MAP_FAILED && be->make(r.co_ctx, stack, size, raw_entry, &r) == 0) {
-    void (*jump)(void *, void *) = be->jump;
+    void *(*jump)(void *, void *, void *) = be->jump;
     void *self = r.main_ctx, *peer = r.co_ctx;
-    for (long i = 0; i < n / 10 + 1; i++) jump(self, peer);
+    for (long i = 0; i < n / 10 + 1; i++) jump(self, peer, NULL);
     double t0 = kb_now_ns();
-    for (long i = 0; i < n; i++) jump(self, peer);
+    for (long i = 0; i < n; i++) jump(self, peer, NULL);
     ns = (kb_now_ns() - t0) / (2.0 * (double)n);
     if (be->destroy) be->destroy(r.co_ctx);
   }
@@ -201,16 +202,20 @@ static const row *find_row(const row *rows, int n, const char *name) {
 static int make_targets(const row *rows, int n, const refs *rf, target *t) {
   int k = 0;
   const row *a = find_row(rows, n, "asm"), *u = find_row(rows, n, "ucontext"), *th = find_row(rows, n, "threads");
+  const row *b = find_row(rows, n, "boost");
   double ratio_ok = rf->fcontext > 0 && a ? 1 : -1;
   if (a) {
     t[k++] = (target){"asm ping-pong, engine (ko_resume/ko_yield) vs raw jump_fcontext",
-                      ratio_ok > 0 ? a->engine_ns / rf->fcontext : -1, 1.0, 1, "x"};
+                      ratio_ok > 0 ? a->engine_ns / rf->fcontext : -1, 0.9, 1, "x"};
     t[k++] = (target){"asm ping-pong, raw backend (make/jump) vs raw jump_fcontext",
                       ratio_ok > 0 ? a->raw_ns / rf->fcontext : -1, 1.0, 1, "x"};
     t[k++] = (target){"asm round trips/s, 1,024 coroutines", a->few.rt_per_s / 1e6, 100, 0, "M/s"};
     t[k++] = (target){"asm round trips/s, 16,384 coroutines", a->lots.rt_per_s / 1e6, 60, 0, "M/s"};
     t[k++] = (target){"asm RSS per idle coroutine", a->lots.rss_per_coro / 1000, 4.5, 1, "KB"};
   }
+  if (b)
+    t[k++] = (target){"boost ping-pong, engine (ko_resume/ko_yield) vs raw jump_fcontext",
+                      rf->fcontext > 0 ? b->engine_ns / rf->fcontext : -1, 1.1, 1, "x"};
   if (u)
     t[k++] = (target){"ucontext ping-pong (engine) vs raw swapcontext",
                       rf->swapcontext > 0 ? u->engine_ns / rf->swapcontext : -1, 1.1, 1, "x"};
@@ -300,15 +305,18 @@ static int write_json(const char *path, const row *rows, int n, const refs *rf, 
 
 int main(int argc, char **argv) {
   const char *json = NULL;
+  int million = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) json = argv[++i];
     else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
     else if (strcmp(argv[i], "--quick") == 0) quick = 1;
+    else if (strcmp(argv[i], "--million") == 0) million = 1;
     else {
-      fprintf(stderr, "usage: korutin-bench [--json FILE] [--reps N] [--quick]\n");
+      fprintf(stderr, "usage: korutin-bench [--json FILE] [--reps N] [--quick] [--million]\n");
       return 2;
     }
   }
+  if (million) return kb_million(json);
   if (quick) reps = 1;
   if (reps < 1 || reps > MAX_REPS) reps = reps < 1 ? 1 : MAX_REPS;
 

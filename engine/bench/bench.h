@@ -18,4 +18,7 @@ double kb_ref_fcontext(long round_trips);
 double kb_ref_swapcontext(long round_trips);
 double kb_ref_futex(long round_trips);
 
+/* korutin-bench --million (million.c): returns the exit status. */
+int kb_million(const char *json);
+
 #endif

@@ -50,6 +50,11 @@ typedef enum ko_err {
 
 /* Text for an error code; never NULL. */
 const char *ko_strerror(int err);
+/* More about the last failure of ko_create() on this thread, when there is
+ * more to say than its error code (e.g. a KO_ENOMEM because the kernel's
+ * vm.max_map_count would be reached: it names the figure to set); else
+ * NULL. */
+const char *ko_error_detail(void);
 
 /* ---------------------------------------------------------------- backends */
 

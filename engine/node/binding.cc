@@ -174,11 +174,13 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
           Napi::PropertyDescriptor::Value("no", Napi::Number::New(env, no_), napi_enumerable));
     }
     if (err) {
+      const char *detail = ko_error_detail();
       CodedError(env, err == KO_ENOMEM ? "ERR_OUT_OF_MEMORY" : "ERR_INVALID_CONFIG",
                  std::string("cannot create a coroutine: ") + ko_strerror(err) +
-                     (err == KO_ENOMEM ? "; each stack is a memory mapping: finish or return() idle coroutines, "
-                                         "use a smaller stackSize, or raise the limits (ulimit -v, sysctl vm.max_map_count)"
-                                       : ""))
+                     (detail ? std::string(": ") + detail
+                      : err == KO_ENOMEM ? "; each stack is a memory mapping: finish or return() idle coroutines, "
+                                           "use a smaller stackSize, or raise the limits (ulimit -v, sysctl vm.max_map_count)"
+                                         : ""))
           .ThrowAsJavaScriptException();
     }
   }

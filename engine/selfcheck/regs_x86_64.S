@@ -3,8 +3,8 @@
  * x86-64 System V, calls a function, and reports what they hold after it.
  *
  * void kt_regs_call(const uint64_t in[6], uint64_t out[6],
- *                   void (*fn)(void *, void *), void *a, void *b);
- *   rbx, rbp, r12, r13, r14, r15 = in[0..5]; fn(a, b);
+ *                   void *(*fn)(void *, void *, void *), void *a, void *b);
+ *   rbx, rbp, r12, r13, r14, r15 = in[0..5]; fn(a, b, <anything>);
  *   out[0..5] = rbx, rbp, r12, r13, r14, r15.
  * fn may be a backend's jump itself, so that nothing but the switch stands
  * between the values loaded and the values checked.

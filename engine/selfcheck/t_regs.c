@@ -28,7 +28,7 @@
 
 #if defined(__x86_64__) && !defined(_WIN32) && !defined(__APPLE__)
 #define HAVE_REGS_HELPER 1
-void kt_regs_call(const uint64_t in[6], uint64_t out[6], void (*fn)(void *, void *), void *a, void *b);
+void kt_regs_call(const uint64_t in[6], uint64_t out[6], void *(*fn)(void *, void *, void *), void *a, void *b);
 #endif
 
 #define ROUNDS 8
@@ -49,14 +49,16 @@ static void compare(kt *t, const char *who, int round, const uint64_t want[6], c
 
 /* ---- through the engine */
 
-static void do_resume(void *co, void *t) {
+static void *do_resume(void *co, void *t, void *unused) {
+  (void)unused;
   int err = ko_resume((ko_coro *)co, NULL, NULL);
   KT_CHECK((kt *)t, err == KO_OK, "ko_resume: %s", ko_strerror(err));
+  return NULL;
 }
 
-static void do_yield(void *a, void *b) {
-  (void)a, (void)b;
-  ko_yield(NULL);
+static void *do_yield(void *a, void *b, void *unused) {
+  (void)a, (void)b, (void)unused;
+  return ko_yield(NULL);
 }
 
 static void *regs_body(ko_coro *co, void *arg) {
@@ -100,7 +102,7 @@ static void raw_entry(void *p) {
     kt_regs_call(in, out, r->be->jump, r->co_ctx, r->main_ctx);
     compare(r->t, "raw context", round, in, out);
   }
-  for (;;) r->be->jump(r->co_ctx, r->main_ctx); /* an entry never returns */
+  for (;;) r->be->jump(r->co_ctx, r->main_ctx, NULL); /* an entry never returns */
 }
 
 static void registers_raw(kt *t) {

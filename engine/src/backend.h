@@ -29,8 +29,15 @@ struct ko_backend {
   /* Prepares `ctx` so that the first switch into it runs entry(arg) on the
    * stack [lo, lo + size). entry must never return. Returns 0 or ko_err. */
   int (*make)(void *ctx, void *lo, size_t size, void (*entry)(void *), void *arg);
-  /* Saves the running context into `from` and continues in `to`. */
-  void (*jump)(void *from, void *to);
+  /* Saves the running context into `from` and continues in `to`, handing
+   * it `value`: the jump() that `to` is suspended in returns `value`. This
+   * one returns when some later jump() continues in `from`, with that
+   * jump's value. The engine does all its bookkeeping before the switch and
+   * calls jump() last (a tail call), so whatever a backend's jump returns
+   * to after the switch is the engine's caller: a backend must not expect
+   * anything of the engine to run after it. A new context ignores the
+   * value of the jump that starts it. */
+  void *(*jump)(void *from, void *to, void *value);
   /* Releases what make() acquired (for a context that is not running). */
   void (*destroy)(void *ctx);
 };

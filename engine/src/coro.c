@@ -12,15 +12,21 @@
  * the asm backend's ctx and back too) fits in one cache line; what it does
  * not touch lives in `cold`, just below. The switch path allocates nothing.
  *
- * Two ways through a switch:
- *  - any backend: ko_resume() calls jump(), and when it is switched back to
- *    it finishes its own bookkeeping; values cross in `transfer`.
- *  - the x86-64 asm backend (not under ASan, which needs work after each
- *    switch): ko_resume() and ko_yield() end in a tail call of the switch,
- *    which also carries a value into the other side's pending call. The
- *    side that switches away does the bookkeeping for the side it wakes.
- *    Nothing returns with `ret` across a switch, so the CPU's return-address
- *    predictor never misses: this halves the cost of a round trip.
+ * One way through a switch, for every backend: ko_resume() and ko_yield()
+ * end in a tail call of the backend's jump(), which carries a value into
+ * the other side's pending call. The side that switches away does the
+ * bookkeeping for the side it wakes (hand_back), so nothing of the engine
+ * runs after a switch and no engine frame is returned into across one: the
+ * jump returns straight to ko_resume's or ko_yield's caller. (A backend
+ * whose switch is a C function, like boost's, still returns across the
+ * switch once; the asm backend leaves with a jump and not even that.)
+ *
+ * Two things need work after each switch and so take the "after" path,
+ * which returns into resume_after()/yield_after(): ASan builds (fiber
+ * switch annotations), and backends whose contexts are threads of their own
+ * (KO_BACKEND_OWN_THREAD: `current` is per OS thread, so it must be set on
+ * the thread that wakes up). It is chosen by that flag, never by name
+ * (a coroutine on it has a null `jump`).
  */
 #include "korutin.h"
 #include "backend.h"
@@ -45,12 +51,10 @@
 
 /* The hot part: 32 bytes, then the two contexts. */
 struct ko_coro {
-  const ko_backend *be;
-  union {
-    void *transfer;         /* any backend: the value crossing a switch */
-    void **out;             /* fast path: where the resumer wants it */
-  };
-  ko_coro *parent;          /* fast path: the resumer, while it runs */
+  /* The backend's jump, or NULL for the "after" path (see the top). */
+  void *(*jump)(void *from, void *to, void *value);
+  void **out;               /* where the resumer wants the value */
+  ko_coro *parent;          /* the resumer, while it runs */
   ko_state state;
   unsigned back_off;        /* offset of `back` from ctx */
   _Alignas(16) unsigned char ctx[];
@@ -58,6 +62,7 @@ struct ko_coro {
 
 /* The cold part, just below the hot one. */
 typedef struct cold {
+  const ko_backend *be;
   ko_fn fn;
   void *arg;
   ko_stack stack;
@@ -82,25 +87,17 @@ typedef struct cold {
 #endif
 static KO_TLS ko_coro *current;
 
-/* The fast path (see the top of this file) for the x86-64 System V asm
- * switch, which exports the same code under three names: jump() for the
- * backend interface, and these two, which also move `value` into rax. */
-#if defined(KO_ASM_SWITCH) && defined(__x86_64__) && !defined(__ILP32__) && defined(__ELF__) && !defined(KO_ASAN)
-#define KO_FAST 1
-void *ko_asm_jump_v(void *from, void *to, void *value);
-int ko_asm_jump_i(void *from, void *to, void *value);
-#define FAST(co) ((co)->be == &ko_backend_asm)
-/* Its context is one pointer, so `back` is 16 bytes after ctx. */
-#define FAST_BACK(co) ((void *)((co)->ctx + 16))
+/* The "after" path (see the top of this file). */
+#define BE(co) (COLD(co)->be)
+#define AFTER(co) ((co)->jump == NULL)
 
-/* Fast path, leaving a coroutine: what ko_resume() would do on its return. */
+/* Leaving a coroutine: what ko_resume() would do on its return. */
 static inline void hand_back(ko_coro *co, void *value) {
   ko_coro *parent = co->parent;
   current = parent;
   if (parent) parent->state = KO_RUNNING;
   if (co->out) *co->out = value;
 }
-#endif
 
 #define ALIGN_UP(n, a) (((n) + (a) - 1) & ~(size_t)((a) - 1))
 
@@ -108,7 +105,7 @@ static inline void hand_back(ko_coro *co, void *value) {
  * whose contexts own OS threads needs none. */
 static inline void asan_start(const ko_coro *co, void **save, const void *lo, size_t size) {
 #ifdef KO_ASAN
-  if (!(co->be->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_start_switch_fiber(save, lo, size);
+  if (!(BE(co)->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_start_switch_fiber(save, lo, size);
 #else
   (void)co, (void)save, (void)lo, (void)size;
 #endif
@@ -116,7 +113,7 @@ static inline void asan_start(const ko_coro *co, void **save, const void *lo, si
 
 static inline void asan_finish(const ko_coro *co, void *save, const void **lo, size_t *size) {
 #ifdef KO_ASAN
-  if (!(co->be->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_finish_switch_fiber(save, lo, size);
+  if (!(BE(co)->flags & KO_BACKEND_OWN_THREAD)) __sanitizer_finish_switch_fiber(save, lo, size);
 #else
   (void)co, (void)save, (void)lo, (void)size;
 #endif
@@ -130,22 +127,20 @@ static void co_main(void *p) {
   current = co;
   void *result = c->fn(co, c->arg);
   co->state = KO_DEAD;
-#ifdef KO_FAST
-  if (FAST(co)) {
+  if (AFTER(co)) {
+    /* NULL: this fiber ends, ASan may drop its fake stack. */
+    asan_start(co, NULL, c->back_lo, c->back_size);
+    BE(co)->jump(co->ctx, BACK(co), result);
+  } else {
     hand_back(co, result);
-    ko_asm_jump_v(co->ctx, FAST_BACK(co), NULL);
-    abort();
+    BE(co)->jump(co->ctx, BACK(co), NULL);
   }
-#endif
-  co->transfer = result;
-  /* NULL: this fiber ends, ASan may drop its fake stack. */
-  asan_start(co, NULL, c->back_lo, c->back_size);
-  co->be->jump(co->ctx, BACK(co));
   abort(); /* a dead coroutine is never switched to */
 }
 
 int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   ko_options def = {0};
+  ko_error_detail_clear();
   if (!opt) opt = &def;
   if (out) *out = NULL;
   if (!out || !fn) return KO_EINVAL;
@@ -176,7 +171,12 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   ko_coro *co = (ko_coro *)((top - hot) & ~(uintptr_t)63);
   cold *c = COLD(co);
   memset(c, 0, sizeof *c + hot);
-  co->be = be;
+  c->be = be;
+#ifdef KO_ASAN
+  co->jump = NULL;
+#else
+  co->jump = be->flags & KO_BACKEND_OWN_THREAD ? NULL : be->jump;
+#endif
   co->state = KO_SUSPENDED;
   co->back_off = (unsigned)ctx_size;
   c->fn = fn;
@@ -194,22 +194,21 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   return KO_OK;
 }
 
-/* Any backend: switch, then finish the bookkeeping here. Kept out of line
- * so that the fast path in ko_resume() needs no stack frame. */
+/* The "after" path: switch, then finish the bookkeeping here. Kept out of
+ * line so that ko_resume() and ko_yield() need no stack frame. */
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
-static int resume_any(ko_coro *co, ko_coro *self, void *in, void **out) {
-  co->transfer = in;
+static int resume_after(ko_coro *co, ko_coro *self, void *in, void **out) {
   void *fake = NULL;
 #ifdef KO_ASAN
   asan_start(co, &fake, COLD(co)->stack.lo, COLD(co)->stack.size);
 #endif
-  co->be->jump(BACK(co), co->ctx);
+  void *value = BE(co)->jump(BACK(co), co->ctx, in);
   asan_finish(co, fake, NULL, NULL);
   current = self;
   if (self) self->state = KO_RUNNING;
-  if (out) *out = co->transfer;
+  if (out) *out = value;
   return KO_OK;
 }
 
@@ -219,59 +218,55 @@ int ko_resume(ko_coro *co, void *in, void **out) {
   ko_coro *self = current;
   if (self) self->state = KO_NORMAL;
   co->state = KO_RUNNING;
-#ifdef KO_FAST
-  if (FAST(co)) {
-    co->parent = self;
-    co->out = out;
-    current = co;
-    /* A tail call: the coroutine switches back straight to our caller,
-     * with KO_OK, after doing hand_back() for us. */
-    return ko_asm_jump_i(FAST_BACK(co), co->ctx, in);
-  }
-#endif
-  return resume_any(co, self, in, out);
+  if (AFTER(co)) return resume_after(co, self, in, out);
+  co->parent = self;
+  co->out = out;
+  current = co;
+  /* A tail call: the coroutine switches back straight to our caller with
+   * a null value, after doing hand_back() for us. The jump is called as
+   * returning int so that the compiler need not truncate its result after
+   * it (which would cost the tail call): on every ABI korutin supports an
+   * int comes back in the low part of the pointer return register, so the
+   * null value reads as KO_OK. */
+  int (*jump_int)(void *, void *, void *) = (int (*)(void *, void *, void *))(void (*)(void))co->jump;
+  return jump_int(BACK(co), co->ctx, in);
 }
 
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
-static void *yield_any(ko_coro *co, void *out) {
-  co->transfer = out;
+static void *yield_after(ko_coro *co, void *out) {
 #ifdef KO_ASAN
   cold *c = COLD(co);
   asan_start(co, &c->fake_stack, c->back_lo, c->back_size);
 #endif
-  co->be->jump(co->ctx, BACK(co));
+  void *in = BE(co)->jump(co->ctx, BACK(co), out);
 #ifdef KO_ASAN
   asan_finish(co, c->fake_stack, &c->back_lo, &c->back_size);
   if (c->dying) { /* see ko_destroy: drop the fake stack and go straight back */
     asan_start(co, NULL, c->back_lo, c->back_size);
-    co->be->jump(co->ctx, BACK(co));
+    BE(co)->jump(co->ctx, BACK(co), NULL);
   }
 #endif
   current = co;
-  return co->transfer;
+  return in;
 }
 
 void *ko_yield(void *out) {
   ko_coro *co = current;
   if (!co) return NULL;
   co->state = KO_SUSPENDED;
-#ifdef KO_FAST
-  if (FAST(co)) {
-    hand_back(co, out);
-    /* A tail call: the next ko_resume() lands in our caller with its `in`. */
-    return ko_asm_jump_v(co->ctx, FAST_BACK(co), NULL);
-  }
-#endif
-  return yield_any(co, out);
+  if (AFTER(co)) return yield_after(co, out);
+  hand_back(co, out);
+  /* A tail call: the next ko_resume() lands in our caller with its `in`. */
+  return co->jump(co->ctx, BACK(co), NULL);
 }
 
 ko_coro *ko_current(void) { return current; }
 ko_state ko_status(const ko_coro *co) { return co->state; }
 void *ko_get_data(const ko_coro *co) { return COLD(co)->data; }
 void ko_set_data(ko_coro *co, void *data) { COLD(co)->data = data; }
-const ko_backend *ko_coro_backend(const ko_coro *co) { return co->be; }
+const ko_backend *ko_coro_backend(const ko_coro *co) { return BE(co); }
 
 void ko_coro_stack(const ko_coro *co, void **lo, size_t *size) {
   const cold *c = COLD(co);
@@ -287,15 +282,15 @@ int ko_destroy(ko_coro *co) {
    * detect_stack_use_after_return) that only it can free: switch in once
    * more; ko_yield sees `dying`, frees it and switches straight back. */
   cold *c = COLD(co);
-  if (co->state == KO_SUSPENDED && c->started && !(co->be->flags & KO_BACKEND_OWN_THREAD)) {
+  if (co->state == KO_SUSPENDED && c->started && !(BE(co)->flags & KO_BACKEND_OWN_THREAD)) {
     void *fake = NULL;
     c->dying = 1;
     asan_start(co, &fake, c->stack.lo, c->stack.size);
-    co->be->jump(BACK(co), co->ctx);
+    BE(co)->jump(BACK(co), co->ctx, NULL);
     asan_finish(co, fake, NULL, NULL);
   }
 #endif
-  if (co->be->destroy) co->be->destroy(co->ctx);
+  if (BE(co)->destroy) BE(co)->destroy(co->ctx);
   ko_stack st = COLD(co)->stack;
 #ifdef KO_ASAN
   /* Frames abandoned on this stack (a suspended coroutine, or the entry

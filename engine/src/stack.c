@@ -11,12 +11,25 @@
  * that the tops of neighbouring stacks do not all fall in the same cache
  * sets. Freed stacks wait in a small pool for reuse (the pool is guarded by a
  * mutex; it is never touched on the switch path).
+ *
+ * Without guard regions (older kernels; or KORUTIN_NO_GUARD_REGIONS=1 in the
+ * environment, which forces this path for tests), a stack is two VMAs:
+ * a PROT_NONE region can neither share a VMA with the usable part nor be a
+ * hole (another mapping could land in it), so there is no one-VMA layout.
+ * vm.max_map_count (65,530 by default) then caps the process at about
+ * 32,000 stacks, and reaching it makes every later mmap in the process fail,
+ * not only ours. So this path keeps a budget: before a mapping would leave
+ * fewer than KO_MAP_RESERVE mappings for the rest of the process, it refuses
+ * with KO_ENOMEM and says why (ko_error_detail()): vm.max_map_count, and the
+ * figure to set it to.
  */
 #include "stack.h"
 #include "korutin.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -29,6 +42,12 @@
 #endif
 #endif
 
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define KO_DETAIL_TLS __thread __attribute__((tls_model("initial-exec")))
+#else
+#define KO_DETAIL_TLS _Thread_local
+#endif
+
 #ifndef MAP_STACK
 #define MAP_STACK 0
 #endif
@@ -36,6 +55,8 @@
 #if defined(__linux__) && !defined(MADV_GUARD_INSTALL)
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
 #endif
+
+static void budget_give(long fewer);
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static ko_stack *pool;          /* free stacks, chained through their lo */
@@ -114,6 +135,7 @@ static int pool_put(ko_stack *s) {
 static void unmap(ko_stack *s) {
   vg_deregister(s);
   munmap(s->map, s->map_size);
+  if (s->vmas) budget_give(s->vmas);
 }
 
 size_t ko_stack_pool_limit(size_t max) {
@@ -138,6 +160,82 @@ size_t ko_stack_pool_limit(size_t max) {
   return old;
 }
 
+/* --------------------------------------------- the mapping budget (above) */
+
+/* Mappings left to the rest of the process: libraries, malloc, a JIT. */
+#define KO_MAP_RESERVE 4096
+
+static KO_DETAIL_TLS const char *detail;
+static char detail_buf[512];
+static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
+static long map_max = -1;      /* vm.max_map_count; 0: unknown */
+static long map_used;          /* at the last count, plus those made since */
+static long since_count;       /* mappings made since the last count */
+static long recount_at = -1;   /* count again when since_count reaches it */
+
+const char *ko_error_detail(void) { return detail; }
+void ko_error_detail_clear(void) { detail = NULL; }
+
+static long read_long(const char *path) {
+  FILE *f = fopen(path, "r");
+  long v = 0;
+  if (!f) return 0;
+  if (fscanf(f, "%ld", &v) != 1) v = 0;
+  fclose(f);
+  return v;
+}
+
+static long count_maps(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f) return 0;
+  long n = 0;
+  char buf[16384];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+    for (char *p = buf; (p = memchr(p, '\n', (size_t)(buf + got - p))) != NULL; p++) n++;
+  fclose(f);
+  return n;
+}
+
+/* May `more` mappings be made? Called only on the two-VMA path. */
+static int budget_take(long more) {
+  pthread_mutex_lock(&budget_lock);
+  if (map_max < 0) map_max = read_long("/proc/sys/vm/max_map_count");
+  /* Count again once we may have used half of what was left at the last
+   * count (so counts get rarer the more room there is: a few per limit),
+   * and before refusing. Others' mappings come out of KO_MAP_RESERVE. */
+  if (map_max > 0 && (since_count >= recount_at || map_used + more + KO_MAP_RESERVE > map_max)) {
+    map_used = count_maps();
+    since_count = 0;
+    recount_at = (map_max - map_used - KO_MAP_RESERVE) / 2;
+    if (recount_at < 64) recount_at = 64;
+  }
+  int ok = map_max <= 0 || map_used + more + KO_MAP_RESERVE <= map_max;
+  if (ok) {
+    map_used += more;
+    since_count += more;
+  } else {
+    long want = map_max * 2 > 2 * 1000000L + map_used ? map_max * 2 : 2 * 1000000L + map_used;
+    snprintf(detail_buf, sizeof detail_buf,
+             "no more coroutine stacks: this kernel has no guard regions (Linux 6.13+), so each stack "
+             "with its guard page takes 2 memory mappings, and %ld of vm.max_map_count=%ld are in use "
+             "(%d kept for the rest of the process); raise it, e.g. sysctl -w vm.max_map_count=%ld "
+             "(2 per coroutine: that is enough for about 1,000,000 of them)",
+             map_used, map_max, KO_MAP_RESERVE, want);
+    detail = detail_buf;
+  }
+  pthread_mutex_unlock(&budget_lock);
+  return ok;
+}
+
+static void budget_give(long fewer) {
+  pthread_mutex_lock(&budget_lock);
+  map_used -= fewer;
+  pthread_mutex_unlock(&budget_lock);
+}
+
+/* ------------------------------------------------------------------ guards */
+
 #ifdef MADV_GUARD_INSTALL
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int light_guards;
@@ -147,6 +245,8 @@ static int light_guards;
  * the kernel will not read through it (a write from it into a pipe must
  * fail with EFAULT). */
 static void probe_light_guards(void) {
+  const char *off = getenv("KORUTIN_NO_GUARD_REGIONS");
+  if (off && *off && strcmp(off, "0") != 0) return; /* forced off (tests) */
   size_t page = ko_page_size();
   char *p = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return;
@@ -161,10 +261,18 @@ static void probe_light_guards(void) {
 }
 #endif
 
+static int have_light_guards(void) {
+#ifdef MADV_GUARD_INSTALL
+  pthread_once(&probe_once, probe_light_guards);
+  return light_guards;
+#else
+  return 0;
+#endif
+}
+
 /* Makes the lowest `guard` bytes of a fresh mapping fault when touched. */
 static int install_guard(void *map, size_t guard) {
 #ifdef MADV_GUARD_INSTALL
-  pthread_once(&probe_once, probe_light_guards);
   if (light_guards && madvise(map, guard, MADV_GUARD_INSTALL) == 0) return 0;
 #endif
   return mprotect(map, guard, PROT_NONE);
@@ -178,13 +286,17 @@ int ko_stack_alloc(ko_stack *s, size_t size, size_t guard) {
   if (((size + guard) & (size + guard - 1)) == 0) size += page;
   if (pool_take(s, size, guard)) return KO_OK;
 
+  /* Two mappings when the guard is a PROT_NONE one of its own (see top). */
+  long vmas = guard && !have_light_guards() ? 2 : 0;
+  if (vmas && !budget_take(vmas)) return KO_ENOMEM;
   void *map = mmap(NULL, size + guard, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (map == MAP_FAILED) return KO_ENOMEM;
-  if (guard && install_guard(map, guard) != 0) {
-    munmap(map, size + guard);
+  if (map == MAP_FAILED || (guard && install_guard(map, guard) != 0)) {
+    if (map != MAP_FAILED) munmap(map, size + guard);
+    if (vmas) budget_give(vmas);
     return KO_ENOMEM;
   }
+  s->vmas = (unsigned)vmas;
   s->map = map;
   s->map_size = size + guard;
   s->lo = (char *)map + guard;
@@ -194,6 +306,7 @@ int ko_stack_alloc(ko_stack *s, size_t size, size_t guard) {
 }
 
 void ko_stack_wrap(ko_stack *s, void *lo, size_t size) {
+  s->vmas = 0;
   s->map = NULL;
   s->map_size = 0;
   s->lo = lo;

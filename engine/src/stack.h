@@ -12,6 +12,7 @@ typedef struct ko_stack {
   void *map;         /* the whole mapping, guard included; NULL if not ours */
   size_t map_size;
   unsigned vg_id;    /* valgrind's stack id */
+  unsigned vmas;     /* mappings counted against vm.max_map_count (stack.c) */
 } ko_stack;
 
 /* A stack of at least `size` usable bytes with `guard` bytes of PROT_NONE
@@ -22,5 +23,7 @@ void ko_stack_wrap(ko_stack *s, void *lo, size_t size);
 /* Returns the stack to the pool, or unmaps it. */
 void ko_stack_free(ko_stack *s);
 size_t ko_page_size(void);
+/* Forgets the last detail (ko_error_detail()); ko_create calls it first. */
+void ko_error_detail_clear(void);
 
 #endif
