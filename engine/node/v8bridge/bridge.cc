@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "discover.h"
+#include "profiler.h"
 
 // V8 12+ has continuation-preserved embedder data (Node 24+ keeps its
 // AsyncContextFrame, i.e. AsyncLocalStorage, there): each coroutine carries
@@ -34,6 +35,13 @@ void RefreshStackStart(v8::Isolate *iso) {
   iso->Exit();
 }
 
+// Lends the resumer's thread record to this coroutine for V8's samplers
+// while it holds the lock (see profiler.h).
+struct ProfilerLoan {
+  ProfilerLoan() { ProfilerLend(); }
+  ~ProfilerLoan() { ProfilerReturn(); }
+};
+
 void *Entry(ko_coro *, void *arg) {
   JsCoroutine *c = static_cast<JsCoroutine *>(arg);
   v8::Isolate *iso = c->isolate;
@@ -41,6 +49,7 @@ void *Entry(ko_coro *, void *arg) {
     v8::Locker locker(iso);  // a fresh V8 thread: new id, new stack guard
     if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
     iso->SetStackLimit(c->js_limit);
+    ProfilerLoan loan;
     {
       v8::HandleScope scope(iso);
       v8::Local<v8::Context> ctx = c->context.Get(iso);
@@ -93,6 +102,8 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
   // with it; the coroutine runs in its own.
   v8::Local<v8::Value> resumer_data = iso->GetContinuationPreservedEmbedderData();
 #endif
+  if (!c->own_thread && !JsCurrent()) ProfilerNoteBase(iso);
+  ProfilerReturn();
   {
     v8::Unlocker unlocker(iso);
     for (;;) {
@@ -109,6 +120,7 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
     }
   }
   RefreshStackStart(iso);
+  ProfilerLend();
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(resumer_data);
 #endif
@@ -127,6 +139,7 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
   }
 #endif
   if (c->own_thread) iso->Exit();
+  ProfilerReturn();
   {
     v8::Unlocker unlocker(iso);
     if (!c->own_thread) {
@@ -136,6 +149,7 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
     ko_yield(nullptr);
   }
   if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
+  ProfilerLend();
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif

@@ -221,6 +221,10 @@ const Discovery &Discover() {
   return d;
 }
 
+void *FindV8Function(const char *name, std::string *from, std::string *why) {
+  return FindFunction(name, from, why);
+}
+
 V8Slots SlotsOfThisThread() {
   // On the switch path: the offsets are read once, after Discover() ran.
   static const long tid_off = Discover().thread_id_offset;
