@@ -147,8 +147,14 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
     }
     c->next = next;
     ko_yield(nullptr);
+    // Own thread: enter the isolate again before the Locker restores this
+    // V8 thread. Restoring its debug state re-applies breakpoints, which
+    // needs Isolate::Current() on this OS thread (it crashed in
+    // Isolate::main_thread_local_heap() after a pause in a coroutine). The
+    // resumer waits in ko_resume meanwhile, so entries stay LIFO.
+    if (c->own_thread) iso->Enter();
   }
-  if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
+  if (!c->own_thread) RefreshStackStart(iso);
   ProfilerLend();
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
