@@ -78,7 +78,6 @@ async function describePause(post, params) {
   return { reason: params.reason, line: top.location.lineNumber, frames: params.callFrames.map((f) => f.functionName), evaluated: ev.result.value, locals };
 }`;
 }
-// eslint-disable-next-line @typescript-eslint/no-implied-eval
 const describePause = new Function(`${describePauseSource()}; return describePause;`)() as (
   post: (m: string, p?: object) => Promise<any>,
   params: any,

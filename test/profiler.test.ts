@@ -11,6 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { backends } from '../ts';
+import { native } from '../ts/native';
 import { PACKAGE_ENTRY, testBackends } from './helpers';
 
 /** The child's program: BACKEND and the package entry come from the environment. */
@@ -90,6 +91,14 @@ function child(args: string[], env: NodeJS.ProcessEnv, cwd: string) {
 
 const OWN_THREAD_REASON =
   "V8's sampler signals the OS thread that started the profiler, and a threads-backend coroutine runs on another";
+
+describe('profiler support', () => {
+  it("finds and verifies V8's per-thread record at load time", () => {
+    const report = native.bridge() as unknown as { ok: boolean; profiler: boolean; profilerReason: string | null };
+    if (!report.ok) return;
+    assert.equal(report.profiler, true, `profiler support is off: ${report.profilerReason}`);
+  });
+});
 
 for (const backend of testBackends()) {
   const ownThread = backends().find((b) => b.name === backend)!.ownThread;
