@@ -309,7 +309,7 @@ for (const backend of testBackends()) {
         ws.close();
         ws = undefined;
         const code = await within(waitExit(ch), 20_000, 'the child to finish');
-        assert.equal(code, 0, `child: ${stderr}`);
+        assert.equal(code, 0, `child (${ch.signalCode}): ${stderr}`);
         const out = JSON.parse(stdout.trim().split('\n').pop()!);
         assert.deepEqual(out, { first: { value: 42, done: false }, second: { value: 43, done: true } });
       } finally {

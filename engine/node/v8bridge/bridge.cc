@@ -50,6 +50,7 @@ void *Entry(ko_coro *, void *arg) {
     if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
     iso->SetStackLimit(c->js_limit);
     ProfilerLoan loan;
+    if (c->own_thread) ProfilerOwnThreadIn(iso);
     {
       v8::HandleScope scope(iso);
       v8::Local<v8::Context> ctx = c->context.Get(iso);
@@ -61,7 +62,10 @@ void *Entry(ko_coro *, void *arg) {
       v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
       (void)ignored;
     }
-    if (c->own_thread) iso->Exit();
+    if (c->own_thread) {
+      ProfilerOwnThreadOut();
+      iso->Exit();
+    }
   }  // the top-level Locker frees this V8 thread's resources
   iso->DiscardThreadSpecificMetadata();
   c->finished = true;
@@ -138,7 +142,10 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
     if (c->continuation_data != data) c->continuation_data.Reset(iso, data);
   }
 #endif
-  if (c->own_thread) iso->Exit();
+  if (c->own_thread) {
+    ProfilerOwnThreadOut();
+    iso->Exit();
+  }
   ProfilerReturn();
   {
     v8::Unlocker unlocker(iso);
@@ -156,6 +163,7 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
   }
   if (!c->own_thread) RefreshStackStart(iso);
   ProfilerLend();
+  if (c->own_thread) ProfilerOwnThreadIn(iso);
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif

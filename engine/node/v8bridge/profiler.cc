@@ -1,10 +1,20 @@
 // profiler.cc - see profiler.h.
 #include "profiler.h"
 
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <thread>
+#include <vector>
 
+#include <v8-profiler.h>
+
+#include "bridge.h"
 #include "discover.h"
 
 namespace korutin {
@@ -125,6 +135,69 @@ void ProfilerReturn() {
   IntAt(b.rec, g_disc.thread_id_offset) = b.tid;
   PtrAt(b.rec, g_disc.thread_state_offset) = b.state;
   b.lent = false;
+}
+
+namespace {
+
+// Never destroyed: the ticker thread waits on them until the process ends
+// (a destroyed condition variable with a waiter hangs exit()).
+struct Ticker {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<v8::Isolate *> running;  // one entry per running own-thread coroutine
+  bool started = false;
+};
+Ticker &T() {
+  static Ticker *t = new Ticker();
+  return *t;
+}
+thread_local v8::Isolate *t_registered = nullptr;
+
+bool SamplingSignalInstalled() {
+  struct sigaction sa;
+  if (sigaction(SIGPROF, nullptr, &sa) != 0) return false;
+  if (sa.sa_flags & SA_SIGINFO) return sa.sa_sigaction != nullptr;
+  return sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN;
+}
+
+void SampleHere(v8::Isolate *iso, void *) {
+  JsCoroutine *c = JsCurrent();
+  if (c && c->own_thread && c->isolate == iso) v8::CpuProfiler::CollectSample(iso);
+}
+
+void Tick() {
+  Ticker &t = T();
+  std::unique_lock<std::mutex> lock(t.mu);
+  for (;;) {
+    t.cv.wait(lock, [&t] { return !t.running.empty(); });
+    // Under t.mu: a listed isolate is alive (its coroutine unlists it first).
+    for (v8::Isolate *iso : t.running) iso->RequestInterrupt(SampleHere, nullptr);
+    t.cv.wait_for(lock, std::chrono::milliseconds(1), [] { return false; });
+  }
+}
+
+}  // namespace
+
+void ProfilerOwnThreadIn(v8::Isolate *iso) {
+  if (t_registered || !SamplingSignalInstalled()) return;
+  Ticker &t = T();
+  std::lock_guard<std::mutex> lock(t.mu);
+  t.running.push_back(iso);
+  t_registered = iso;
+  if (!t.started) {
+    t.started = true;
+    std::thread(Tick).detach();
+  }
+  t.cv.notify_one();
+}
+
+void ProfilerOwnThreadOut() {
+  if (!t_registered) return;
+  Ticker &t = T();
+  std::lock_guard<std::mutex> lock(t.mu);
+  auto it = std::find(t.running.begin(), t.running.end(), t_registered);
+  if (it != t.running.end()) t.running.erase(it);
+  t_registered = nullptr;
 }
 
 }  // namespace korutin

@@ -46,6 +46,17 @@ void ProfilerNoteBase(v8::Isolate *iso);
 void ProfilerLend();
 void ProfilerReturn();
 
+// Own-thread backends (threads): V8's sampler signals the OS thread that
+// started it, never a coroutine's thread. While a sampling profiler is on
+// (a SIGPROF handler is installed), a ticker asks the isolate for an
+// interrupt every millisecond while such a coroutine runs, and the
+// interrupt records the coroutine's stack with the public
+// v8::CpuProfiler::CollectSample (CPU profiles only; --prof misses them).
+// On a coroutine's thread, right after taking the lock / right before
+// releasing it.
+void ProfilerOwnThreadIn(v8::Isolate *iso);
+void ProfilerOwnThreadOut();
+
 }  // namespace korutin
 
 #endif
