@@ -8,7 +8,8 @@
         "engine/node/sched_binding.cc",
         "engine/node/v8bridge/async_stack.cc",
         "engine/node/v8bridge/bridge.cc",
-        "engine/node/v8bridge/discover.cc"
+        "engine/node/v8bridge/discover.cc",
+        "engine/node/v8bridge/profiler.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

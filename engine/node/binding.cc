@@ -18,6 +18,7 @@
 #include "v8bridge/async_stack.h"
 #include "v8bridge/bridge.h"
 #include "v8bridge/discover.h"
+#include "v8bridge/profiler.h"
 
 namespace korutin {
 namespace {
@@ -55,6 +56,13 @@ Napi::Value Bridge(const Napi::CallbackInfo &info) {
   o.Set("threadIdFrom", d.thread_id_from);
   o.Set("stackStartFrom", d.stack_start_from);
   o.Set("minStack", Napi::Number::New(env, (double)kJsMinStack));
+  // Whether V8's samplers see coroutine frames (v8bridge/profiler.h). The
+  // discovery runs outside any coroutine, with the isolate held.
+  const ProfilerDiscovery *p = ProfilerDiscovered();
+  if (!p && d.ok && !JsCurrent()) p = &ProfilerDiscover(v8::Isolate::GetCurrent());
+  o.Set("profiler", p && p->ok);
+  o.Set("profilerReason", !p ? Napi::Value(Napi::String::New(env, "not discovered yet"))
+                             : p->ok ? env.Null() : Napi::Value(Napi::String::New(env, p->reason)));
   return o;
 }
 

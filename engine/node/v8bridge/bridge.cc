@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "discover.h"
+#include "profiler.h"
 
 // V8 12+ has continuation-preserved embedder data (Node 24+ keeps its
 // AsyncContextFrame, i.e. AsyncLocalStorage, there): each coroutine carries
@@ -34,6 +35,13 @@ void RefreshStackStart(v8::Isolate *iso) {
   iso->Exit();
 }
 
+// Lends the resumer's thread record to this coroutine for V8's samplers
+// while it holds the lock (see profiler.h).
+struct ProfilerLoan {
+  ProfilerLoan() { ProfilerLend(); }
+  ~ProfilerLoan() { ProfilerReturn(); }
+};
+
 void *Entry(ko_coro *, void *arg) {
   JsCoroutine *c = static_cast<JsCoroutine *>(arg);
   v8::Isolate *iso = c->isolate;
@@ -42,6 +50,8 @@ void *Entry(ko_coro *, void *arg) {
     if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
     iso->SetStackLimit(c->js_limit);
     VerifyStackSizeField(iso, *SlotsOfThisThread().stack_start, c->js_limit);  // what GetStackStart() returns here
+    ProfilerLoan loan;
+    if (c->own_thread) ProfilerOwnThreadIn(iso);
     {
       v8::HandleScope scope(iso);
       v8::Local<v8::Context> ctx = c->context.Get(iso);
@@ -56,7 +66,10 @@ void *Entry(ko_coro *, void *arg) {
       // cancels it: note it, for the resumer to be terminated in turn.
       if (try_catch.HasTerminated() || iso->IsExecutionTerminating()) c->terminated = true;
     }
-    if (c->own_thread) iso->Exit();
+    if (c->own_thread) {
+      ProfilerOwnThreadOut();
+      iso->Exit();
+    }
   }  // the top-level Locker frees this V8 thread's resources
   iso->DiscardThreadSpecificMetadata();
   c->finished = true;
@@ -99,6 +112,8 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
 #endif
   size_t *size_field = StackSizeField(iso);
   size_t resumer_size = size_field ? *size_field : 0;
+  if (!c->own_thread && !JsCurrent()) ProfilerNoteBase(iso);
+  ProfilerReturn();
   {
     v8::Unlocker unlocker(iso);
     for (;;) {
@@ -116,6 +131,7 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
   }
   RefreshStackStart(iso);
   if ((size_field = StackSizeField(iso))) *size_field = resumer_size;
+  ProfilerLend();
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(resumer_data);
 #endif
@@ -138,7 +154,11 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
 #endif
   size_t *size_field = StackSizeField(iso);
   if (size_field) c->v8_stack_size = *size_field;
-  if (c->own_thread) iso->Exit();
+  if (c->own_thread) {
+    ProfilerOwnThreadOut();
+    iso->Exit();
+  }
+  ProfilerReturn();
   {
     v8::Unlocker unlocker(iso);
     if (!c->own_thread) {
@@ -146,9 +166,17 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
     }
     c->next = next;
     ko_yield(nullptr);
+    // Own thread: enter the isolate again before the Locker restores this
+    // V8 thread. Restoring its debug state re-applies breakpoints, which
+    // needs Isolate::Current() on this OS thread (it crashed in
+    // Isolate::main_thread_local_heap() after a pause in a coroutine). The
+    // resumer waits in ko_resume meanwhile, so entries stay LIFO.
+    if (c->own_thread) iso->Enter();
   }
-  if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
+  if (!c->own_thread) RefreshStackStart(iso);
   if ((size_field = StackSizeField(iso))) *size_field = c->v8_stack_size;
+  ProfilerLend();
+  if (c->own_thread) ProfilerOwnThreadIn(iso);
 #if KO_CARRY_CONTINUATION_DATA
   iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif

@@ -280,6 +280,10 @@ void VerifyStackSizeField(v8::Isolate *iso, void *start, uintptr_t limit) {
   if (f && *f != reinterpret_cast<uintptr_t>(start) - limit) stack_size_refuted.store(true);
 }
 
+void *FindV8Function(const char *name, std::string *from, std::string *why) {
+  return FindFunction(name, from, why);
+}
+
 V8Slots SlotsOfThisThread() {
   // On the switch path: the offsets are read once, after Discover() ran.
   static const long tid_off = Discover().thread_id_offset;

@@ -48,6 +48,9 @@ void VerifyStackSizeField(v8::Isolate *iso, void *start, uintptr_t limit);
 const Discovery &Discover();
 // The slots of the calling OS thread (Discover() must have succeeded).
 V8Slots SlotsOfThisThread();
+// Finds a function of the object that holds V8 by its mangled name (dynamic
+// table, then .symtab); `from` tells which, `why` why not.
+void *FindV8Function(const char *name, std::string *from, std::string *why);
 
 }  // namespace korutin
 
