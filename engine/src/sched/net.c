@@ -91,22 +91,7 @@ int ko_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t t
 }
 
 int ko_recv(int fd, void *buf, size_t len, int64_t timeout_ms, size_t *got) {
-  if (fd < 0 || (!buf && len) || !got) return KO_EINVAL;
-  *got = 0;
-  if (!ko_task_current()) return KO_ENOTCORO;
-  int64_t dl = deadline_of(timeout_ms);
-  int pf = 0;
-  for (;;) {
-    ssize_t n = recv(fd, buf, len, 0);
-    if (n >= 0) {
-      *got = (size_t)n;
-      return KO_OK;
-    }
-    if (errno == EINTR) continue;
-    if (!would_block(errno)) return KO_ESYS;
-    int r = wait_for(fd, KO_READABLE, dl, &pf);
-    if (r != KO_OK) return r;
-  }
+  return ko_recvfrom(fd, buf, len, NULL, NULL, timeout_ms, got);  /* recv() is recvfrom() without an address */
 }
 
 int ko_send(int fd, const void *buf, size_t len, int64_t timeout_ms, size_t *sent) {
