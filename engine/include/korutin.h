@@ -22,7 +22,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h> /* socklen_t */
+#else
 #include <sys/socket.h> /* socklen_t */
+#endif
 
 #ifdef __cplusplus
 extern "C" {
