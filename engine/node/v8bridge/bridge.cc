@@ -171,9 +171,8 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
     // needs Isolate::Current() on this OS thread (it crashed in
     // Isolate::main_thread_local_heap() after a pause in a coroutine). The
     // resumer waits in ko_resume meanwhile, so entries stay LIFO.
-    if (c->own_thread) iso->Enter();
   }
-  if (!c->own_thread) RefreshStackStart(iso);
+  if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
   if ((size_field = StackSizeField(iso))) *size_field = c->v8_stack_size;
   ProfilerLend();
   if (c->own_thread) ProfilerOwnThreadIn(iso);
