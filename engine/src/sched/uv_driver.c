@@ -8,59 +8,53 @@
  * deadline, and uv_poll handles watch file descriptors. The clock is
  * uv_hrtime(), in microseconds for the core.
  */
-#include "korutin.h"
-#include "core.h"
+#include "driver.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 /* A pass gives the loop a turn after this long (microseconds). */
 #define PASS_BUDGET_US 10000
 
-typedef struct handles {
-  uv_idle_t idle;
-  uv_timer_t timer;
-  int open;
-  struct ko_sched *s;
-} handles;
-
-struct ko_sched {
-  ks_core *core;
-  uv_loop_t *loop;
-  handles *h;
-  ko_options copt;
-  ks_time armed; /* the deadline the timer is set for; UINT64_MAX: none */
-  int in_pass;
-  ko_task *tasks; /* every task not freed yet */
-};
-
-struct ko_task {
-  ks_task *kt;
-  ko_sched *s;
-  ko_coro *co;
-  ko_task_fn fn;
-  void *arg;
-  void *result;
-  void *data;
-  char *name;
-  int started;
-  int detached;
-  struct fdwait *fw; /* the fd wait it is blocked in, if any */
-  ko_task *prev, *next;
-};
+typedef drv_handles handles;
 
 /* The task running on this OS thread (set inside the coroutine, so it also
  * holds on backends that give each coroutine a thread of its own). */
 static __thread ko_task *tls_task;
 
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+ko_task *drv_task_here(void) {
+  return tls_task;
+}
+
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+void drv_set_task_here(ko_task *t) {
+  tls_task = t;
+}
+
+int drv_in_compute(void) {
+  ko_task *t = drv_task_here();
+  return t && t->where != DRV_HOME;
+}
+
+/* Refuses a scheduler call made from a compute section. */
+#define NOT_IN_COMPUTE()                     \
+  do {                                       \
+    if (drv_in_compute()) return KO_ENOTCORO; \
+  } while (0)
+
 static ks_time now_us(void) { return (ks_time)(uv_hrtime() / 1000); }
 static int64_t to_us(int64_t ms) { return ms < 0 ? -1 : ms * 1000; }
 
+/* The calling task, on its scheduler (not in a compute section), or NULL. */
 static ko_task *self(void) {
   ko_task *t = tls_task;
-  return t && t->co && ko_current() == t->co ? t : NULL;
+  return t && t->where == DRV_HOME && t->co && ko_current() == t->co ? t : NULL;
 }
 
 /* Suspends the calling task until the core wakes it; returns the outcome. */
@@ -84,8 +78,7 @@ static void on_timer(uv_timer_t *h) {
   run_pass(s);
 }
 
-/* Keeps the idle handle and the timer in step with the core. */
-static void update(ko_sched *s) {
+void drv_update(ko_sched *s) {
   if (s->in_pass || !s->h) return;
   if (ks_ready_count(s->core)) uv_idle_start(&s->h->idle, on_idle);
   else uv_idle_stop(&s->h->idle);
@@ -117,7 +110,7 @@ static void task_free(ko_task *t) {
   free(t);
 }
 
-static void finish(ko_sched *s, ko_task *t) {
+void drv_finish(ko_sched *s, ko_task *t) {
   ks_task *kt = t->kt;
   if (t->co) {
     ko_destroy(t->co);
@@ -140,13 +133,14 @@ static void run_pass(ko_sched *s) {
     if (!t->started) {
       t->started = 1;
       if (kt->status == KO_ECANCELED) { /* cancelled before it ran: it never does */
-        finish(s, t);
+        drv_finish(s, t);
         continue;
       }
     }
     ko_resume(t->co, NULL, NULL);
     tls_task = NULL;
-    if (ko_status(t->co) == KO_DEAD) finish(s, t);
+    if (t->where == DRV_LEAVING) compute_hand_over(t);
+    else if (ko_status(t->co) == KO_DEAD) drv_finish(s, t);
     if ((++n & 63) == 0) {
       ks_time now = now_us();
       ks_expire(s->core, now);
@@ -154,7 +148,7 @@ static void run_pass(ko_sched *s) {
     }
   }
   s->in_pass = 0;
-  update(s);
+  drv_update(s);
 }
 
 /* ------------------------------------------------------------- scheduler */
@@ -187,14 +181,16 @@ int ko_sched_new(ko_sched **out, uv_loop_t *loop, const ko_sched_options *opt) {
   uv_timer_init(loop, &h->timer);
   h->idle.data = h->timer.data = h;
   h->open = 2;
+  compute_sched_init(s);
   *out = s;
   return KO_OK;
 }
 
 int ko_sched_run(ko_sched *s) {
   if (!s) return KO_EINVAL;
+  NOT_IN_COMPUTE();
   if (self()) return KO_EBUSY;
-  update(s);
+  drv_update(s);
   uv_run(s->loop, UV_RUN_DEFAULT);
   return (int)ks_live_count(s->core);
 }
@@ -206,11 +202,14 @@ static void on_close(uv_handle_t *hd) {
 
 int ko_sched_free(ko_sched *s) {
   if (!s) return KO_EINVAL;
-  if (self() || s->in_pass) return KO_EBUSY;
+  NOT_IN_COMPUTE();
+  if (self() || s->in_pass || s->computing) return KO_EBUSY;
   while (s->tasks) task_free(s->tasks);
   ks_core_free(s->core);
   uv_close((uv_handle_t *)&s->h->idle, on_close);
   uv_close((uv_handle_t *)&s->h->timer, on_close);
+  uv_close((uv_handle_t *)&s->h->computed, on_close);
+  compute_sched_close(s);
   free(s);
   return KO_OK;
 }
@@ -231,6 +230,7 @@ static void *entry(ko_coro *co, void *arg) {
 }
 
 int ko_spawn(ko_sched *s, ko_task **out, ko_task_fn fn, void *arg, const char *name) {
+  NOT_IN_COMPUTE();
   if (!s || !fn) return KO_EINVAL;
   ko_task *t = (ko_task *)calloc(1, sizeof *t);
   if (!t) return KO_ENOMEM;
@@ -260,11 +260,15 @@ int ko_spawn(ko_sched *s, ko_task **out, ko_task_fn fn, void *arg, const char *n
   if (s->tasks) s->tasks->prev = t;
   s->tasks = t;
   if (out) *out = t;
-  update(s);
+  drv_update(s);
   return KO_OK;
 }
 
-ko_task *ko_task_current(void) { return self(); }
+/* Also in a compute section: the task stays the caller's own. */
+ko_task *ko_task_current(void) {
+  ko_task *t = tls_task;
+  return t && t->co && ko_current() == t->co ? t : NULL;
+}
 uint64_t ko_task_id(const ko_task *t) { return t->kt->o.serial; }
 const char *ko_task_name(const ko_task *t) { return t->name ? t->name : ""; }
 const char *ko_task_state(const ko_task *t) { return ks_state_name(t->kt); }
@@ -273,10 +277,12 @@ uint64_t ko_task_deadline(const ko_task *t) { return t->kt->deadline == UINT64_M
 void ko_task_set_data(ko_task *t, void *data) { t->data = data; }
 
 int ko_task_describe(const ko_task *t, char *buf, size_t size) {
+  if (t->where != DRV_HOME) return snprintf(buf, size, "compute");
   return ks_describe(t->s->core, t->kt, now_us(), buf, size);
 }
 
 int ko_join(ko_task *t, int64_t timeout_ms, void **result) {
+  NOT_IN_COMPUTE();
   if (!t || t->detached) return KO_EINVAL;
   ko_task *me = self();
   if (t == me) return KO_EINVAL;
@@ -295,6 +301,7 @@ int ko_join(ko_task *t, int64_t timeout_ms, void **result) {
 }
 
 int ko_detach(ko_task *t) {
+  NOT_IN_COMPUTE();
   if (!t || t->detached) return KO_EINVAL;
   if (ks_has_joiners(t->kt)) return KO_EBUSY; /* its joiner will free it */
   t->detached = 1;
@@ -305,9 +312,10 @@ int ko_detach(ko_task *t) {
 }
 
 int ko_cancel(ko_task *t) {
+  NOT_IN_COMPUTE();
   if (!t) return KO_EINVAL;
   int r = ks_cancel(t->s->core, t->kt);
-  update(t->s);
+  drv_update(t->s);
   return r;
 }
 
@@ -324,9 +332,10 @@ int ko_sleep(int64_t ms) {
 }
 
 int ko_wakeup(ko_task *t) {
+  NOT_IN_COMPUTE();
   if (!t) return KO_EINVAL;
   int r = ks_wakeup(t->s->core, t->kt);
-  update(t->s);
+  drv_update(t->s);
   return r;
 }
 
@@ -352,7 +361,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   w->revents = status < 0 ? 0 : events;
   ko_sched *s = w->t->s;
   ks_wake_external(s->core, w->t->kt, w->seq, status < 0 ? KO_EINVAL : KO_OK, 0);
-  update(s);
+  drv_update(s);
 }
 
 static void on_poll_close(uv_handle_t *h) { free(h->data); }
@@ -393,6 +402,7 @@ int ko_wait_fd(int fd, int events, int64_t timeout_ms, int *revents) {
 #define SCHED_OF(obj) ((ko_sched *)ks_core_user(((ks_obj *)(obj))->core))
 
 int ko_chan_new(ko_sched *s, ko_chan **out, size_t capacity) {
+  NOT_IN_COMPUTE();
   if (!s || !out || capacity > UINT32_MAX) return KO_EINVAL;
   ks_chan *ch = ks_chan_new(s->core, (uint32_t)capacity);
   *out = (ko_chan *)ch;
@@ -400,6 +410,7 @@ int ko_chan_new(ko_sched *s, ko_chan **out, size_t capacity) {
 }
 
 int ko_chan_free(ko_chan *ch) {
+  NOT_IN_COMPUTE();
   if (!ch) return KO_EINVAL;
   return ks_chan_free(((ks_obj *)ch)->core, (ks_chan *)ch);
 }
@@ -435,34 +446,38 @@ int ko_chan_recv(ko_chan *ch, void **v, int64_t timeout_ms) {
 }
 
 int ko_chan_try_send(ko_chan *ch, void *v) {
+  NOT_IN_COMPUTE();
   if (!ch) return KO_EINVAL;
   ko_sched *s = SCHED_OF(ch);
   int r = ks_chan_try_send(s->core, (ks_chan *)ch, (uint64_t)(uintptr_t)v);
-  update(s);
+  drv_update(s);
   return r;
 }
 
 int ko_chan_try_recv(ko_chan *ch, void **v) {
+  NOT_IN_COMPUTE();
   if (!ch) return KO_EINVAL;
   ko_sched *s = SCHED_OF(ch);
   uint64_t got = 0;
   int r = ks_chan_try_recv(s->core, (ks_chan *)ch, &got);
   if (v) *v = r == KO_OK ? (void *)(uintptr_t)got : NULL;
-  update(s);
+  drv_update(s);
   return r;
 }
 
 int ko_chan_close(ko_chan *ch) {
+  NOT_IN_COMPUTE();
   if (!ch) return KO_EINVAL;
   ko_sched *s = SCHED_OF(ch);
   int r = ks_chan_close(s->core, (ks_chan *)ch);
-  update(s);
+  drv_update(s);
   return r;
 }
 
 size_t ko_chan_len(const ko_chan *ch) { return ch ? ((const ks_chan *)ch)->len : 0; }
 
 static int select_impl(ko_case *cases, int n, int64_t timeout_ms, int nonblock, int *fired) {
+  NOT_IN_COMPUTE();
   if (!cases || n <= 0 || n > 4096) return KO_EINVAL;
   ks_case buf[16];
   ks_case *k = n <= 16 ? buf : (ks_case *)malloc((size_t)n * sizeof *k);
@@ -494,7 +509,7 @@ static int select_impl(ko_case *cases, int n, int64_t timeout_ms, int nonblock, 
     }
     if (which >= 0 && fired) *fired = which;
     if (which >= 0 && r == KO_OK && cases[which].op == KO_CASE_RECV) cases[which].value = (void *)(uintptr_t)got;
-    if (nonblock) update(s);
+    if (nonblock) drv_update(s);
   }
   if (k != buf) free(k);
   return r;
@@ -509,12 +524,16 @@ int ko_select_try(ko_case *cases, int n, int *fired) { return select_impl(cases,
 /* ------------------------------------------------------------------ sync */
 
 int ko_mutex_new(ko_sched *s, ko_mutex **out) {
+  NOT_IN_COMPUTE();
   if (!s || !out) return KO_EINVAL;
   *out = (ko_mutex *)ks_mutex_new(s->core);
   return *out ? KO_OK : KO_ENOMEM;
 }
 
-int ko_mutex_free(ko_mutex *m) { return m ? ks_obj_free(((ks_obj *)m)->core, m) : KO_EINVAL; }
+int ko_mutex_free(ko_mutex *m) {
+  NOT_IN_COMPUTE();
+  return m ? ks_obj_free(((ks_obj *)m)->core, m) : KO_EINVAL;
+}
 
 int ko_mutex_lock(ko_mutex *m, int64_t timeout_ms) {
   ko_task *me;
@@ -538,12 +557,16 @@ int ko_mutex_unlock(ko_mutex *m) {
 }
 
 int ko_cond_new(ko_sched *s, ko_cond **out) {
+  NOT_IN_COMPUTE();
   if (!s || !out) return KO_EINVAL;
   *out = (ko_cond *)ks_cond_new(s->core);
   return *out ? KO_OK : KO_ENOMEM;
 }
 
-int ko_cond_free(ko_cond *c) { return c ? ks_obj_free(((ks_obj *)c)->core, c) : KO_EINVAL; }
+int ko_cond_free(ko_cond *c) {
+  NOT_IN_COMPUTE();
+  return c ? ks_obj_free(((ks_obj *)c)->core, c) : KO_EINVAL;
+}
 
 int ko_cond_wait(ko_cond *c, ko_mutex *m, int64_t timeout_ms) {
   ko_task *me;
@@ -553,28 +576,34 @@ int ko_cond_wait(ko_cond *c, ko_mutex *m, int64_t timeout_ms) {
 }
 
 int ko_cond_signal(ko_cond *c) {
+  NOT_IN_COMPUTE();
   if (!c) return KO_EINVAL;
   ko_sched *s = SCHED_OF(c);
   int n = (int)ks_cond_signal(s->core, (ks_cond *)c);
-  update(s);
+  drv_update(s);
   return n;
 }
 
 int ko_cond_broadcast(ko_cond *c) {
+  NOT_IN_COMPUTE();
   if (!c) return KO_EINVAL;
   ko_sched *s = SCHED_OF(c);
   int n = (int)ks_cond_broadcast(s->core, (ks_cond *)c);
-  update(s);
+  drv_update(s);
   return n;
 }
 
 int ko_sem_new(ko_sched *s, ko_sem **out, int64_t count) {
+  NOT_IN_COMPUTE();
   if (!s || !out || count < 0) return KO_EINVAL;
   *out = (ko_sem *)ks_sem_new(s->core, count);
   return *out ? KO_OK : KO_ENOMEM;
 }
 
-int ko_sem_free(ko_sem *sem) { return sem ? ks_obj_free(((ks_obj *)sem)->core, sem) : KO_EINVAL; }
+int ko_sem_free(ko_sem *sem) {
+  NOT_IN_COMPUTE();
+  return sem ? ks_obj_free(((ks_obj *)sem)->core, sem) : KO_EINVAL;
+}
 
 int ko_sem_acquire(ko_sem *sem, int64_t timeout_ms) {
   ko_task *me;
@@ -584,31 +613,38 @@ int ko_sem_acquire(ko_sem *sem, int64_t timeout_ms) {
 }
 
 int ko_sem_try_acquire(ko_sem *sem) {
+  NOT_IN_COMPUTE();
   if (!sem) return KO_EINVAL;
   return ks_sem_try_acquire(((ks_obj *)sem)->core, (ks_sem *)sem);
 }
 
 int ko_sem_release(ko_sem *sem, int64_t n) {
+  NOT_IN_COMPUTE();
   if (!sem) return KO_EINVAL;
   ko_sched *s = SCHED_OF(sem);
   int r = ks_sem_release(s->core, (ks_sem *)sem, n);
-  update(s);
+  drv_update(s);
   return r;
 }
 
 int ko_wg_new(ko_sched *s, ko_wg **out) {
+  NOT_IN_COMPUTE();
   if (!s || !out) return KO_EINVAL;
   *out = (ko_wg *)ks_wg_new(s->core);
   return *out ? KO_OK : KO_ENOMEM;
 }
 
-int ko_wg_free(ko_wg *wg) { return wg ? ks_obj_free(((ks_obj *)wg)->core, wg) : KO_EINVAL; }
+int ko_wg_free(ko_wg *wg) {
+  NOT_IN_COMPUTE();
+  return wg ? ks_obj_free(((ks_obj *)wg)->core, wg) : KO_EINVAL;
+}
 
 int ko_wg_add(ko_wg *wg, int64_t delta) {
+  NOT_IN_COMPUTE();
   if (!wg) return KO_EINVAL;
   ko_sched *s = SCHED_OF(wg);
   int r = ks_wg_add(s->core, (ks_wg *)wg, delta);
-  update(s);
+  drv_update(s);
   return r;
 }
 
