@@ -66,9 +66,6 @@ struct ko_task {
  * thread's value and not one the compiler kept from before. */
 ko_task *drv_task_here(void);
 void drv_set_task_here(ko_task *t);
-/* Non-zero when the caller runs in a compute section: the scheduler's
- * calls refuse it (KO_ENOTCORO). */
-int drv_in_compute(void);
 
 /* Keeps the idle handle and the timer in step with the core. */
 void drv_update(ko_sched *s);

@@ -37,19 +37,18 @@ void drv_set_task_here(ko_task *t) {
   tls_task = t;
 }
 
-int drv_in_compute(void) {
-  ko_task *t = drv_task_here();
-  return t && t->where != DRV_HOME;
-}
-
-/* Refuses a scheduler call made from a compute section. */
-#define NOT_IN_COMPUTE()                     \
-  do {                                       \
-    if (drv_in_compute()) return KO_ENOTCORO; \
+/* Refuses a scheduler call made from a compute section. (At the top of a
+ * call, before any switch, tls_task can be read directly.) */
+#define NOT_IN_COMPUTE()                                         \
+  do {                                                           \
+    if (tls_task && tls_task->where != DRV_HOME) return KO_ENOTCORO; \
   } while (0)
 
 static ks_time now_us(void) { return (ks_time)(uv_hrtime() / 1000); }
 static int64_t to_us(int64_t ms) { return ms < 0 ? -1 : ms * 1000; }
+/* `now` for a wait with this timeout: the core reads it only for a deadline,
+ * so a wait without one skips the clock (a read costs ~25 ns). */
+static ks_time now_for(int64_t timeout_ms) { return timeout_ms < 0 ? 0 : now_us(); }
 
 /* The calling task, on its scheduler (not in a compute section), or NULL. */
 static ko_task *self(void) {
@@ -290,7 +289,7 @@ int ko_join(ko_task *t, int64_t timeout_ms, void **result) {
     if (!me) return KO_ENOTCORO;
     if (me->s != t->s) return KO_EINVAL;
     if (ks_has_joiners(t->kt)) return KO_EBUSY; /* one joiner: it frees t */
-    int r = finish_op(me, ks_join(t->s->core, me->kt, t->kt, now_us(), to_us(timeout_ms)));
+    int r = finish_op(me, ks_join(t->s->core, me->kt, t->kt, now_for(timeout_ms), to_us(timeout_ms)));
     if (r != KO_OK) return r;
   }
   int cancelled = t->kt->end == KS_END_CANCELLED;
@@ -386,7 +385,7 @@ int ko_wait_fd(int fd, int events, int64_t timeout_ms, int *revents) {
   w->poll.data = w;
   w->t = me;
   me->fw = w;
-  int r = ks_block_external(me->s->core, me->kt, now_us(), to_us(timeout_ms), KS_EXT_FD, fd, &w->seq);
+  int r = ks_block_external(me->s->core, me->kt, now_for(timeout_ms), to_us(timeout_ms), KS_EXT_FD, fd, &w->seq);
   if (r == KS_BLOCK) {
     if (uv_poll_start(&w->poll, events, on_poll) != 0)
       ks_wake_external(me->s->core, me->kt, w->seq, KO_EINVAL, 0);
@@ -427,7 +426,7 @@ int ko_chan_send(ko_chan *ch, void *v, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(ch, &me);
   if (err) return err;
-  return finish_op(me, ks_chan_send(me->s->core, me->kt, (ks_chan *)ch, (uint64_t)(uintptr_t)v, now_us(),
+  return finish_op(me, ks_chan_send(me->s->core, me->kt, (ks_chan *)ch, (uint64_t)(uintptr_t)v, now_for(timeout_ms),
                                     to_us(timeout_ms)));
 }
 
@@ -436,7 +435,7 @@ int ko_chan_recv(ko_chan *ch, void **v, int64_t timeout_ms) {
   int err = task_for(ch, &me);
   if (err) return err;
   uint64_t got = 0;
-  int r = ks_chan_recv(me->s->core, me->kt, (ks_chan *)ch, &got, now_us(), to_us(timeout_ms));
+  int r = ks_chan_recv(me->s->core, me->kt, (ks_chan *)ch, &got, now_for(timeout_ms), to_us(timeout_ms));
   if (r == KS_BLOCK) {
     r = suspend(me);
     got = me->kt->value;
@@ -501,7 +500,7 @@ static int select_impl(ko_case *cases, int n, int64_t timeout_ms, int nonblock, 
   uint64_t got = 0;
   int r = err;
   if (!err) {
-    r = ks_select(s->core, me ? me->kt : NULL, k, (uint32_t)n, now_us(), to_us(timeout_ms), nonblock, &which, &got);
+    r = ks_select(s->core, me ? me->kt : NULL, k, (uint32_t)n, now_for(timeout_ms), to_us(timeout_ms), nonblock, &which, &got);
     if (r == KS_BLOCK) {
       r = suspend(me);
       which = me->kt->fired;
@@ -539,7 +538,7 @@ int ko_mutex_lock(ko_mutex *m, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(m, &me);
   if (err) return err;
-  return finish_op(me, ks_mutex_lock(me->s->core, me->kt, (ks_mutex *)m, now_us(), to_us(timeout_ms)));
+  return finish_op(me, ks_mutex_lock(me->s->core, me->kt, (ks_mutex *)m, now_for(timeout_ms), to_us(timeout_ms)));
 }
 
 int ko_mutex_trylock(ko_mutex *m) {
@@ -572,7 +571,7 @@ int ko_cond_wait(ko_cond *c, ko_mutex *m, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(c, &me);
   if (err) return err;
-  return finish_op(me, ks_cond_wait(me->s->core, me->kt, (ks_cond *)c, (ks_mutex *)m, now_us(), to_us(timeout_ms)));
+  return finish_op(me, ks_cond_wait(me->s->core, me->kt, (ks_cond *)c, (ks_mutex *)m, now_for(timeout_ms), to_us(timeout_ms)));
 }
 
 int ko_cond_signal(ko_cond *c) {
@@ -609,7 +608,7 @@ int ko_sem_acquire(ko_sem *sem, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(sem, &me);
   if (err) return err;
-  return finish_op(me, ks_sem_acquire(me->s->core, me->kt, (ks_sem *)sem, now_us(), to_us(timeout_ms)));
+  return finish_op(me, ks_sem_acquire(me->s->core, me->kt, (ks_sem *)sem, now_for(timeout_ms), to_us(timeout_ms)));
 }
 
 int ko_sem_try_acquire(ko_sem *sem) {
@@ -654,5 +653,5 @@ int ko_wg_wait(ko_wg *wg, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(wg, &me);
   if (err) return err;
-  return finish_op(me, ks_wg_wait(me->s->core, me->kt, (ks_wg *)wg, now_us(), to_us(timeout_ms)));
+  return finish_op(me, ks_wg_wait(me->s->core, me->kt, (ks_wg *)wg, now_for(timeout_ms), to_us(timeout_ms)));
 }
