@@ -56,6 +56,7 @@ static void *b_jump(void *from, void *to, void *value) {
 
 const struct ko_backend ko_backend_boost = {
   .name = "boost",
+  .flags = KO_BACKEND_COPYABLE, /* only fctx matters in a back context */
   .ctx_size = sizeof(bctx),
   .make = b_make,
   .jump = b_jump,

@@ -185,7 +185,7 @@ int ko_compute_begin(void) {
   if (r) return r;
   t->back_status = KO_OK;
   t->where = DRV_LEAVING;
-  ko_yield(NULL);      /* the pass hands us over; we wake on a compute thread */
+  ko_yield(t);         /* the pass hands us over; we wake on a compute thread */
   drv_set_task_here(t); /* (or at home, with KO_ENOMEM) */
   return t->back_status; /* KO_ENOMEM: no compute thread could start, still home */
 }

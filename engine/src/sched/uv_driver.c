@@ -9,6 +9,7 @@
  * uv_hrtime(), in microseconds for the core.
  */
 #include "driver.h"
+#include "../transfer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,10 +57,20 @@ static ko_task *self(void) {
   return t && t->where == DRV_HOME && t->co && ko_current() == t->co ? t : NULL;
 }
 
-/* Suspends the calling task until the core wakes it; returns the outcome. */
+static ko_task *pass_pop(ko_sched *s);
+
+/* Suspends the calling task until the core wakes it; returns the outcome.
+ * Task to task where the backend allows (ko__transfer): the next ready
+ * task of the pass runs at once, with one switch instead of two through
+ * the pass. Otherwise, and when none is ready, back to the pass. A task
+ * yields its own record, so that the pass knows who came back. */
 static int suspend(ko_task *t) {
-  ko_yield(NULL);
-  tls_task = t;
+  ko_sched *s = t->s;
+  ko_task *next = s->transfer ? pass_pop(s) : NULL;
+  if (!next) ko_yield(t);
+  else if (next != t) ko__transfer(next->co, NULL);
+  /* (next == t: the task is its own successor; it just goes on) */
+  drv_set_task_here(t);
   return t->kt->status;
 }
 
@@ -120,14 +131,22 @@ void drv_finish(ko_sched *s, ko_task *t) {
   if (detached) task_free(t); /* the core freed kt (it was released) */
 }
 
-static void run_pass(ko_sched *s) {
-  if (s->in_pass) return;
-  s->in_pass = 1;
-  ks_time start = now_us();
-  ks_expire(s->core, start);
-  unsigned n = 0;
-  ks_task *kt;
-  while ((kt = ks_next(s->core))) {
+/* The next task of the pass (now running to the core), or NULL when none is
+ * ready or the pass has used its time; a task cancelled before it ever ran
+ * is ended here instead. Called by the pass and by suspend(). */
+static ko_task *pass_pop(ko_sched *s) {
+  for (;;) {
+    if (s->pass_over) return NULL;
+    if ((++s->pass_ops & 63) == 0) {
+      ks_time now = now_us();
+      ks_expire(s->core, now);
+      if (now - s->pass_start > PASS_BUDGET_US) {
+        s->pass_over = 1;
+        return NULL;
+      }
+    }
+    ks_task *kt = ks_next(s->core);
+    if (!kt) return NULL;
     ko_task *t = (ko_task *)kt->user;
     if (!t->started) {
       t->started = 1;
@@ -136,15 +155,25 @@ static void run_pass(ko_sched *s) {
         continue;
       }
     }
-    ko_resume(t->co, NULL, NULL);
+    return t;
+  }
+}
+
+static void run_pass(ko_sched *s) {
+  if (s->in_pass) return;
+  s->in_pass = 1;
+  s->pass_start = now_us();
+  s->pass_ops = 0;
+  s->pass_over = 0;
+  ks_expire(s->core, s->pass_start);
+  ko_task *t;
+  while ((t = pass_pop(s))) {
+    void *back = t;
+    ko_resume(t->co, NULL, &back);
     tls_task = NULL;
+    t = (ko_task *)back; /* maybe another: tasks pass the CPU on among themselves */
     if (t->where == DRV_LEAVING) compute_hand_over(t);
     else if (ko_status(t->co) == KO_DEAD) drv_finish(s, t);
-    if ((++n & 63) == 0) {
-      ks_time now = now_us();
-      ks_expire(s->core, now);
-      if (now - start > PASS_BUDGET_US) break;
-    }
   }
   s->in_pass = 0;
   drv_update(s);
@@ -175,6 +204,7 @@ int ko_sched_new(ko_sched **out, uv_loop_t *loop, const ko_sched_options *opt) {
   s->armed = UINT64_MAX;
   s->copt.backend = be;
   s->copt.stack_size = opt->stack_size;
+  s->transfer = ko__can_transfer(be);
   h->s = s;
   uv_idle_init(loop, &h->idle);
   uv_timer_init(loop, &h->timer);
@@ -225,7 +255,7 @@ static void *entry(ko_coro *co, void *arg) {
   ko_task *t = (ko_task *)arg;
   tls_task = t;
   t->result = t->fn(t->arg);
-  return NULL;
+  return t; /* to the pass: who ended */
 }
 
 int ko_spawn(ko_sched *s, ko_task **out, ko_task_fn fn, void *arg, const char *name) {
