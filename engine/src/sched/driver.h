@@ -1,7 +1,8 @@
 /*
- * driver.h - what the C driver's two files share: the scheduler and task
- * records, and the steps both take. uv_driver.c runs tasks from a libuv
- * loop (the loop, tasks, waits, objects); compute.c moves a task's
+ * driver.h - what the C driver's files share: the scheduler and task
+ * records, and the steps they all take. uv_driver.c runs tasks from a libuv
+ * loop (passes, the scheduler, tasks); wait_fd.c waits for descriptors;
+ * objects.c has channels, select and sync; compute.c moves a task's
  * coroutine to a compute thread and back (ko_compute_begin/end).
  */
 #ifndef KO_SCHED_DRIVER_H
@@ -65,11 +66,47 @@ struct ko_task {
   ko_task *qnext;    /* in the compute queue, then in s->back */
 };
 
+/* Initial-exec TLS where there is ELF (no __tls_get_addr call in a shared
+ * library), as in coro.c. */
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define DRV_TLS __thread __attribute__((tls_model("initial-exec")))
+#else
+#define DRV_TLS _Thread_local
+#endif
+extern DRV_TLS ko_task *drv_tls_task;
+
 /* The task whose coroutine runs on this OS thread, or NULL. Out of line, so
  * that a coroutine that changed OS thread across a switch reads its new
  * thread's value and not one the compiler kept from before. */
 ko_task *drv_task_here(void);
 void drv_set_task_here(ko_task *t);
+
+/* Refuses a scheduler call made from a compute section. (At the top of a
+ * call, before any switch, drv_tls_task can be read directly.) */
+#define NOT_IN_COMPUTE()                                                     \
+  do {                                                                       \
+    if (drv_tls_task && drv_tls_task->where != DRV_HOME) return KO_ENOTCORO; \
+  } while (0)
+
+static inline ks_time drv_now(void) { return (ks_time)(uv_hrtime() / 1000); }
+/* `now` for a wait with this timeout: the core reads it only for a
+ * deadline, so a wait without one skips the clock (a read costs ~25 ns). */
+static inline ks_time drv_now_for(int64_t timeout_ms) { return timeout_ms < 0 ? 0 : drv_now(); }
+static inline int64_t drv_us(int64_t ms) { return ms < 0 ? -1 : ms * 1000; }
+
+/* The calling task, on its scheduler (not in a compute section), or NULL. */
+static inline ko_task *drv_self(void) {
+  ko_task *t = drv_tls_task;
+  return t && t->where == DRV_HOME && t->co && ko_current() == t->co ? t : NULL;
+}
+
+/* Suspends the calling task until the core wakes it; returns the outcome. */
+int drv_suspend(ko_task *t);
+static inline int drv_finish_op(ko_task *t, int r) { return r == KS_BLOCK ? drv_suspend(t) : r; }
+
+/* wait_fd.c: ends the fd wait of a task being freed. */
+struct fdwait;
+void drv_fdwait_abandon(struct fdwait *w);
 
 /* Keeps the idle handle and the timer in step with the core. */
 void drv_update(ko_sched *s);

@@ -5,8 +5,10 @@
  * A pass pops ready tasks from the core and resumes each until it blocks,
  * yields or ends. A uv_idle handle is active while tasks are ready (so the
  * loop does not sleep in poll), a uv_timer is armed for the earliest
- * deadline, and uv_poll handles watch file descriptors. The clock is
- * uv_hrtime(), in microseconds for the core.
+ * deadline, and compute threads hand tasks back through a uv_async. The
+ * clock is uv_hrtime(), in microseconds for the core. The rest of the C
+ * API is in wait_fd.c (fd waits), objects.c (channels, select, sync) and
+ * compute.c (compute sections), on what driver.h shares.
  */
 #include "driver.h"
 #include "../transfer.h"
@@ -14,57 +16,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 /* A pass gives the loop a turn after this long (microseconds). */
 #define PASS_BUDGET_US 10000
 
-typedef drv_handles handles;
-
 /* The task running on this OS thread (set inside the coroutine, so it also
  * holds on backends that give each coroutine a thread of its own). */
-static __thread ko_task *tls_task;
+DRV_TLS ko_task *drv_tls_task;
 
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
 ko_task *drv_task_here(void) {
-  return tls_task;
+  return drv_tls_task;
 }
 
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
 void drv_set_task_here(ko_task *t) {
-  tls_task = t;
-}
-
-/* Refuses a scheduler call made from a compute section. (At the top of a
- * call, before any switch, tls_task can be read directly.) */
-#define NOT_IN_COMPUTE()                                         \
-  do {                                                           \
-    if (tls_task && tls_task->where != DRV_HOME) return KO_ENOTCORO; \
-  } while (0)
-
-static ks_time now_us(void) { return (ks_time)(uv_hrtime() / 1000); }
-static int64_t to_us(int64_t ms) { return ms < 0 ? -1 : ms * 1000; }
-/* `now` for a wait with this timeout: the core reads it only for a deadline,
- * so a wait without one skips the clock (a read costs ~25 ns). */
-static ks_time now_for(int64_t timeout_ms) { return timeout_ms < 0 ? 0 : now_us(); }
-
-/* The calling task, on its scheduler (not in a compute section), or NULL. */
-static ko_task *self(void) {
-  ko_task *t = tls_task;
-  return t && t->where == DRV_HOME && t->co && ko_current() == t->co ? t : NULL;
+  drv_tls_task = t;
 }
 
 static ko_task *pass_pop(ko_sched *s);
 
-/* Suspends the calling task until the core wakes it; returns the outcome.
- * Task to task where the backend allows (ko__transfer): the next ready
+/* Task to task where the backend allows (ko__transfer): the next ready
  * task of the pass runs at once, with one switch instead of two through
  * the pass. Otherwise, and when none is ready, back to the pass. A task
  * yields its own record, so that the pass knows who came back. */
-static int suspend(ko_task *t) {
+int drv_suspend(ko_task *t) {
   ko_sched *s = t->s;
   ko_task *next = s->transfer ? pass_pop(s) : NULL;
   if (!next) ko_yield(t);
@@ -74,16 +55,14 @@ static int suspend(ko_task *t) {
   return t->kt->status;
 }
 
-static int finish_op(ko_task *t, int r) { return r == KS_BLOCK ? suspend(t) : r; }
-
 /* ------------------------------------------------------------- the loop */
 
 static void run_pass(ko_sched *s);
 
-static void on_idle(uv_idle_t *h) { run_pass(((handles *)h->data)->s); }
+static void on_idle(uv_idle_t *h) { run_pass(((drv_handles *)h->data)->s); }
 
 static void on_timer(uv_timer_t *h) {
-  ko_sched *s = ((handles *)h->data)->s;
+  ko_sched *s = ((drv_handles *)h->data)->s;
   s->armed = UINT64_MAX;
   run_pass(s);
 }
@@ -97,7 +76,7 @@ void drv_update(ko_sched *s) {
     uv_timer_stop(&s->h->timer);
     s->armed = UINT64_MAX;
   } else if (d != s->armed) {
-    ks_time now = now_us();
+    ks_time now = drv_now();
     uint64_t ms = d > now ? (d - now + 999) / 1000 : 0;
     uv_timer_start(&s->h->timer, on_timer, ms, 0);
     s->armed = d;
@@ -110,10 +89,8 @@ static void task_unlist(ko_sched *s, ko_task *t) {
   if (t->next) t->next->prev = t->prev;
 }
 
-static void fdwait_abandon(struct fdwait *w);
-
 static void task_free(ko_task *t) {
-  if (t->fw) fdwait_abandon(t->fw); /* freed while waiting on a fd */
+  if (t->fw) drv_fdwait_abandon(t->fw); /* freed while waiting on a fd */
   task_unlist(t->s, t);
   if (t->co) ko_destroy(t->co);
   free(t->name);
@@ -138,7 +115,7 @@ static ko_task *pass_pop(ko_sched *s) {
   for (;;) {
     if (s->pass_over) return NULL;
     if ((++s->pass_ops & 63) == 0) {
-      ks_time now = now_us();
+      ks_time now = drv_now();
       ks_expire(s->core, now);
       if (now - s->pass_start > PASS_BUDGET_US) {
         s->pass_over = 1;
@@ -162,7 +139,7 @@ static ko_task *pass_pop(ko_sched *s) {
 static void run_pass(ko_sched *s) {
   if (s->in_pass) return;
   s->in_pass = 1;
-  s->pass_start = now_us();
+  s->pass_start = drv_now();
   s->pass_ops = 0;
   s->pass_over = 0;
   ks_expire(s->core, s->pass_start);
@@ -170,7 +147,7 @@ static void run_pass(ko_sched *s) {
   while ((t = pass_pop(s))) {
     void *back = t;
     ko_resume(t->co, NULL, &back);
-    tls_task = NULL;
+    drv_tls_task = NULL;
     t = (ko_task *)back; /* maybe another: tasks pass the CPU on among themselves */
     if (t->where == DRV_LEAVING) compute_hand_over(t);
     else if (ko_status(t->co) == KO_DEAD) drv_finish(s, t);
@@ -189,7 +166,7 @@ int ko_sched_new(ko_sched **out, uv_loop_t *loop, const ko_sched_options *opt) {
   const ko_backend *be = opt->backend ? opt->backend : ko_backend_default();
   if (!be || ko_backend_unavailable(be)) return KO_EBACKEND;
   ko_sched *s = (ko_sched *)calloc(1, sizeof *s);
-  handles *h = (handles *)calloc(1, sizeof *h);
+  drv_handles *h = (drv_handles *)calloc(1, sizeof *h);
   ks_core *core = ks_core_new(opt->seed);
   if (!s || !h || !core) {
     free(s);
@@ -218,21 +195,21 @@ int ko_sched_new(ko_sched **out, uv_loop_t *loop, const ko_sched_options *opt) {
 int ko_sched_run(ko_sched *s) {
   if (!s) return KO_EINVAL;
   NOT_IN_COMPUTE();
-  if (self()) return KO_EBUSY;
+  if (drv_self()) return KO_EBUSY;
   drv_update(s);
   uv_run(s->loop, UV_RUN_DEFAULT);
   return (int)ks_live_count(s->core);
 }
 
 static void on_close(uv_handle_t *hd) {
-  handles *h = (handles *)hd->data;
+  drv_handles *h = (drv_handles *)hd->data;
   if (--h->open == 0) free(h);
 }
 
 int ko_sched_free(ko_sched *s) {
   if (!s) return KO_EINVAL;
   NOT_IN_COMPUTE();
-  if (self() || s->in_pass || s->computing) return KO_EBUSY;
+  if (drv_self() || s->in_pass || s->computing) return KO_EBUSY;
   while (s->tasks) task_free(s->tasks);
   ks_core_free(s->core);
   uv_close((uv_handle_t *)&s->h->idle, on_close);
@@ -244,7 +221,7 @@ int ko_sched_free(ko_sched *s) {
 }
 
 ko_sched *ko_sched_current(void) {
-  ko_task *t = self();
+  ko_task *t = drv_self();
   return t ? t->s : NULL;
 }
 
@@ -253,7 +230,7 @@ ko_sched *ko_sched_current(void) {
 static void *entry(ko_coro *co, void *arg) {
   (void)co;
   ko_task *t = (ko_task *)arg;
-  tls_task = t;
+  drv_tls_task = t;
   t->result = t->fn(t->arg);
   return t; /* to the pass: who ended */
 }
@@ -295,7 +272,7 @@ int ko_spawn(ko_sched *s, ko_task **out, ko_task_fn fn, void *arg, const char *n
 
 /* Also in a compute section: the task stays the caller's own. */
 ko_task *ko_task_current(void) {
-  ko_task *t = tls_task;
+  ko_task *t = drv_tls_task;
   return t && t->co && ko_current() == t->co ? t : NULL;
 }
 uint64_t ko_task_id(const ko_task *t) { return t->kt->o.serial; }
@@ -307,19 +284,19 @@ void ko_task_set_data(ko_task *t, void *data) { t->data = data; }
 
 int ko_task_describe(const ko_task *t, char *buf, size_t size) {
   if (t->where != DRV_HOME) return snprintf(buf, size, "compute");
-  return ks_describe(t->s->core, t->kt, now_us(), buf, size);
+  return ks_describe(t->s->core, t->kt, drv_now(), buf, size);
 }
 
 int ko_join(ko_task *t, int64_t timeout_ms, void **result) {
   NOT_IN_COMPUTE();
   if (!t || t->detached) return KO_EINVAL;
-  ko_task *me = self();
+  ko_task *me = drv_self();
   if (t == me) return KO_EINVAL;
   if (t->kt->state != KS_DONE) {
     if (!me) return KO_ENOTCORO;
     if (me->s != t->s) return KO_EINVAL;
     if (ks_has_joiners(t->kt)) return KO_EBUSY; /* one joiner: it frees t */
-    int r = finish_op(me, ks_join(t->s->core, me->kt, t->kt, now_for(timeout_ms), to_us(timeout_ms)));
+    int r = drv_finish_op(me, ks_join(t->s->core, me->kt, t->kt, drv_now_for(timeout_ms), drv_us(timeout_ms)));
     if (r != KO_OK) return r;
   }
   int cancelled = t->kt->end == KS_END_CANCELLED;
@@ -348,15 +325,10 @@ int ko_cancel(ko_task *t) {
   return r;
 }
 
-static int need_self(ko_task **me) {
-  *me = self();
-  return *me ? KO_OK : KO_ENOTCORO;
-}
-
 int ko_sleep(int64_t ms) {
   ko_task *me;
-  if (need_self(&me)) return KO_ENOTCORO;
-  int r = finish_op(me, ks_sleep(me->s->core, me->kt, now_us(), ms < 0 ? 0 : ms * 1000));
+  if (!(me = drv_self())) return KO_ENOTCORO;
+  int r = drv_finish_op(me, ks_sleep(me->s->core, me->kt, drv_now(), ms < 0 ? 0 : ms * 1000));
   return r == KS_WOKEN ? KO_WOKEN : r;
 }
 
@@ -370,318 +342,7 @@ int ko_wakeup(ko_task *t) {
 
 int ko_yield_now(void) {
   ko_task *me;
-  if (need_self(&me)) return KO_ENOTCORO;
-  return finish_op(me, ks_yield(me->s->core, me->kt));
+  if (!(me = drv_self())) return KO_ENOTCORO;
+  return drv_finish_op(me, ks_yield(me->s->core, me->kt));
 }
 
-/* ------------------------------------------------------------- fd waits */
-
-typedef struct fdwait {
-  uv_poll_t poll;
-  ko_task *t;
-  uint32_t seq;
-  int revents;
-} fdwait;
-
-static void on_poll(uv_poll_t *p, int status, int events) {
-  fdwait *w = (fdwait *)p->data;
-  uv_poll_stop(p);
-  if (!w->t) return;
-  w->revents = status < 0 ? 0 : events;
-  ko_sched *s = w->t->s;
-  ks_wake_external(s->core, w->t->kt, w->seq, status < 0 ? KO_EINVAL : KO_OK, 0);
-  drv_update(s);
-}
-
-static void on_poll_close(uv_handle_t *h) { free(h->data); }
-
-static void fdwait_abandon(struct fdwait *w) {
-  w->t->fw = NULL;
-  w->t = NULL;
-  uv_poll_stop(&w->poll);
-  uv_close((uv_handle_t *)&w->poll, on_poll_close);
-}
-
-int ko_wait_fd(int fd, int events, int64_t timeout_ms, int *revents) {
-  ko_task *me;
-  if (need_self(&me)) return KO_ENOTCORO;
-  if (!(events & (KO_READABLE | KO_WRITABLE)) || (events & ~(KO_READABLE | KO_WRITABLE))) return KO_EINVAL;
-  fdwait *w = (fdwait *)calloc(1, sizeof *w);
-  if (!w) return KO_ENOMEM;
-  if (uv_poll_init(me->s->loop, &w->poll, fd) != 0) {
-    free(w);
-    return KO_EINVAL;
-  }
-  w->poll.data = w;
-  w->t = me;
-  me->fw = w;
-  int r = ks_block_external(me->s->core, me->kt, now_for(timeout_ms), to_us(timeout_ms), KS_EXT_FD, fd, &w->seq);
-  if (r == KS_BLOCK) {
-    if (uv_poll_start(&w->poll, events, on_poll) != 0)
-      ks_wake_external(me->s->core, me->kt, w->seq, KO_EINVAL, 0);
-    r = suspend(me);
-  }
-  if (r == KO_OK && revents) *revents = w->revents;
-  fdwait_abandon(w);
-  return r;
-}
-
-/* -------------------------------------------------------------- channels */
-
-#define SCHED_OF(obj) ((ko_sched *)ks_core_user(((ks_obj *)(obj))->core))
-
-int ko_chan_new(ko_sched *s, ko_chan **out, size_t capacity) {
-  NOT_IN_COMPUTE();
-  if (!s || !out || capacity > UINT32_MAX) return KO_EINVAL;
-  ks_chan *ch = ks_chan_new(s->core, (uint32_t)capacity);
-  *out = (ko_chan *)ch;
-  return ch ? KO_OK : KO_ENOMEM;
-}
-
-int ko_chan_free(ko_chan *ch) {
-  NOT_IN_COMPUTE();
-  if (!ch) return KO_EINVAL;
-  return ks_chan_free(((ks_obj *)ch)->core, (ks_chan *)ch);
-}
-
-/* The calling task, which must belong to obj's scheduler. */
-static int task_for(const void *obj, ko_task **me) {
-  if (!obj) return KO_EINVAL;
-  *me = self();
-  if (!*me) return KO_ENOTCORO;
-  return (*me)->s == SCHED_OF(obj) ? KO_OK : KO_EINVAL;
-}
-
-int ko_chan_send(ko_chan *ch, void *v, int64_t timeout_ms) {
-  ko_task *me;
-  int err = task_for(ch, &me);
-  if (err) return err;
-  return finish_op(me, ks_chan_send(me->s->core, me->kt, (ks_chan *)ch, (uint64_t)(uintptr_t)v, now_for(timeout_ms),
-                                    to_us(timeout_ms)));
-}
-
-int ko_chan_recv(ko_chan *ch, void **v, int64_t timeout_ms) {
-  ko_task *me;
-  int err = task_for(ch, &me);
-  if (err) return err;
-  uint64_t got = 0;
-  int r = ks_chan_recv(me->s->core, me->kt, (ks_chan *)ch, &got, now_for(timeout_ms), to_us(timeout_ms));
-  if (r == KS_BLOCK) {
-    r = suspend(me);
-    got = me->kt->value;
-  }
-  if (v) *v = r == KO_OK ? (void *)(uintptr_t)got : NULL;
-  return r;
-}
-
-int ko_chan_try_send(ko_chan *ch, void *v) {
-  NOT_IN_COMPUTE();
-  if (!ch) return KO_EINVAL;
-  ko_sched *s = SCHED_OF(ch);
-  int r = ks_chan_try_send(s->core, (ks_chan *)ch, (uint64_t)(uintptr_t)v);
-  drv_update(s);
-  return r;
-}
-
-int ko_chan_try_recv(ko_chan *ch, void **v) {
-  NOT_IN_COMPUTE();
-  if (!ch) return KO_EINVAL;
-  ko_sched *s = SCHED_OF(ch);
-  uint64_t got = 0;
-  int r = ks_chan_try_recv(s->core, (ks_chan *)ch, &got);
-  if (v) *v = r == KO_OK ? (void *)(uintptr_t)got : NULL;
-  drv_update(s);
-  return r;
-}
-
-int ko_chan_close(ko_chan *ch) {
-  NOT_IN_COMPUTE();
-  if (!ch) return KO_EINVAL;
-  ko_sched *s = SCHED_OF(ch);
-  int r = ks_chan_close(s->core, (ks_chan *)ch);
-  drv_update(s);
-  return r;
-}
-
-size_t ko_chan_len(const ko_chan *ch) { return ch ? ((const ks_chan *)ch)->len : 0; }
-
-static int select_impl(ko_case *cases, int n, int64_t timeout_ms, int nonblock, int *fired) {
-  NOT_IN_COMPUTE();
-  if (!cases || n <= 0 || n > 4096) return KO_EINVAL;
-  ks_case buf[16];
-  ks_case *k = n <= 16 ? buf : (ks_case *)malloc((size_t)n * sizeof *k);
-  if (!k) return KO_ENOMEM;
-  ko_sched *s = NULL;
-  int err = KO_OK;
-  for (int i = 0; i < n && !err; i++) {
-    if (!cases[i].ch || (cases[i].op != KO_CASE_RECV && cases[i].op != KO_CASE_SEND)) err = KO_EINVAL;
-    else if (s && SCHED_OF(cases[i].ch) != s) err = KO_EINVAL;
-    else {
-      s = SCHED_OF(cases[i].ch);
-      k[i].op = cases[i].op == KO_CASE_RECV ? KS_OP_RECV : KS_OP_SEND;
-      k[i].ch = (ks_chan *)cases[i].ch;
-      k[i].value = (uint64_t)(uintptr_t)cases[i].value;
-    }
-  }
-  ko_task *me = self();
-  if (!err && !nonblock && !me) err = KO_ENOTCORO;
-  if (!err && me && me->s != s) err = KO_EINVAL;
-  int32_t which = -1;
-  uint64_t got = 0;
-  int r = err;
-  if (!err) {
-    r = ks_select(s->core, me ? me->kt : NULL, k, (uint32_t)n, now_for(timeout_ms), to_us(timeout_ms), nonblock, &which, &got);
-    if (r == KS_BLOCK) {
-      r = suspend(me);
-      which = me->kt->fired;
-      got = me->kt->value;
-    }
-    if (which >= 0 && fired) *fired = which;
-    if (which >= 0 && r == KO_OK && cases[which].op == KO_CASE_RECV) cases[which].value = (void *)(uintptr_t)got;
-    if (nonblock) drv_update(s);
-  }
-  if (k != buf) free(k);
-  return r;
-}
-
-int ko_select(ko_case *cases, int n, int64_t timeout_ms, int *fired) {
-  return select_impl(cases, n, timeout_ms, 0, fired);
-}
-
-int ko_select_try(ko_case *cases, int n, int *fired) { return select_impl(cases, n, -1, 1, fired); }
-
-/* ------------------------------------------------------------------ sync */
-
-int ko_mutex_new(ko_sched *s, ko_mutex **out) {
-  NOT_IN_COMPUTE();
-  if (!s || !out) return KO_EINVAL;
-  *out = (ko_mutex *)ks_mutex_new(s->core);
-  return *out ? KO_OK : KO_ENOMEM;
-}
-
-int ko_mutex_free(ko_mutex *m) {
-  NOT_IN_COMPUTE();
-  return m ? ks_obj_free(((ks_obj *)m)->core, m) : KO_EINVAL;
-}
-
-int ko_mutex_lock(ko_mutex *m, int64_t timeout_ms) {
-  ko_task *me;
-  int err = task_for(m, &me);
-  if (err) return err;
-  return finish_op(me, ks_mutex_lock(me->s->core, me->kt, (ks_mutex *)m, now_for(timeout_ms), to_us(timeout_ms)));
-}
-
-int ko_mutex_trylock(ko_mutex *m) {
-  ko_task *me;
-  int err = task_for(m, &me);
-  if (err) return err;
-  return ks_mutex_trylock(me->s->core, me->kt, (ks_mutex *)m);
-}
-
-int ko_mutex_unlock(ko_mutex *m) {
-  ko_task *me;
-  int err = task_for(m, &me);
-  if (err) return err;
-  return ks_mutex_unlock(me->s->core, me->kt, (ks_mutex *)m);
-}
-
-int ko_cond_new(ko_sched *s, ko_cond **out) {
-  NOT_IN_COMPUTE();
-  if (!s || !out) return KO_EINVAL;
-  *out = (ko_cond *)ks_cond_new(s->core);
-  return *out ? KO_OK : KO_ENOMEM;
-}
-
-int ko_cond_free(ko_cond *c) {
-  NOT_IN_COMPUTE();
-  return c ? ks_obj_free(((ks_obj *)c)->core, c) : KO_EINVAL;
-}
-
-int ko_cond_wait(ko_cond *c, ko_mutex *m, int64_t timeout_ms) {
-  ko_task *me;
-  int err = task_for(c, &me);
-  if (err) return err;
-  return finish_op(me, ks_cond_wait(me->s->core, me->kt, (ks_cond *)c, (ks_mutex *)m, now_for(timeout_ms), to_us(timeout_ms)));
-}
-
-int ko_cond_signal(ko_cond *c) {
-  NOT_IN_COMPUTE();
-  if (!c) return KO_EINVAL;
-  ko_sched *s = SCHED_OF(c);
-  int n = (int)ks_cond_signal(s->core, (ks_cond *)c);
-  drv_update(s);
-  return n;
-}
-
-int ko_cond_broadcast(ko_cond *c) {
-  NOT_IN_COMPUTE();
-  if (!c) return KO_EINVAL;
-  ko_sched *s = SCHED_OF(c);
-  int n = (int)ks_cond_broadcast(s->core, (ks_cond *)c);
-  drv_update(s);
-  return n;
-}
-
-int ko_sem_new(ko_sched *s, ko_sem **out, int64_t count) {
-  NOT_IN_COMPUTE();
-  if (!s || !out || count < 0) return KO_EINVAL;
-  *out = (ko_sem *)ks_sem_new(s->core, count);
-  return *out ? KO_OK : KO_ENOMEM;
-}
-
-int ko_sem_free(ko_sem *sem) {
-  NOT_IN_COMPUTE();
-  return sem ? ks_obj_free(((ks_obj *)sem)->core, sem) : KO_EINVAL;
-}
-
-int ko_sem_acquire(ko_sem *sem, int64_t timeout_ms) {
-  ko_task *me;
-  int err = task_for(sem, &me);
-  if (err) return err;
-  return finish_op(me, ks_sem_acquire(me->s->core, me->kt, (ks_sem *)sem, now_for(timeout_ms), to_us(timeout_ms)));
-}
-
-int ko_sem_try_acquire(ko_sem *sem) {
-  NOT_IN_COMPUTE();
-  if (!sem) return KO_EINVAL;
-  return ks_sem_try_acquire(((ks_obj *)sem)->core, (ks_sem *)sem);
-}
-
-int ko_sem_release(ko_sem *sem, int64_t n) {
-  NOT_IN_COMPUTE();
-  if (!sem) return KO_EINVAL;
-  ko_sched *s = SCHED_OF(sem);
-  int r = ks_sem_release(s->core, (ks_sem *)sem, n);
-  drv_update(s);
-  return r;
-}
-
-int ko_wg_new(ko_sched *s, ko_wg **out) {
-  NOT_IN_COMPUTE();
-  if (!s || !out) return KO_EINVAL;
-  *out = (ko_wg *)ks_wg_new(s->core);
-  return *out ? KO_OK : KO_ENOMEM;
-}
-
-int ko_wg_free(ko_wg *wg) {
-  NOT_IN_COMPUTE();
-  return wg ? ks_obj_free(((ks_obj *)wg)->core, wg) : KO_EINVAL;
-}
-
-int ko_wg_add(ko_wg *wg, int64_t delta) {
-  NOT_IN_COMPUTE();
-  if (!wg) return KO_EINVAL;
-  ko_sched *s = SCHED_OF(wg);
-  int r = ks_wg_add(s->core, (ks_wg *)wg, delta);
-  drv_update(s);
-  return r;
-}
-
-int ko_wg_done(ko_wg *wg) { return ko_wg_add(wg, -1); }
-
-int ko_wg_wait(ko_wg *wg, int64_t timeout_ms) {
-  ko_task *me;
-  int err = task_for(wg, &me);
-  if (err) return err;
-  return finish_op(me, ks_wg_wait(me->s->core, me->kt, (ks_wg *)wg, now_for(timeout_ms), to_us(timeout_ms)));
-}
