@@ -40,7 +40,7 @@ function quickProbe(name: BackendName): boolean {
     native.resume(co.no);
     const mid = seen;
     native.resume(co.no);
-    return mid === 1 && seen === 2 && co.status === 'dead';
+    return mid === 1 && seen === 2 && co.status === 'done';
   } catch {
     return false;
   }

@@ -146,7 +146,7 @@ static void run_pass(ko_sched *s) {
     }
     ko_resume(t->co, NULL, NULL);
     tls_task = NULL;
-    if (ko_status(t->co) == KO_DEAD) finish(s, t);
+    if (ko_status(t->co) == KO_DONE) finish(s, t);
     if ((++n & 63) == 0) {
       ks_time now = now_us();
       ks_expire(s->core, now);
@@ -319,8 +319,7 @@ static int need_self(ko_task **me) {
 int ko_sleep(int64_t ms) {
   ko_task *me;
   if (need_self(&me)) return KO_ENOTCORO;
-  int r = finish_op(me, ks_sleep(me->s->core, me->kt, now_us(), ms < 0 ? 0 : ms * 1000));
-  return r == KS_WOKEN ? KO_WOKEN : r;
+  return finish_op(me, ks_sleep(me->s->core, me->kt, now_us(), ms < 0 ? 0 : ms * 1000));
 }
 
 int ko_wakeup(ko_task *t) {
