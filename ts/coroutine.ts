@@ -20,7 +20,7 @@ export const enum Out { Yield, Return, Throw }
 /**
  * What a coroutine and its body share. The body's closure holds this record,
  * never the public {@link Coroutine}, so an abandoned coroutine can be
- * collected and unwound.
+ * collected and unwound. @internal
  */
 export interface CoroutineRecord {
   native: NativeCoroutine | null;
@@ -74,14 +74,14 @@ function isReturnOf(e: unknown, rec: CoroutineRecord): boolean {
 /** The coroutines running on this thread, innermost last. */
 const running: CoroutineRecord[] = [];
 
-/** The record of the innermost running coroutine, or undefined. */
+/** The record of the innermost running coroutine, or undefined. @internal */
 export function currentRecord(): CoroutineRecord | undefined {
   return running[running.length - 1];
 }
 
 /**
  * Suspends the running coroutine, handing `value` to its resumer; returns
- * the value of the next `resume()`. Works at any call depth.
+ * the value of the next `resume()`. Works at any call depth. @internal
  */
 export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   const rec = running[running.length - 1];
@@ -229,6 +229,7 @@ export function checkOptions(options: unknown, what: string): void {
   }
 }
 
+/** Where a coroutine runs: backend and stack (from an engine's config). @internal */
 export interface SpawnTarget {
   backend: string;
   stackSize: number;
@@ -555,7 +556,7 @@ function installTraceHook(): void {
   });
 }
 
-/** The public object of the innermost running coroutine. */
+/** The public object of the innermost running coroutine. @internal */
 export function currentCoroutine(): Coroutine | undefined {
   const rec = running[running.length - 1];
   if (!rec) return undefined;

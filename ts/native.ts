@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'v8';
 import { KorutinError } from './errors';
 import type { CORO_STATES } from './vocab';
 
-/** One backend compiled into (or missing from) the addon. */
+/** One backend compiled into (or missing from) the addon. @internal */
 export interface NativeBackend {
   name: string;
   available: boolean;
@@ -27,7 +27,7 @@ export interface BridgeReport {
   minStack: number;
 }
 
-/** A native coroutine whose body is a JS function (see engine/node/binding.cc). */
+/** A native coroutine whose body is a JS function (see engine/node/binding.cc). @internal */
 export interface NativeCoroutine {
   /** Its number, which the switch functions take. */
   readonly no: number;
@@ -42,6 +42,7 @@ export interface NativeCoroutine {
  * The addon (engine/node/binding.cc). Each function is named as the C
  * function it wraps, without its prefix (`stack_pool_limit` is
  * ko_stack_pool_limit); every error it throws is a {@link KorutinError}.
+ * @internal
  */
 export interface NativeBinding {
   backends(): NativeBackend[];
@@ -95,7 +96,7 @@ function loadAddon(): NativeBinding {
   }
 }
 
-/** The addon for this runtime (built by `npm install`, or a prebuild). */
+/** The addon for this runtime (built by `npm install`, or a prebuild). @internal */
 export const native: NativeBinding = loadAddon();
 
 /**

@@ -12,7 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { backends, BackendInfo } from './backends';
 import { BackendName } from './config';
 import { createEngine, Engine } from './engine';
-import { native, nativeProgram } from './native';
+import { BridgeReport, native, nativeProgram } from './native';
 import { platform, Platform } from './platform';
 
 /** One check's outcome. */
@@ -39,7 +39,7 @@ export interface BackendVerdict {
 
 export interface SelfcheckReport {
   platform: Platform;
-  bridge: ReturnType<typeof native.bridge>;
+  bridge: BridgeReport;
   backends: BackendVerdict[];
   ok: boolean;
 }

@@ -6,7 +6,7 @@
  */
 import { KorutinError } from './errors';
 import { describeGiven } from './format';
-import { clock, Holdable, io, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
+import { clock, io, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
 import { K } from './vocab';
 
 const registry = new FinalizationRegistry<number>((h) => {
@@ -27,7 +27,7 @@ function blockingCall(t: Task<any>, st: number): number {
  * A mutual-exclusion lock for tasks. Waiters queue in order; only the task
  * holding the lock may unlock it.
  */
-export class Mutex implements Holdable {
+export class Mutex {
   /** The `#N` of `'lock mutex#N'`. */
   readonly id: number;
   /** @internal */
