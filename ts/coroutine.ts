@@ -9,9 +9,12 @@ import * as vm from 'vm';
 import { KorutinError, fail } from './errors';
 import { describeGiven } from './format';
 import { native, NativeCoroutine } from './native';
+import { CORO_STATES } from './vocab';
 
 /** Where a coroutine is in its life. */
 export type CoroutineState = 'created' | 'suspended' | 'running' | 'normal' | 'done';
+// The C states' words (korutin.h's KO_STATE_MAP) are these; 'created' is a suspended one never resumed.
+void (CORO_STATES satisfies readonly CoroutineState[]);
 
 const enum Sig { Next, Throw, Return, Probe }
 /** How a coroutine last came back to its resumer. @internal */

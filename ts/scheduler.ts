@@ -229,6 +229,8 @@ const taskRegistry = new FinalizationRegistry<TaskFin>((fin) => {
 
 /** Where a task is in its life. */
 export type TaskState = 'ready' | 'running' | 'blocked' | 'done' | 'failed' | 'cancelled';
+// The core's words (KS_STATE_MAP, KS_END_MAP in sched/core.h) are these: checked at compile time.
+void ([...TASK_STATES, ...END_STATES] satisfies readonly TaskState[]);
 
 /** Options of {@link Engine.spawn}. */
 export interface SpawnOptions {
