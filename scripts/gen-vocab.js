@@ -4,7 +4,7 @@
 // (KO_BACKEND_MAP) from engine/include/korutin.h; task states, ends, select
 // ops and external waits (KS_*_MAP, KS_BLOCK) from engine/src/sched/core.h;
 // the shared io slots (KS_IO_MAP) from engine/node/sched_binding.h.
-//   node scripts/gen-vocab.js          rewrites ts/vocab.ts
+//   node scripts/gen-vocab.js          rewrites ts/vocab.ts (npm run gen:vocab)
 //   node scripts/gen-vocab.js --check  exits 1 when ts/vocab.ts is stale
 'use strict';
 const fs = require('fs');

@@ -116,6 +116,7 @@ static void error_codes(kt *t) {
   }
   KT_CHECK(t, strcmp(ko_strerror(KO_EDONE), ko_strerror(KO_EBUSY)) != 0);
   KT_CHECK(t, ko_strerror(12345) != NULL);
+  KT_CHECK(t, strcmp(ko_err_name(KO_ECANCELED), "ECANCELED") == 0 && ko_err_name(12345) == NULL);
 }
 
 /* -------------------------------------------------------- caller-stack */
