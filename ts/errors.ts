@@ -53,7 +53,7 @@ export class KorutinError extends Error {
 /**
  * A `TypeError` (or another built-in error class) with korutin's stable
  * `code` and an optional `hint`, for APIs whose callers expect the built-in
- * class (node-fibers threw `TypeError`s).
+ * class (node-fibers threw `TypeError`s). @internal
  */
 export function codedError<E extends Error>(
   Kind: new (message: string) => E,
@@ -91,7 +91,7 @@ export function isCancelledError(v: unknown): v is CancelledError {
   return typeof v === 'object' && v !== null && cancelledErrors.has(v);
 }
 
-/** Shorthand for `new KorutinError(code, message)`. */
+/** Shorthand for `new KorutinError(code, message)`. @internal */
 export function fail(code: ErrorCode, message: string): never {
   throw new KorutinError(code, message);
 }
