@@ -35,7 +35,7 @@ target_link_libraries(korutin PUBLIC ${KO_UV_TARGET})
 
 if(KORUTIN_BUILD_TESTS AND NOT WIN32)
   enable_testing()
-  set(KO_SCHED_TESTS sched_basic sched_chan sched_sync sched_fd sched_net)
+  set(KO_SCHED_TESTS sched_basic sched_chan sched_sync sched_fd sched_net sched_compute)
   foreach(t ${KO_SCHED_TESTS})
     add_executable(${t} ${CMAKE_CURRENT_SOURCE_DIR}/test/sched/${t}.c)
     target_include_directories(${t} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/test/sched)

@@ -27,11 +27,6 @@ for (const backend of testBackends()) {
   describe(`net [${backend}]`, () => {
     const ko = engineFor(backend);
     const run = <R>(fn: () => R): Promise<R> => ko.spawn(fn).toPromise();
-    // TLS is not tested on threads: Node 24 aborts in SecureContext::AddRootCerts
-    // (a CleanupQueue assertion) when a coroutine's own OS thread makes the
-    // first TLS context (see README, korutin/net).
-    const tlsHere = backend !== 'threads';
-    const itTls = tlsHere ? it : it.skip;
 
     it('echo: 1 MiB round trip through backpressure', async () => {
       const data = Buffer.alloc(1 << 20);
@@ -320,7 +315,7 @@ for (const backend of testBackends()) {
       assert.equal(r.x, 'x');
     });
 
-    itTls('connect timeout: ERR_TIMEOUT (a TLS handshake nobody answers); recvFrom timeout', async () => {
+    it('connect timeout: ERR_TIMEOUT (a TLS handshake nobody answers); recvFrom timeout', async () => {
       const before = socketHandles();
       const r = await run(() => {
         const silent = listen({ port: 0, host: HOST }, (conn) => {
@@ -359,8 +354,8 @@ for (const backend of testBackends()) {
           while (conn.read(65536, T) !== null); // reads the ClientHello, answers nothing
         });
         const server = listen({ port: 0, host: HOST });
-        // connect blocks in a TLS handshake nobody answers: not on threads (above)
-        const kinds = (['connect', 'accept', 'read', 'readExactly', 'readLine', 'write', 'recvFrom'] as const).filter((k) => tlsHere || k !== 'connect');
+        // connect blocks in a TLS handshake nobody answers
+        const kinds = (['connect', 'accept', 'read', 'readExactly', 'readLine', 'write', 'recvFrom'] as const);
         try {
           for (const kind of kinds) {
             const rec = { error: undefined as string | undefined, finallyRan: false };
@@ -539,7 +534,7 @@ for (const backend of testBackends()) {
       assert.equal(r.closedWrite, 'ERR_SOCKET_CLOSED');
     });
 
-    itTls('TLS through the same API', async () => {
+    it('TLS through the same API', async () => {
       const r = await run(() => {
         const server = listen({ port: 0, host: HOST, tls: { key: TLS_KEY, cert: TLS_CERT } }, (conn) => {
           const line = conn.readLine(T);

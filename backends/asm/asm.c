@@ -20,6 +20,7 @@ static int asm_make(void *ctx, void *lo, size_t size, void (*entry)(void *), voi
 
 const struct ko_backend ko_backend_asm = {
   .name = "asm",
+  .flags = KO_BACKEND_COPYABLE,
   .ctx_size = sizeof(void *),
   .make = asm_make,
   .jump = (void *(*)(void *, void *, void *))ko_asm_jump,

@@ -278,6 +278,37 @@ int ko_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t 
                 size_t *got);
 int ko_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t addrlen, int64_t timeout_ms);
 
+/* Compute sections (lthread's compute_begin/end): between the two calls the
+ * task runs on a compute thread, so CPU-bound work or a blocking call there
+ * stalls no other task; ko_compute_end() brings it back to its scheduler's
+ * thread. Compute threads start on demand, up to ko_compute_limits()' max
+ * (default: the CPUs; tasks beyond it wait their turn), and one idle for
+ * idle_ms (default 60 s) exits. Every backend supports it: asm, boost and
+ * ucontext carry the task's stack over to the compute thread; on threads
+ * the task keeps its own OS thread and the compute thread only waits.
+ *
+ * In a section, the scheduler calls declared here (sleep,
+ * channels, sync, fds, spawn, cancel...) return KO_ENOTCORO; only
+ * ko_task_current(), ko_task_data() and ko_compute_end() are for it. As the
+ * task may change OS thread at each call, do not keep the address of a
+ * thread-local variable across them (errno included: read it in a function
+ * called in between), and hold no lock of the scheduler's thread.
+ * A cancel is delivered by ko_compute_end() (KO_ECANCELED, the task back
+ * home) or the next blocking call. A body that returns inside a section
+ * ends the task as usual.
+ *
+ * ko_compute_begin(): KO_OK (now on a compute thread), KO_ECANCELED (a
+ * cancel was pending; still home), KO_ENOMEM (no compute thread could
+ * start; still home), KO_EBUSY (already in a section), KO_ENOTCORO (not a
+ * task). ko_compute_end(): KO_OK or KO_ECANCELED (home again either way),
+ * KO_EINVAL (not in a section), KO_ENOTCORO (not a task). */
+int ko_compute_begin(void);
+int ko_compute_end(void);
+/* max_threads 0: the number of CPUs. KO_EINVAL for idle_ms < 0. */
+int ko_compute_limits(unsigned max_threads, int64_t idle_ms);
+/* Compute threads alive now (busy or idle). */
+int ko_compute_threads(void);
+
 /* Channels of pointer-sized values: capacity 0 is a rendezvous, n buffers n. */
 int ko_chan_new(ko_sched *s, ko_chan **out, size_t capacity);
 /* KO_EBUSY while a task waits on it. */

@@ -18,6 +18,11 @@
 
 /* Each context runs on an OS thread of its own (the threads backend). */
 #define KO_BACKEND_OWN_THREAD 1u
+/* A back context holding a suspended resumer is all in its first pointer-
+ * sized word (a saved stack pointer, an fcontext handle), and a copy of
+ * that word is as good as the original: the engine may move a resumer from
+ * one coroutine's back context to another's (ko__transfer). */
+#define KO_BACKEND_COPYABLE 2u
 
 struct ko_backend {
   const char *name;

@@ -31,6 +31,7 @@
 #include "korutin.h"
 #include "backend.h"
 #include "stack.h"
+#include "transfer.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -260,6 +261,27 @@ void *ko_yield(void *out) {
   hand_back(co, out);
   /* A tail call: the next ko_resume() lands in our caller with its `in`. */
   return co->jump(co->ctx, BACK(co), NULL);
+}
+
+int ko__can_transfer(const ko_backend *be) {
+#ifdef KO_ASAN
+  (void)be;
+  return 0;
+#else
+  return (be->flags & KO_BACKEND_COPYABLE) && !(be->flags & KO_BACKEND_OWN_THREAD);
+#endif
+}
+
+void *ko__transfer(ko_coro *to, void *value) {
+  ko_coro *co = current;
+  co->state = KO_SUSPENDED;
+  to->state = KO_RUNNING;
+  to->parent = co->parent;
+  to->out = co->out;
+  *(void **)BACK(to) = *(void **)BACK(co); /* the resumer (KO_BACKEND_COPYABLE) */
+  current = to;
+  /* A tail call, as in ko_yield(): whoever wakes co does its bookkeeping. */
+  return co->jump(co->ctx, to->ctx, value);
 }
 
 ko_coro *ko_current(void) { return current; }

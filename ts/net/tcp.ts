@@ -77,6 +77,23 @@ function waitEvent(emitter: NodeJS.EventEmitter, ok: string, timeoutMs: number |
 }
 
 /**
+ * Makes a node:tls object on the event loop's own thread, the calling task
+ * waiting: Node keeps per-thread state when it makes a TLS context (from
+ * Node 24 a per-thread cleanup hook, which aborts the process when a second
+ * OS thread registers it), and a `threads`-backend task runs on an OS thread
+ * of its own. One event-loop turn, next to a TLS handshake's milliseconds.
+ */
+function onLoopThread<T>(make: () => T): T {
+  return awaitPromise(new Promise<T>((resolve, reject) => setImmediate(() => {
+    try {
+      resolve(make());
+    } catch (e) {
+      reject(e);
+    }
+  })));
+}
+
+/**
  * Inside a task: connects to `host:port` (default host `localhost`) and
  * returns the connection. Node's errors (ECONNREFUSED...) are thrown with
  * their `code`; `ERR_TIMEOUT` after `timeoutMs`. A cancel or a timeout
@@ -99,7 +116,7 @@ export function connect(port: number, host?: string | ConnectOptions, options?: 
   const where = host ?? 'localhost';
   const useTls = o.tls !== undefined;
   const socket: net.Socket = useTls
-    ? tls.connect({ ...(o.tls === true ? {} : o.tls), port, host: where })
+    ? onLoopThread(() => tls.connect({ ...(o.tls === true ? {} : o.tls), port, host: where }))
     : net.connect({ allowHalfOpen: true, port, host: where });
   try {
     waitEvent(socket, useTls ? 'secureConnect' : 'connect', o.timeoutMs);
@@ -283,7 +300,10 @@ export function listenOn(engine: Engine | undefined, portOrOptions: number | Lis
     throw new KorutinError('ERR_INVALID_ARGUMENT', 'listen(): onError must be a function (error, conn) => void');
   }
   // half-open: reading the end of the stream leaves the sending side open
-  const server = o.tls ? tls.createServer({ allowHalfOpen: true, ...o.tls }) : net.createServer({ allowHalfOpen: true });
+  const tlsOptions = o.tls;
+  const server = tlsOptions
+    ? onLoopThread(() => tls.createServer({ allowHalfOpen: true, ...tlsOptions }))
+    : net.createServer({ allowHalfOpen: true });
   const s = new Server(server, engine ?? me.fin.engine, handler, o);
   try {
     const listening = new Promise<void>((resolve, reject) => {

@@ -379,6 +379,8 @@ int ks_wakeup(ks_core *c, ks_task *t) {
   return KO_OK;
 }
 
+int ks_check_cancel(ks_core *c, ks_task *t) { return ks__enter(c, t); }
+
 /* --------------------------------------------------- the simple waits */
 
 int ks_yield(ks_core *c, ks_task *t) {

@@ -224,6 +224,10 @@ const char *ks_state_name(const ks_task *t);
 int ks_yield(ks_core *c, ks_task *t);
 int ks_sleep(ks_core *c, ks_task *t, ks_time now, int64_t dur);
 int ks_join(ks_core *c, ks_task *t, ks_task *target, ks_time now, int64_t timeout);
+/* For what is not a wait but takes a task away from its driver for a while
+ * (the C driver's compute sections): KO_OK, or KO_ECANCELED when a cancel
+ * was pending (it is consumed), or KO_EINVAL when t is not running. */
+int ks_check_cancel(ks_core *c, ks_task *t);
 /* Waits for something the driver watches (a promise, a fd); the driver ends
  * it with ks_wake_external(..., t->seq as returned in *seq, ...). */
 int ks_block_external(ks_core *c, ks_task *t, ks_time now, int64_t timeout, int kind, int64_t arg,
