@@ -60,20 +60,22 @@ qemu_for() {
   esac
 }
 
+# asm_file_for TARGET CC: the asm switch file for TARGET (backends/asm/arch.txt:
+# the first row of its object format and CC's pointer size whose CPU names
+# match the triplet's first part, or `uname -m` for native).
 asm_file_for() {
-  case $1 in
-    i686-linux-gnu) echo backends/asm/switch_i386_sysv_elf.S ;;
-    aarch64-linux-gnu) echo backends/asm/switch_arm64_aapcs_elf.S ;;
-    arm-linux-gnueabihf) echo backends/asm/switch_arm_aapcs_elf.S ;;
-    x86_64-w64-mingw32) echo backends/asm/switch_x86_64_ms_pe.S ;;
-    native)
-      case $(uname -m) in
-        x86_64) echo backends/asm/switch_x86_64_sysv_elf.S ;;
-        i?86) echo backends/asm/switch_i386_sysv_elf.S ;;
-        aarch64) echo backends/asm/switch_arm64_aapcs_elf.S ;;
-        armv7*) echo backends/asm/switch_arm_aapcs_elf.S ;;
-      esac ;;
-  esac
+  local t=$1 cc=$2 cpu format=elf bits key file fmt b node cpus
+  cpu=${t%%-*}
+  [ "$t" = native ] && cpu=$(uname -m)
+  case $t in *mingw*) format=pe ;; esac
+  bits=$(( $(echo | "$cc" -dM -E - | sed -n 's/^#define __SIZEOF_POINTER__ //p') * 8 ))
+  while read -r key file fmt b node cpus; do
+    case $key in ''|'#'*) continue ;; esac
+    if [ "$fmt" = "$format" ] && [ "$b" = "$bits" ] && [[ $cpu =~ $cpus ]]; then
+      echo "backends/asm/$file"; return 0
+    fi
+  done < "$ROOT/backends/asm/arch.txt"
+  return 1
 }
 
 # Writes the asm-abi sources (see the end of this script) into $1.
@@ -149,7 +151,7 @@ linux_target() {
   # 1. asm-abi, straight from the switch file: under qemu, and natively
   #    when this host can run the target's programs.
   local abi="$dir-asm-abi" asmsrc res_abi="" r
-  asmsrc=$(asm_file_for "$t")
+  asmsrc=$(asm_file_for "$t" "$cc")
   write_abi_sources "$abi"
   if ! "$cc" -O2 -g -funwind-tables -no-pie -o "$abi/asm_abi_check" "$abi/asm_abi_check.c" \
         "$abi/asm_abi_regs.S" "$ROOT/$asmsrc" -lm >"$abi/build.log" 2>&1; then
@@ -251,8 +253,9 @@ mingw_target() {
   for o in $objs; do
     if make -C "$dir" "$o" >"$dir.$(basename "$o").log" 2>&1; then built+=("$o"); else failed+=("$o"); fi
   done
-  local need ok=1
-  for need in backends/asm/asm.obj backends/asm/switch_x86_64_ms_pe.obj; do
+  local need ok=1 asmsrc
+  asmsrc=$(asm_file_for "$t" "$t-gcc")
+  for need in backends/asm/asm.obj "${asmsrc%.S}.obj"; do
     case " ${built[*]} " in *" $need "*) ;; *) ok=0 ;; esac
   done
   local res_obj="objects built: ${built[*]:-none}; not built: ${failed[*]:-none}"
@@ -268,7 +271,7 @@ mingw_target() {
   fi
   if ! { $t-gcc -O2 -g -c -o "$abi/check.o" "$abi/asm_abi_check.c" &&
          $t-gcc -c -o "$abi/regs.o" "$abi/asm_abi_regs.S" &&
-         $t-gcc -c -o "$abi/switch.o" "$ROOT/backends/asm/switch_x86_64_ms_pe.S" &&
+         $t-gcc -c -o "$abi/switch.o" "$ROOT/$asmsrc" &&
          $t-g++ -O2 -c -o "$abi/cxx.o" "$abi/asm_abi_cxx.cc" &&
          $t-g++ -static -o "$abi/asm_abi_check.exe" "$abi/check.o" "$abi/regs.o" "$abi/switch.o" "$abi/cxx.o"; } >"$abi/build.log" 2>&1; then
     echo "cross: $t: FAIL ($res_obj; asm-abi build failed: $abi/build.log)"; return 1

@@ -7,7 +7,7 @@ const tick = (ms = 2) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe('async context', () => {
   it('the async-context stack of this Node was found and verified', () => {
-    const a = native.asyncStack();
+    const a = native.async_stack();
     assert.equal(a.ok, true, a.reason ?? '');
   });
 });
@@ -67,7 +67,7 @@ for (const backend of testBackends()) {
     });
 
     it('where scopes cannot move, yielding inside one is ERR_ASYNC_CONTEXT and the coroutine goes on', function () {
-      if (native.asyncStack().ok) this.skip();
+      if (native.async_stack().ok) this.skip();
       const scope = new AsyncResource('test.scope');
       const before = executionAsyncId();
       const co = ko.create(() => {
@@ -88,7 +88,7 @@ for (const backend of testBackends()) {
     });
 
     it('yielding inside runInAsyncScope and resuming from a timer keeps both stacks intact', async function () {
-      if (!native.asyncStack().ok) this.skip();
+      if (!native.async_stack().ok) this.skip();
       const als = new AsyncLocalStorage<string>();
       const log: string[] = [];
       const co = ko.create(() => {
@@ -131,7 +131,7 @@ for (const backend of testBackends()) {
     });
 
     it('nested scopes several deep, with a return() unwinding them', async function () {
-      if (!native.asyncStack().ok) this.skip();
+      if (!native.async_stack().ok) this.skip();
       const scopes = [new AsyncResource('a'), new AsyncResource('b'), new AsyncResource('c')];
       let unwound = 0;
       const enter = (i: number): void => {

@@ -115,11 +115,11 @@ for (const backend of testBackends()) {
           return process.memoryUsage().rss;
         };
         (async () => {
-          const before = native.liveCoroutines();
+          const before = native.live_coroutines();
           for (let k = 0; k < 2; k++) await round(); // allocators settle at a high-water mark
           const marks = [];
           for (let k = 0; k < 8; k++) marks.push(await round());
-          console.log(JSON.stringify({ marks, left: native.liveCoroutines() - before }));
+          console.log(JSON.stringify({ marks, left: native.live_coroutines() - before }));
         })();`;
       const r = runNode(script, ['--expose-gc', '--max-semi-space-size=1']);
       assert.equal(r.status, 0, r.stderr);

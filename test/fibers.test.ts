@@ -453,11 +453,11 @@ onEveryBackend('Fiber', function (backend) {
       return sum;
     };
     assert.equal(round(2000), (2000 * 1999) / 2 + 2000 + 2 * 2000);
-    const live = native.liveCoroutines();
+    const live = native.live_coroutines();
     const base = await settledRss();
     for (let r = 0; r < 9; r++) round(2000);
     // (Earlier tests' garbage may be freed meanwhile: at most as many as before.)
-    assert.ok(native.liveCoroutines() <= live, 'a finished fiber is freed at once');
+    assert.ok(native.live_coroutines() <= live, 'a finished fiber is freed at once');
     const grown = (await settledRss()) - base;
     // Leaked stacks would cost about 12 KiB each: over 200 MiB for 18,000.
     assert.ok(grown < 48 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB over 18,000 more fibers`);
@@ -483,14 +483,14 @@ onEveryBackend('Fiber', function (backend) {
     const batch = 2000;
     abandon(batch);
     assert.ok(await collectUntil(() => unwound === batch), `only ${unwound} of ${batch} abandoned fibers were unwound`);
-    const live = native.liveCoroutines();
+    const live = native.live_coroutines();
     const base = await settledRss();
     for (let b = 2; b <= 5; b++) {
       abandon(batch);
       assert.ok(await collectUntil(() => unwound === b * batch), `only ${unwound} of ${b * batch} abandoned fibers were unwound`);
     }
     assert.equal(resumedNormally, 0);
-    assert.ok(native.liveCoroutines() <= live, 'an unwound fiber is freed');
+    assert.ok(native.live_coroutines() <= live, 'an unwound fiber is freed');
     const grown = (await settledRss()) - base;
     assert.ok(grown < 48 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB over 8,000 more abandoned fibers`);
   });

@@ -36,7 +36,7 @@ for (const backend of testBackends()) {
   describe(`hand-offs [${backend}]`, function () {
     const ko = engineFor(backend);
     before(function () {
-      if (!native.asyncStack().ok) this.skip(); // no chains here: tasks always go back to the pass
+      if (!native.async_stack().ok) this.skip(); // no chains here: tasks always go back to the pass
     });
 
     it('a ping-pong hands the turn task to task, not back to the event loop', async () => {
@@ -292,10 +292,10 @@ describe('hand-offs', () => {
   it('a hand-off outside a chain is refused with ERR_NOT_IN_COROUTINE', () => {
     const ko = engineFor(testBackends()[0]);
     const t: Task<void> = ko.spawn(() => undefined);
-    assert.throws(() => native.yieldTo(0), (e: unknown) => codeOf(e) === 'ERR_NOT_IN_COROUTINE');
+    assert.throws(() => native.yield_to(0), (e: unknown) => codeOf(e) === 'ERR_NOT_IN_COROUTINE');
     const co = ko.create(() => {
       assert.throws(
-        () => native.yieldTo(0),
+        () => native.yield_to(0),
         (e: unknown) => codeOf(e) === 'ERR_NOT_IN_COROUTINE',
         'a coroutine resumed by resume() cannot hand off',
       );

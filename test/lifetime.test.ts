@@ -20,24 +20,24 @@ for (const backend of testBackends()) {
         }
       });
       co.resume();
-      const live = native.liveCoroutines();
+      const live = native.live_coroutines();
       co.dispose();
       assert.deepEqual(log, ['finally']);
       assert.equal(co.state, 'done');
-      assert.equal(native.liveCoroutines(), live - 1);
+      assert.equal(native.live_coroutines(), live - 1);
       co.dispose(); // done: a no-op
       assert.equal(codeOf(((): unknown => { try { co.resume(); } catch (e) { return e; } })()), 'ERR_COROUTINE_DONE');
     });
 
     it('dispose() of a coroutine never started does not run its body', () => {
       let ran = false;
-      const live = native.liveCoroutines();
+      const live = native.live_coroutines();
       const co = ko.create(() => { ran = true; });
-      assert.equal(native.liveCoroutines(), live + 1);
+      assert.equal(native.live_coroutines(), live + 1);
       co.dispose();
       assert.equal(ran, false);
       assert.equal(co.state, 'done');
-      assert.equal(native.liveCoroutines(), live);
+      assert.equal(native.live_coroutines(), live);
     });
 
     it('dispose() inside the running coroutine is ERR_ALREADY_RUNNING', () => {
@@ -154,8 +154,8 @@ for (const backend of testBackends()) {
          let unwound = 0;
          for (let i = 0; i < N; i++) ko.create(() => { try { ko.yield(); } finally { unwound++; } }).resume();
          (async () => {
-           let live = native.liveCoroutines();
-           for (let t = 0; t < 100 && live > N / 8; t++) { await new Promise((r) => setTimeout(r, 10)); live = native.liveCoroutines(); }
+           let live = native.live_coroutines();
+           for (let t = 0; t < 100 && live > N / 8; t++) { await new Promise((r) => setTimeout(r, 10)); live = native.live_coroutines(); }
            console.log(JSON.stringify({ live, unwound }));
          })();`,
       );

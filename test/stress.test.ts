@@ -249,7 +249,7 @@ describe(`stress: a seeded random mix (seed ${SEED}; replay with KORUTIN_STRESS_
       const seed = SEED ^ backend.length * 7919;
       const random = prng(seed);
       const ko = engineFor(backend);
-      const liveBefore = native.liveCoroutines();
+      const liveBefore = native.live_coroutines();
       const steps = backend === 'threads' ? Math.ceil(STEPS / 3) : STEPS;
       const workers = Promise.all([1, 2].map((k) => workerMix(backend, seed + k)));
       await coroutineMix(ko, random, steps);
@@ -257,7 +257,7 @@ describe(`stress: a seeded random mix (seed ${SEED}; replay with KORUTIN_STRESS_
       assert.deepEqual(await workers, [1, 2].map((k) => expectedWorkerSum(seed + k)), 'the Workers computed their sums');
       await tick(5);
       gc();
-      await until(() => native.liveCoroutines() <= liveBefore, 'no native coroutine left behind', 20_000);
+      await until(() => native.live_coroutines() <= liveBefore, 'no native coroutine left behind', 20_000);
     });
   }
 });

@@ -40,7 +40,7 @@ function quickProbe(name: BackendName): boolean {
     native.resume(co.no);
     const mid = seen;
     native.resume(co.no);
-    return mid === 1 && seen === 2 && co.status === 'dead';
+    return mid === 1 && seen === 2 && co.status === 'done';
   } catch {
     return false;
   }
@@ -60,7 +60,7 @@ export function autoBackend(): BackendName {
   throw new KorutinError('ERR_BACKEND_UNAVAILABLE', `no korutin backend can run JavaScript here (${why})`);
 }
 
-/** Checks that `name` can be used; throws ERR_BACKEND_UNAVAILABLE with the reason if not. */
+/** Checks that `name` can be used; throws ERR_BACKEND_UNAVAILABLE with the reason if not. @internal */
 export function requireBackend(name: BackendName | 'auto'): BackendName {
   if (name === 'auto') return autoBackend();
   const info = backends().find((b) => b.name === name);

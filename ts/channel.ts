@@ -6,13 +6,27 @@
 import { KorutinError } from './errors';
 import { describeGiven } from './format';
 import {
-  AfterCase, caseRoom, clock, io, K, kick, proxyWait, S, self, slotPut, slotTake, suspend, Task, timeoutUs, waitError,
+  AfterCase,
+  caseRoom,
+  clock,
+  io,
+  kick,
+  proxyWait,
+  S,
+  self,
+  slotPut,
+  slotTake,
+  suspend,
+  Task,
+  timeoutUs,
+  waitError,
 } from './scheduler';
+import { K } from './vocab';
 
 const registry = new FinalizationRegistry<number>((h) => {
   // nobody can reach the channel any more: drop what it still buffers
-  while (S.tryRecv(h) === K.OK) slotTake(io[K.IO_VALUE]);
-  S.free(h);
+  while (S.chan_try_recv(h) === K.OK) slotTake(io[K.IO_VALUE]);
+  S.obj_free(h);
 });
 
 const END: unique symbol = Symbol('end');
@@ -69,7 +83,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
     if (!Number.isInteger(capacity) || capacity < 0 || capacity > 0x7fffffff) {
       throw new KorutinError('ERR_INVALID_ARGUMENT', `a channel's capacity must be an integer >= 0, got ${describeGiven(capacity)}`);
     }
-    const h = S.chanNew(capacity);
+    const h = S.chan_new(capacity);
     if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', `cannot create a channel of capacity ${capacity}`);
     this.h = h;
     this.id = io[K.IO_SERIAL];
@@ -79,12 +93,12 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
 
   /** Values buffered now. */
   get length(): number {
-    return S.chanInfo(this.h);
+    return S.chan_info(this.h);
   }
 
   /** True once `close()` was called (buffered values may still be received). */
   get closed(): boolean {
-    S.chanInfo(this.h);
+    S.chan_info(this.h);
     return io[K.IO_AUX2] !== 0;
   }
 
@@ -97,7 +111,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
     const t = self('Channel.send()');
     const timeout = timeoutUs(timeoutMs, 'send()');
     const slot = slotPut(value);
-    let st = S.send(t.h, this.h, slot, timeout < 0 ? 0 : clock(), timeout);
+    let st = S.chan_send(t.h, this.h, slot, timeout < 0 ? 0 : clock(), timeout);
     if (st === K.BLOCK) st = suspend(t);
     if (st !== K.OK) {
       slotTake(slot);
@@ -119,7 +133,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
   private recvOrEnd(timeoutMs?: number): T | typeof END {
     const t = self('Channel.recv()');
     const timeout = timeoutUs(timeoutMs, 'recv()');
-    let st = S.recv(t.h, this.h, timeout < 0 ? 0 : clock(), timeout);
+    let st = S.chan_recv(t.h, this.h, timeout < 0 ? 0 : clock(), timeout);
     let slot: number;
     if (st === K.BLOCK) {
       st = suspend(t);
@@ -135,7 +149,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
   /** Sends without waiting: false when it would have to wait. Works anywhere. */
   trySend(value: T): boolean {
     const slot = slotPut(value);
-    const st = S.trySend(this.h, slot);
+    const st = S.chan_try_send(this.h, slot);
     if (st === K.OK) {
       kick();
       return true;
@@ -147,7 +161,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
 
   /** Receives without waiting. Works anywhere. */
   tryRecv(): TryRecvResult<T> {
-    const st = S.tryRecv(this.h);
+    const st = S.chan_try_recv(this.h);
     if (st === K.OK) {
       const value = slotTake(io[K.IO_VALUE]) as T;
       kick();
@@ -162,7 +176,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
    * Closing twice throws `ERR_CHANNEL_CLOSED`. Works anywhere.
    */
   close(): void {
-    const st = S.close(this.h);
+    const st = S.chan_close(this.h);
     kick();
     if (st !== K.OK) throw new KorutinError('ERR_CHANNEL_CLOSED', `channel#${this.id} is already closed`);
   }
@@ -173,7 +187,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
       const timeout = timeoutUs(timeoutMs, 'sendAsync()');
       const slot = slotPut(value);
       proxyWait(
-        (px) => S.send(px, this.h, slot, timeout < 0 ? 0 : clock(), timeout),
+        (px) => S.chan_send(px, this.h, slot, timeout < 0 ? 0 : clock(), timeout),
         (st) => {
           if (st === K.OK) return resolve();
           slotTake(slot);
@@ -191,7 +205,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
     return new Promise<T>((resolve, reject) => {
       const timeout = timeoutUs(timeoutMs, 'recvAsync()');
       proxyWait(
-        (px) => S.recv(px, this.h, timeout < 0 ? 0 : clock(), timeout),
+        (px) => S.chan_recv(px, this.h, timeout < 0 ? 0 : clock(), timeout),
         (st, _fired, value) => {
           if (st === K.OK) return resolve(slotTake(value) as T);
           reject(

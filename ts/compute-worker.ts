@@ -27,6 +27,7 @@ function load(href: string): Promise<Record<string, unknown>> {
   return m;
 }
 
+/** Runs one job in the worker. @internal */
 export default async function run(job: ComputeJob): Promise<unknown> {
   const mod = await load(job.module);
   const fn = job.exportName === 'default' && typeof mod === 'function' ? mod : mod[job.exportName];

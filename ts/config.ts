@@ -4,9 +4,10 @@
 import { z } from 'zod';
 import { KorutinError } from './errors';
 import { describeGiven } from './format';
+import { BACKENDS } from './vocab';
 
-/** The switch backends; `'auto'` picks the fastest one that works here. */
-export const BACKENDS = ['asm', 'boost', 'ucontext', 'threads'] as const;
+/** The switch backends, fastest first (korutin.h's KO_BACKEND_MAP); `'auto'` picks the fastest one that works here. */
+export { BACKENDS };
 export type BackendName = (typeof BACKENDS)[number];
 
 /** Smallest stack a JavaScript coroutine can run in (V8 needs ~40 KiB to compile, plus C++ room). */

@@ -9,10 +9,12 @@ import * as vm from 'vm';
 import { KorutinError, fail } from './errors';
 import { describeGiven } from './format';
 import { native, NativeCoroutine } from './native';
-import { fromNative, nativeCall } from './native-errors';
+import { CORO_STATES } from './vocab';
 
 /** Where a coroutine is in its life. */
 export type CoroutineState = 'created' | 'suspended' | 'running' | 'normal' | 'done';
+// The C states' words (korutin.h's KO_STATE_MAP) are these; 'created' is a suspended one never resumed.
+void (CORO_STATES satisfies readonly CoroutineState[]);
 
 const enum Sig { Next, Throw, Return, Probe }
 /** How a coroutine last came back to its resumer. @internal */
@@ -21,7 +23,7 @@ export const enum Out { Yield, Return, Throw }
 /**
  * What a coroutine and its body share. The body's closure holds this record,
  * never the public {@link Coroutine}, so an abandoned coroutine can be
- * collected and unwound.
+ * collected and unwound. @internal
  */
 export interface CoroutineRecord {
   native: NativeCoroutine | null;
@@ -75,14 +77,14 @@ function isReturnOf(e: unknown, rec: CoroutineRecord): boolean {
 /** The coroutines running on this thread, innermost last. */
 const running: CoroutineRecord[] = [];
 
-/** The record of the innermost running coroutine, or undefined. */
+/** The record of the innermost running coroutine, or undefined. @internal */
 export function currentRecord(): CoroutineRecord | undefined {
   return running[running.length - 1];
 }
 
 /**
  * Suspends the running coroutine, handing `value` to its resumer; returns
- * the value of the next `resume()`. Works at any call depth.
+ * the value of the next `resume()`. Works at any call depth. @internal
  */
 export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   const rec = running[running.length - 1];
@@ -99,11 +101,7 @@ function suspendWith(rec: CoroutineRecord, value: unknown): void {
   rec.state = 'suspended';
   running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-  try {
-    native.yield();
-  } catch (e) {
-    throw fromNative(e);
-  }
+  native.yield();
   if (saved) restoreAsyncScopes(rec, saved);
 }
 
@@ -163,7 +161,7 @@ function unsafeToUnwind(rec: CoroutineRecord): string | null {
 
 /** Resuming: pushes back the async scopes popAsyncScopes() took off. */
 function restoreAsyncScopes(rec: CoroutineRecord, saved: { ids: number[]; resources: object[] }): void {
-  nativeCall(() => native.asyncRestore(saved.ids, saved.resources));
+  native.async_restore(saved.ids, saved.resources);
   // Node's JS side pops a scope by shortening its resource array: an empty
   // scope here stretches that array to the stack's new depth.
   rec.resource.runInAsyncScope(noop);
@@ -174,7 +172,7 @@ const noop = (): void => undefined;
 
 /** Whether this runtime lets a coroutine move its async contexts (see engine/node/v8bridge/async_stack.h). */
 function canMoveAsyncScopes(): boolean {
-  return (asyncStackOk ??= native.asyncStack().ok);
+  return (asyncStackOk ??= native.async_stack().ok);
 }
 
 /**
@@ -188,7 +186,7 @@ function popAsyncScopes(rec: CoroutineRecord): { ids: number[]; resources: objec
     running.push(rec);
     fail(
       'ERR_ASYNC_CONTEXT',
-      `cannot suspend inside an async scope on this runtime (${native.asyncStack().reason}); leave runInAsyncScope() before yielding`,
+      `cannot suspend inside an async scope on this runtime (${native.async_stack().reason}); leave runInAsyncScope() before yielding`,
     );
   }
   const base = rec.baseAsyncId;
@@ -197,7 +195,7 @@ function popAsyncScopes(rec: CoroutineRecord): { ids: number[]; resources: objec
   for (let id = executionAsyncId(); id !== base; id = executionAsyncId()) {
     ids.push(id, triggerAsyncId());
     resources.push(executionAsyncResource());
-    nativeCall(() => native.asyncPop(id));
+    native.async_pop(id);
   }
   // outermost first, for pushing back
   const n = resources.length;
@@ -234,6 +232,7 @@ export function checkOptions(options: unknown, what: string): void {
   }
 }
 
+/** Where a coroutine runs: backend and stack (from an engine's config). @internal */
 export interface SpawnTarget {
   backend: string;
   stackSize: number;
@@ -287,7 +286,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       rec.state = 'done';
       running.pop();
     };
-    rec.native = nativeCall(() => new native.Coroutine(target.backend, target.stackSize, target.guardSize, korutinCoroutineBody));
+    rec.native = new native.Coroutine(target.backend, target.stackSize, target.guardSize, korutinCoroutineBody);
     rec.no = rec.native.no;
     this.rec = rec;
     abandoned.register(this, rec, rec.token);
@@ -395,8 +394,6 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
   if (self) rec.self = self;
   try {
     rec.resource.runInAsyncScope(resumeNative, null, rec);
-  } catch (e) {
-    throw fromNative(e);
   } finally {
     rec.self = null;
     if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
@@ -413,7 +410,7 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
 /** throw()/return() before the first resume: the body never runs, like a generator's. */
 function finishUnstarted(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
   rec.state = 'done';
-  nativeCall(() => rec.native?.destroy());
+  rec.native?.destroy();
   finished(rec);
   if (sig === Sig.Throw) throw value;
   return { value, done: true };
@@ -562,7 +559,7 @@ function installTraceHook(): void {
   });
 }
 
-/** The public object of the innermost running coroutine. */
+/** The public object of the innermost running coroutine. @internal */
 export function currentCoroutine(): Coroutine | undefined {
   const rec = running[running.length - 1];
   if (!rec) return undefined;
@@ -609,7 +606,7 @@ export function chainsSupported(): boolean {
 
 /** Lets the coroutine take part in chains (once, before its first runChain or handOff). @internal */
 export function joinChains(rec: CoroutineRecord): void {
-  rec.native!.setBase(rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
+  rec.native!.set_base(rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
   rec.baseAsyncId = rec.resource.asyncId();
 }
 
@@ -625,10 +622,10 @@ export function runChain(rec: CoroutineRecord): CoroutineRecord {
   const prior = rec.state;
   enterChain(rec);
   try {
-    native.resumeChain(rec.no);
+    native.resume_chain(rec.no);
   } catch (e) {
     leaveChain(rec, prior); // the switch itself failed
-    throw fromNative(e);
+    throw e;
   }
   const last = chainTail!;
   chainTail = null;
@@ -658,7 +655,7 @@ export function handOff(to: CoroutineRecord): unknown {
   const prior = to.state;
   enterChain(to);
   try {
-    native.yieldTo(to.no);
+    native.yield_to(to.no);
   } catch (e) {
     // it never left: undo
     leaveChain(to, prior);
@@ -666,7 +663,7 @@ export function handOff(to: CoroutineRecord): unknown {
     rec.state = 'running';
     running.push(rec);
     if (saved) restoreAsyncScopes(rec, saved);
-    throw fromNative(e);
+    throw e;
   }
   if (saved) restoreAsyncScopes(rec, saved);
   return takeSignal(rec);

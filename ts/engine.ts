@@ -27,8 +27,8 @@ export class Engine {
     this.config = Object.freeze(parseConfig(config));
     this.backend = requireBackend(this.config.backend);
     // The stack pool is process-wide: an engine may raise its limit, never lower it.
-    const before = native.setPoolLimit(this.config.poolSize);
-    if (before > this.config.poolSize) native.setPoolLimit(before);
+    const before = native.stack_pool_limit(this.config.poolSize);
+    if (before > this.config.poolSize) native.stack_pool_limit(before);
   }
 
   /**
@@ -65,7 +65,7 @@ export class Engine {
 
   /** True when called from inside a coroutine. */
   inCoroutine(): boolean {
-    return native.inCoroutine();
+    return native.in_coroutine();
   }
 
   // --- scheduler (ts/scheduler.ts) ---

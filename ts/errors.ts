@@ -3,19 +3,16 @@
  * to do about it.
  */
 import { describeValue } from './format';
+import type { NativeErrorCode } from './vocab';
 
-/** Every error code korutin throws. */
+/**
+ * Every error code korutin throws: those of the native engine (one per
+ * row of korutin.h's KO_ERRNO_MAP, mirrored into ts/vocab.ts) and those
+ * only the TypeScript layer throws.
+ */
 export type ErrorCode =
-  | 'ERR_NOT_IN_COROUTINE'
-  | 'ERR_COROUTINE_DONE'
-  | 'ERR_ALREADY_RUNNING'
-  | 'ERR_BACKEND_UNAVAILABLE'
+  | NativeErrorCode
   | 'ERR_INVALID_CONFIG'
-  | 'ERR_INVALID_ARGUMENT'
-  | 'ERR_TIMEOUT'
-  | 'ERR_CANCELLED'
-  | 'ERR_CHANNEL_CLOSED'
-  | 'ERR_OUT_OF_MEMORY'
   | 'ERR_ASYNC_CONTEXT'
   | 'ERR_FUTURE_UNRESOLVED'
   | 'ERR_FUTURE_RESOLVED'
@@ -56,7 +53,7 @@ export class KorutinError extends Error {
 /**
  * A `TypeError` (or another built-in error class) with korutin's stable
  * `code` and an optional `hint`, for APIs whose callers expect the built-in
- * class (node-fibers threw `TypeError`s).
+ * class (node-fibers threw `TypeError`s). @internal
  */
 export function codedError<E extends Error>(
   Kind: new (message: string) => E,
@@ -94,7 +91,7 @@ export function isCancelledError(v: unknown): v is CancelledError {
   return typeof v === 'object' && v !== null && cancelledErrors.has(v);
 }
 
-/** Shorthand for `new KorutinError(code, message)`. */
+/** Shorthand for `new KorutinError(code, message)`. @internal */
 export function fail(code: ErrorCode, message: string): never {
   throw new KorutinError(code, message);
 }

@@ -385,7 +385,7 @@ Object.defineProperties(Fiber, {
         throw new KorutinError('ERR_INVALID_ARGUMENT', `Fiber.poolSize must be an integer from 0 to ${MAX_POOL}, got ${String(n)}`);
       }
       poolSize = n;
-      if (shared || override) native.setPoolLimit(n);
+      if (shared || override) native.stack_pool_limit(n);
     },
     configurable: true,
     enumerable: true,

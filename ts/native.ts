@@ -6,8 +6,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { setFlagsFromString } from 'v8';
 import { KorutinError } from './errors';
+import type { CORO_STATES } from './vocab';
 
-/** One backend compiled into (or missing from) the addon. */
+/** One backend compiled into (or missing from) the addon. @internal */
 export interface NativeBackend {
   name: string;
   available: boolean;
@@ -26,39 +27,47 @@ export interface BridgeReport {
   minStack: number;
 }
 
-/** A native coroutine whose body is a JS function (see engine/node/binding.cc). */
+/** A native coroutine whose body is a JS function (see engine/node/binding.cc). @internal */
 export interface NativeCoroutine {
   /** Its number, which the switch functions take. */
   readonly no: number;
-  /** The async context resumeChain() and yieldTo() run it in. */
-  setBase(asyncId: number, triggerId: number, resource: object): void;
+  /** The async context resume_chain() and yield_to() run it in. */
+  set_base(asyncId: number, triggerId: number, resource: object): void;
   destroy(): void;
-  readonly status: 'suspended' | 'running' | 'normal' | 'dead';
-  readonly stackSize: number;
+  readonly status: (typeof CORO_STATES)[number];
+  readonly stack_size: number;
 }
 
+/**
+ * The addon (engine/node/binding.cc). Each function is named as the C
+ * function it wraps, without its prefix (`stack_pool_limit` is
+ * ko_stack_pool_limit); every error it throws is a {@link KorutinError}.
+ * @internal
+ */
 export interface NativeBinding {
   backends(): NativeBackend[];
   bridge(): BridgeReport;
+  /** The class of the errors it throws: set once, at load. */
+  set_error_class(klass: typeof KorutinError): void;
   /** Runs coroutine `no` until it yields or returns. */
   resume(no: number): void;
   /** Resumes coroutine `no` in its base async context; coroutines it hands off to run in turn. */
-  resumeChain(no: number): void;
+  resume_chain(no: number): void;
   yield(): void;
-  inCoroutine(): boolean;
-  setPoolLimit(max: number): number;
+  in_coroutine(): boolean;
+  stack_pool_limit(max: number): number;
   /** Coroutines of this thread that exist natively (created, not yet finished or destroyed). */
-  liveCoroutines(): number;
+  live_coroutines(): number;
   /** Whether a coroutine can move its async contexts (see engine/node/v8bridge/async_stack.h). */
-  asyncStack(): { ok: boolean; reason: string | null };
+  async_stack(): { ok: boolean; reason: string | null };
   /** Pops the top async context, which must be `asyncId`. */
-  asyncPop(asyncId: number): void;
+  async_pop(asyncId: number): void;
   /** Inside a coroutine: pushes back contexts (`ids` holds id, trigger pairs, outermost first). */
-  asyncRestore(ids: number[], resources: object[]): void;
+  async_restore(ids: number[], resources: object[]): void;
   /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base). */
-  yieldTo(no: number): void;
+  yield_to(no: number): void;
   /** The Node version the addon was built for (it loads into no other ABI). */
-  readonly builtFor: string;
+  readonly built_for: string;
   Coroutine: new (backend: string, stackSize: number, guardSize: number, body: () => void) => NativeCoroutine;
 }
 
@@ -70,7 +79,9 @@ const ROOT = path.join(__dirname, '..', '..');
 
 function loadAddon(): NativeBinding {
   try {
-    return load(ROOT);
+    const addon = load(ROOT);
+    addon.set_error_class(KorutinError);
+    return addon;
   } catch (e) {
     const err = e as { code?: unknown; message?: unknown };
     const message = String(err.message);
@@ -85,7 +96,7 @@ function loadAddon(): NativeBinding {
   }
 }
 
-/** The addon for this runtime (built by `npm install`, or a prebuild). */
+/** The addon for this runtime (built by `npm install`, or a prebuild). @internal */
 export const native: NativeBinding = loadAddon();
 
 /**

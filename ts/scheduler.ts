@@ -19,25 +19,18 @@ import { UnhandledPolicy, UnhandledSchema } from './config';
 import { CancelledError, isCancelledError, KorutinError } from './errors';
 import { describeGiven, describeValue } from './format';
 import { native } from './native';
+import { END_STATES, ERRNO_CODE, K, TASK_STATES } from './vocab';
 import type { Engine } from './engine';
 
 // ------------------------------------------------------------ the binding
 
-/** Numbers shared with engine/node/sched_binding.cc. */
-interface SchedConstants {
-  OK: number; BLOCK: number; WOKEN: number; EINVAL: number; ENOMEM: number; EDONE: number; EBUSY: number;
-  ETIMEDOUT: number; ECLOSED: number; ECANCELED: number; EAGAIN: number;
-  OP_RECV: number; OP_SEND: number; OP_AFTER: number;
-  END_OK: number; END_ERROR: number; END_CANCELLED: number;
-  READY: number; RUNNING: number; BLOCKED: number; DONE: number; EXT_AWAIT: number;
-  IO_READY: number; IO_STATUS: number; IO_FIRED: number; IO_VALUE: number; IO_SEQ: number;
-  IO_SERIAL: number; IO_AUX: number; IO_AUX2: number; IO_NEXT: number; IO_SIZE: number;
-}
-
-/** The scheduler core, as engine/node/sched_binding.cc exposes it. @internal */
+/**
+ * The scheduler core, as engine/node/sched_binding.cc exposes it: each
+ * function is named as the core function it calls, without `ks_`. The
+ * numbers it speaks are {@link K}'s. @internal
+ */
 export interface SchedBinding {
-  K: SchedConstants;
-  setBuffers(io: Int32Array, cases: Float64Array): number;
+  set_buffers(io: Int32Array, cases: Float64Array): number;
   spawn(): number;
   proxy(): number;
   release(h: number): number;
@@ -46,65 +39,63 @@ export interface SchedBinding {
   exit(h: number, end: number): number;
   cancel(h: number): number;
   wakeup(h: number): number;
-  yieldNow(h: number): number;
+  yield(h: number): number;
   sleep(h: number, now: number, dur: number): number;
   join(h: number, target: number, now: number, timeout: number): number;
-  blockExternal(h: number, now: number, timeout: number, kind: number): number;
-  wakeExternal(h: number, seq: number, status: number): number;
+  block_external(h: number, now: number, timeout: number, kind: number): number;
+  wake_external(h: number, seq: number, status: number): number;
   expire(now: number): number;
-  nextDeadline(): number;
-  taskInfo(h: number): number;
+  next_deadline(): number;
+  task_info(h: number): number;
   describe(h: number, now: number): string;
-  liveCount(): number;
-  chanNew(cap: number): number;
-  send(h: number, ch: number, slot: number, now: number, timeout: number): number;
-  recv(h: number, ch: number, now: number, timeout: number): number;
-  trySend(ch: number, slot: number): number;
-  tryRecv(ch: number): number;
-  close(ch: number): number;
-  chanInfo(ch: number): number;
+  live_count(): number;
+  chan_new(cap: number): number;
+  chan_send(h: number, ch: number, slot: number, now: number, timeout: number): number;
+  chan_recv(h: number, ch: number, now: number, timeout: number): number;
+  chan_try_send(ch: number, slot: number): number;
+  chan_try_recv(ch: number): number;
+  chan_close(ch: number): number;
+  chan_info(ch: number): number;
   select(h: number, n: number, now: number, timeout: number, nonblock: number): number;
-  mutexNew(): number;
-  lock(h: number, m: number, now: number, timeout: number): number;
-  tryLock(h: number, m: number): number;
-  unlock(h: number, m: number): number;
-  mutexInfo(m: number): number;
-  condNew(): number;
-  condWait(h: number, c: number, m: number, now: number, timeout: number): number;
-  signal(c: number): number;
-  broadcast(c: number): number;
-  semNew(n: number): number;
-  acquire(h: number, s: number, now: number, timeout: number): number;
-  tryAcquire(s: number): number;
-  semRelease(s: number, n: number): number;
-  semCount(s: number): number;
-  wgNew(): number;
-  wgAdd(w: number, d: number): number;
-  wgWait(h: number, w: number, now: number, timeout: number): number;
-  wgCount(w: number): number;
-  free(h: number): number;
+  mutex_new(): number;
+  mutex_lock(h: number, m: number, now: number, timeout: number): number;
+  mutex_trylock(h: number, m: number): number;
+  mutex_unlock(h: number, m: number): number;
+  mutex_info(m: number): number;
+  cond_new(): number;
+  cond_wait(h: number, c: number, m: number, now: number, timeout: number): number;
+  cond_signal(c: number): number;
+  cond_broadcast(c: number): number;
+  sem_new(n: number): number;
+  sem_acquire(h: number, s: number, now: number, timeout: number): number;
+  sem_try_acquire(s: number): number;
+  sem_release(s: number, n: number): number;
+  sem_count(s: number): number;
+  wg_new(): number;
+  wg_add(w: number, d: number): number;
+  wg_wait(h: number, w: number, now: number, timeout: number): number;
+  wg_count(w: number): number;
+  obj_free(h: number): number;
 }
 
 const binding = (native as unknown as { sched: SchedBinding }).sched;
 /**
- * The binding's functions and constants, copied into plain objects: the
- * addon builds its objects property by property, which leaves them in
- * V8's slow (dictionary) mode; these copies have fast properties. @internal
+ * The binding's functions, copied into a plain object: the addon builds
+ * its objects property by property, which leaves them in V8's slow
+ * (dictionary) mode; this copy has fast properties. @internal
  */
 export const S: SchedBinding = { ...binding };
-/** @internal */
-export const K: SchedConstants = { ...binding.K };
 /** Extra results of the core's calls (see sched_binding.cc). @internal */
 export const io = new Int32Array(K.IO_SIZE);
 /** Select cases: [op, handle, value] each. @internal */
 export let caseBuf = new Float64Array(3 * 256);
-S.setBuffers(io, caseBuf);
+S.set_buffers(io, caseBuf);
 
 /** Makes room for n select cases. @internal */
 export function caseRoom(n: number): Float64Array {
   if (3 * n > caseBuf.length) {
     caseBuf = new Float64Array(3 * Math.max(n, 2 * (caseBuf.length / 3)));
-    S.setBuffers(io, caseBuf);
+    S.set_buffers(io, caseBuf);
   }
   return caseBuf;
 }
@@ -238,6 +229,8 @@ const taskRegistry = new FinalizationRegistry<TaskFin>((fin) => {
 
 /** Where a task is in its life. */
 export type TaskState = 'ready' | 'running' | 'blocked' | 'done' | 'failed' | 'cancelled';
+// The core's words (KS_STATE_MAP, KS_END_MAP in sched/core.h) are these: checked at compile time.
+void ([...TASK_STATES, ...END_STATES] satisfies readonly TaskState[]);
 
 /** Options of {@link Engine.spawn}. */
 export interface SpawnOptions {
@@ -341,12 +334,8 @@ export class Task<T = unknown> implements PromiseLike<T> {
 
   /** Where the task is in its life. */
   get state(): TaskState {
-    const st = S.taskInfo(this.h);
-    if (st === K.READY) return 'ready';
-    if (st === K.RUNNING) return 'running';
-    if (st === K.BLOCKED) return 'blocked';
-    const end = io[K.IO_AUX];
-    return end === K.END_OK ? 'done' : end === K.END_CANCELLED ? 'cancelled' : 'failed';
+    const st = S.task_info(this.h);
+    return st === K.DONE ? END_STATES[io[K.IO_AUX]] : TASK_STATES[st];
   }
 
   /** True once the task has ended (returned, thrown or been cancelled). */
@@ -554,7 +543,7 @@ function onTimer(): void {
 
 /** Keeps the Node timer on the earliest deadline. */
 function arm(): void {
-  const d = S.nextDeadline();
+  const d = S.next_deadline();
   if (d < 0) {
     if (timer) {
       clearTimeout(timer);
@@ -736,10 +725,12 @@ export function suspend(t: Task<any>): number {
 
 /** The error a failed wait throws. @internal */
 export function waitError(t: Task<any> | null, st: number, what: string): Error {
-  if (st === K.ETIMEDOUT) return new KorutinError('ERR_TIMEOUT', `${what} timed out`);
   if (st === K.ECANCELED) return new CancelledError(t?.cancelReason);
-  if (st === K.ECLOSED) return new KorutinError('ERR_CHANNEL_CLOSED', `${what}: the channel is closed`);
-  if (st === K.ENOMEM) return new KorutinError('ERR_OUT_OF_MEMORY', `${what}: out of memory`);
+  const code = ERRNO_CODE.get(st);
+  if (st === K.ETIMEDOUT && code) return new KorutinError(code, `${what} timed out`);
+  if (st === K.ECLOSED && code) return new KorutinError(code, `${what}: the channel is closed`);
+  if (st === K.ENOMEM && code) return new KorutinError(code, `${what}: out of memory`);
+  // another refusal (EINVAL, EBUSY: a second joiner...) is a misuse of the call
   return new KorutinError('ERR_INVALID_ARGUMENT', `${what}: invalid operation (status ${st})`);
 }
 
@@ -805,7 +796,7 @@ export function wakeup(task: Task<any>): boolean {
 /** Lets every other ready task run once before this one continues. */
 export function yieldNow(): void {
   const t = self('yieldNow()');
-  let st = S.yieldNow(t.h);
+  let st = S.yield(t.h);
   if (st === K.BLOCK) st = suspend(t);
   if (st !== K.OK) throw waitError(t, st, 'yieldNow()');
 }
@@ -824,11 +815,11 @@ export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number)
   if (!isThenable(promise)) return promise as T;
   // adopt it first: nothing may throw between blocking and suspending
   const p = Promise.resolve(promise);
-  let st = S.blockExternal(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT);
+  let st = S.block_external(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT);
   if (st === K.BLOCK) {
     const seq = io[K.IO_SEQ];
     const settle = (ok: boolean, v: unknown): void => {
-      if (S.wakeExternal(t.h, seq, K.OK) !== K.OK) return; // the wait already ended (timeout, cancel)
+      if (S.wake_external(t.h, seq, K.OK) !== K.OK) return; // the wait already ended (timeout, cancel)
       t.awaitOk = ok;
       t.awaitValue = v;
       wakeFromReaction();

@@ -12,7 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { backends, BackendInfo } from './backends';
 import { BackendName } from './config';
 import { createEngine, Engine } from './engine';
-import { native, nativeProgram } from './native';
+import { BridgeReport, native, nativeProgram } from './native';
 import { platform, Platform } from './platform';
 
 /** One check's outcome. */
@@ -39,7 +39,7 @@ export interface BackendVerdict {
 
 export interface SelfcheckReport {
   platform: Platform;
-  bridge: ReturnType<typeof native.bridge>;
+  bridge: BridgeReport;
   backends: BackendVerdict[];
   ok: boolean;
 }
@@ -174,7 +174,7 @@ const CHECKS: Check[] = [
     run: (ko) => {
       const als = new AsyncLocalStorage<string>();
       const scope = new AsyncResource('korutin.selfcheck');
-      const movable = native.asyncStack().ok;
+      const movable = native.async_stack().ok;
       const co = ko.create(() => {
         als.enterWith('co');
         let refused = false;
@@ -214,7 +214,7 @@ const CHECKS: Check[] = [
       );
       const m = /bad (\d+) handOffs (\d+)/.exec(out);
       expect(m !== null && m[1] === '0', `tasks lost their async context: ${out.trim()}`);
-      const chains = native.asyncStack().ok;
+      const chains = native.async_stack().ok;
       expect(!chains || Number(m![2]) >= 900, `only ${m![2]} of 1,000 messages were handed off`);
       return chains ? `${m![2]} of 1,000 messages handed off` : 'no hand-offs here (async stack not movable)';
     },

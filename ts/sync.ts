@@ -6,10 +6,11 @@
  */
 import { KorutinError } from './errors';
 import { describeGiven } from './format';
-import { clock, Holdable, io, K, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
+import { clock, io, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
+import { K } from './vocab';
 
 const registry = new FinalizationRegistry<number>((h) => {
-  S.free(h);
+  S.obj_free(h);
 });
 
 function made(h: number, what: string): number {
@@ -26,7 +27,7 @@ function blockingCall(t: Task<any>, st: number): number {
  * A mutual-exclusion lock for tasks. Waiters queue in order; only the task
  * holding the lock may unlock it.
  */
-export class Mutex implements Holdable {
+export class Mutex {
   /** The `#N` of `'lock mutex#N'`. */
   readonly id: number;
   /** @internal */
@@ -35,7 +36,7 @@ export class Mutex implements Holdable {
   deadOwner: { id: number; name: string } | null = null;
 
   constructor() {
-    this.h = made(S.mutexNew(), 'mutex');
+    this.h = made(S.mutex_new(), 'mutex');
     this.id = io[K.IO_SERIAL];
     registry.register(this, this.h);
   }
@@ -50,7 +51,7 @@ export class Mutex implements Holdable {
   lock(timeoutMs?: number): void {
     const t = self('Mutex.lock()');
     const timeout = timeoutUs(timeoutMs, 'lock()');
-    const st = blockingCall(t, S.lock(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
+    const st = blockingCall(t, S.mutex_lock(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
     if (st === K.EBUSY) throw new KorutinError('ERR_INVALID_ARGUMENT', `mutex#${this.id} is already held by this task`);
     if (st !== K.OK) throw waitError(t, st, `lock mutex#${this.id}`);
     this.took(t);
@@ -59,7 +60,7 @@ export class Mutex implements Holdable {
   /** Takes the lock if it is free (`ERR_OWNER_DEAD` as for lock(), with the lock taken). */
   tryLock(): boolean {
     const t = self('Mutex.tryLock()');
-    const st = S.tryLock(t.h, this.h);
+    const st = S.mutex_trylock(t.h, this.h);
     if (st === K.OK) {
       this.took(t);
       return true;
@@ -71,14 +72,14 @@ export class Mutex implements Holdable {
   /** Releases the lock (the calling task must hold it) to the first waiter. */
   unlock(): void {
     const t = self('Mutex.unlock()');
-    const st = S.unlock(t.h, this.h);
+    const st = S.mutex_unlock(t.h, this.h);
     if (st !== K.OK) throw new KorutinError('ERR_INVALID_ARGUMENT', `mutex#${this.id} is not held by this task`);
     t.held?.delete(this);
   }
 
   /** True while some task holds it. */
   get locked(): boolean {
-    return S.mutexInfo(this.h) > 0;
+    return S.mutex_info(this.h) > 0;
   }
 
   /** Runs fn with the lock held (on `ERR_OWNER_DEAD`, unlocks and rethrows without running fn). */
@@ -110,7 +111,7 @@ export class Mutex implements Holdable {
 
   /** @internal the task holding it ended: release it to the first waiter, who is told. */
   ownerEnded(t: Task<any>): void {
-    if (S.unlock(t.h, this.h) !== K.OK) return; // it did not hold it (a cond wait gave it up)
+    if (S.mutex_unlock(t.h, this.h) !== K.OK) return; // it did not hold it (a cond wait gave it up)
     this.deadOwner = { id: t.id, name: t.name };
     kick();
   }
@@ -134,7 +135,7 @@ export class Cond {
     if (mutex !== undefined && !(mutex instanceof Mutex)) {
       throw new KorutinError('ERR_INVALID_ARGUMENT', 'new Cond(mutex): mutex must be a Mutex');
     }
-    this.h = made(S.condNew(), 'cond');
+    this.h = made(S.cond_new(), 'cond');
     this.id = io[K.IO_SERIAL];
     this.mutex = mutex ?? null;
     registry.register(this, this.h);
@@ -147,7 +148,7 @@ export class Cond {
   wait(timeoutMs?: number): boolean {
     const t = self('Cond.wait()');
     const timeout = timeoutUs(timeoutMs, 'wait()');
-    const st = blockingCall(t, S.condWait(t.h, this.h, this.mutex ? this.mutex.h : 0, timeout < 0 ? 0 : clock(), timeout));
+    const st = blockingCall(t, S.cond_wait(t.h, this.h, this.mutex ? this.mutex.h : 0, timeout < 0 ? 0 : clock(), timeout));
     // held again, whatever the outcome; a cancel is not masked by ERR_OWNER_DEAD
     if (this.mutex && st !== K.EINVAL) this.mutex.took(t, st !== K.ECANCELED);
     if (st === K.OK) return true;
@@ -160,14 +161,14 @@ export class Cond {
 
   /** Wakes the first waiter; returns how many were woken (0 or 1). Works anywhere. */
   signal(): number {
-    const n = S.signal(this.h);
+    const n = S.cond_signal(this.h);
     kick();
     return n;
   }
 
   /** Wakes every waiter; returns how many. Works anywhere. */
   broadcast(): number {
-    const n = S.broadcast(this.h);
+    const n = S.cond_broadcast(this.h);
     kick();
     return n;
   }
@@ -184,7 +185,7 @@ export class Semaphore {
     if (!Number.isInteger(permits) || permits < 0) {
       throw new KorutinError('ERR_INVALID_ARGUMENT', `a semaphore needs an integer number of permits >= 0, got ${describeGiven(permits)}`);
     }
-    this.h = made(S.semNew(permits), 'semaphore');
+    this.h = made(S.sem_new(permits), 'semaphore');
     this.id = io[K.IO_SERIAL];
     registry.register(this, this.h);
   }
@@ -193,25 +194,25 @@ export class Semaphore {
   acquire(timeoutMs?: number): void {
     const t = self('Semaphore.acquire()');
     const timeout = timeoutUs(timeoutMs, 'acquire()');
-    const st = blockingCall(t, S.acquire(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
+    const st = blockingCall(t, S.sem_acquire(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
     if (st !== K.OK) throw waitError(t, st, `acquire semaphore#${this.id}`);
   }
 
   /** Takes a permit if one is free. Works anywhere. */
   tryAcquire(): boolean {
-    return S.tryAcquire(this.h) === K.OK;
+    return S.sem_try_acquire(this.h) === K.OK;
   }
 
   /** Gives n permits back (to waiters first). Works anywhere. */
   release(n = 1): void {
     if (!Number.isInteger(n) || n < 1) throw new KorutinError('ERR_INVALID_ARGUMENT', `release(n): n must be an integer >= 1`);
-    S.semRelease(this.h, n);
+    S.sem_release(this.h, n);
     kick();
   }
 
   /** Free permits now. */
   get available(): number {
-    return S.semCount(this.h);
+    return S.sem_count(this.h);
   }
 }
 
@@ -223,7 +224,7 @@ export class WaitGroup {
   readonly h: number;
 
   constructor() {
-    this.h = made(S.wgNew(), 'wait group');
+    this.h = made(S.wg_new(), 'wait group');
     this.id = io[K.IO_SERIAL];
     registry.register(this, this.h);
   }
@@ -231,7 +232,7 @@ export class WaitGroup {
   /** Adds to the counter (may be negative); throws if it would go below 0. Works anywhere. */
   add(n = 1): void {
     if (!Number.isInteger(n)) throw new KorutinError('ERR_INVALID_ARGUMENT', `add(n): n must be an integer`);
-    if (S.wgAdd(this.h, n) !== K.OK) {
+    if (S.wg_add(this.h, n) !== K.OK) {
       throw new KorutinError('ERR_INVALID_ARGUMENT', `waitgroup#${this.id}: the counter cannot go below 0`);
     }
     kick();
@@ -246,12 +247,12 @@ export class WaitGroup {
   wait(timeoutMs?: number): void {
     const t = self('WaitGroup.wait()');
     const timeout = timeoutUs(timeoutMs, 'wait()');
-    const st = blockingCall(t, S.wgWait(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
+    const st = blockingCall(t, S.wg_wait(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
     if (st !== K.OK) throw waitError(t, st, `wait waitgroup#${this.id}`);
   }
 
   /** The counter now. */
   get count(): number {
-    return S.wgCount(this.h);
+    return S.wg_count(this.h);
   }
 }

@@ -14,7 +14,7 @@
  *   ko_create(&co, NULL, body, (void *)1);      // NULL options: defaults
  *   void *out;
  *   ko_resume(co, NULL, &out);                  // out == 2
- *   ko_resume(co, (void *)7, &out);             // out == 7, co is KO_DEAD
+ *   ko_resume(co, (void *)7, &out);             // out == 7, co is KO_DONE
  *   ko_destroy(co);
  */
 #ifndef KORUTIN_H
@@ -37,24 +37,43 @@ extern "C" {
 #define KORUTIN_VERSION_MINOR 1
 #define KORUTIN_VERSION_PATCH 0
 
-/* Error codes: every function that can fail returns one (0 is success). */
+/* Error codes: every function that can fail returns one (0 is success).
+ *
+ * The one table of them, libuv style (UV_ERRNO_MAP): name, value, the text
+ * ko_strerror() gives, and the code JavaScript throws for it (ERR_<that>;
+ * NONE: it is never thrown as such). scripts/gen-vocab.js mirrors it into
+ * ts/vocab.ts. Where JS words differ from C's (ECANCELED: ERR_CANCELLED,
+ * EBUSY: ERR_ALREADY_RUNNING...), this column is the one place that says so.
+ *   EINVAL     a bad argument (NULL function, stack too small...)
+ *   ENOMEM     a stack or thread could not be allocated
+ *   EBUSY      it is running, or it is an ancestor of the caller
+ *   EBACKEND   the backend is unknown or not built into this binary
+ *   EAGAIN     would block (try* operations)
+ *   ESYS       a system call failed: errno says why (ko_accept, ko_connect...) */
+#define KO_ERRNO_MAP(XX)                                                                    \
+  XX(OK, 0, "success", NONE)                                                                \
+  XX(EINVAL, -1, "invalid argument", INVALID_ARGUMENT)                                      \
+  XX(ENOMEM, -2, "out of memory (stack or thread)", OUT_OF_MEMORY)                          \
+  XX(EDONE, -3, "the coroutine has finished", COROUTINE_DONE)                               \
+  XX(EBUSY, -4, "the coroutine is running or is an ancestor of the caller", ALREADY_RUNNING) \
+  XX(ENOTCORO, -5, "not inside a coroutine", NOT_IN_COROUTINE)                              \
+  XX(EBACKEND, -6, "backend unknown or not built into this binary", BACKEND_UNAVAILABLE)    \
+  XX(ETIMEDOUT, -7, "timed out", TIMEOUT)                                                   \
+  XX(ECLOSED, -8, "channel closed", CHANNEL_CLOSED)                                         \
+  XX(ECANCELED, -9, "cancelled", CANCELLED)                                                 \
+  XX(EAGAIN, -10, "would block", NONE)                                                      \
+  XX(ESYS, -11, "a system call failed (see errno)", NONE)
+
 typedef enum ko_err {
-  KO_OK = 0,
-  KO_EINVAL = -1,      /* a bad argument (NULL function, stack too small...) */
-  KO_ENOMEM = -2,      /* stack or thread could not be allocated */
-  KO_EDONE = -3,       /* the coroutine has finished */
-  KO_EBUSY = -4,       /* it is running, or it is an ancestor of the caller */
-  KO_ENOTCORO = -5,    /* the caller is not inside a coroutine */
-  KO_EBACKEND = -6,    /* the backend is unknown or not built into this binary */
-  KO_ETIMEDOUT = -7,   /* a wait ran out of time */
-  KO_ECLOSED = -8,     /* the channel is closed */
-  KO_ECANCELED = -9,   /* the task was cancelled */
-  KO_EAGAIN = -10,     /* would block (try* operations) */
-  KO_ESYS = -11        /* a system call failed: errno says why (ko_accept, ko_connect...) */
+#define KO_XX(name, value, text, js) KO_##name = value,
+  KO_ERRNO_MAP(KO_XX)
+#undef KO_XX
 } ko_err;
 
 /* Text for an error code; never NULL. */
 const char *ko_strerror(int err);
+/* The error code's name ("EINVAL"...), or NULL for an unknown one. */
+const char *ko_err_name(int err);
 /* More about the last failure of ko_create() on this thread, when there is
  * more to say than its error code (e.g. a KO_ENOMEM because the kernel's
  * vm.max_map_count would be reached: it names the figure to set); else
@@ -64,6 +83,10 @@ const char *ko_error_detail(void);
 /* ---------------------------------------------------------------- backends */
 
 typedef struct ko_backend ko_backend;
+
+/* The backends korutin knows of, fastest first: the order of ko_backend_at()
+ * and of ko_backend_default()'s choice (mirrored into ts/vocab.ts). */
+#define KO_BACKEND_MAP(XX) XX(asm) XX(boost) XX(ucontext) XX(threads)
 
 /* Number of backends korutin knows of, built into this binary or not. */
 int ko_backend_count(void);
@@ -86,12 +109,20 @@ typedef struct ko_coro ko_coro;
 /* The body of a coroutine. Its return value reaches the last ko_resume(). */
 typedef void *(*ko_fn)(ko_coro *co, void *arg);
 
+/* A coroutine's states: name, value, the word for it (the JS one too). */
+#define KO_STATE_MAP(XX)                                                          \
+  XX(SUSPENDED, 0, "suspended") /* created, or stopped in ko_yield(): can be resumed */ \
+  XX(RUNNING, 1, "running")     /* the one running now */                         \
+  XX(NORMAL, 2, "normal")       /* it resumed another coroutine and waits for it */ \
+  XX(DONE, 3, "done")           /* its body returned */
+
 typedef enum ko_state {
-  KO_SUSPENDED = 0, /* created, or stopped in ko_yield(): can be resumed */
-  KO_RUNNING = 1,   /* the one running now */
-  KO_NORMAL = 2,    /* it resumed another coroutine and waits for it */
-  KO_DEAD = 3       /* its body returned */
+#define KO_XX(name, value, word) KO_##name = value,
+  KO_STATE_MAP(KO_XX)
+#undef KO_XX
 } ko_state;
+/* KO_DONE's old name, for C code written before states and tasks shared "done". */
+#define KO_DEAD KO_DONE
 
 typedef struct ko_options {
   const ko_backend *backend; /* NULL: ko_backend_default() */

@@ -5,6 +5,12 @@
 // the scheduler's resumeChain and yieldTo), which name a coroutine by its
 // number. Values and exceptions cross in JavaScript (ts/coroutine.ts); this
 // file only switches.
+//
+// Names: a JS function is named as the C function it wraps, without its
+// prefix (`resume` runs JsResume, `stack_pool_limit` ko_stack_pool_limit),
+// snake_case like the scheduler's (sched_binding.cc). Errors: every one it
+// throws is a ko_err, thrown as a KorutinError (the class ts/native.ts hands
+// over with set_error_class()) whose code is the KO_ERRNO_MAP row's.
 #include <napi.h>
 #include <node_version.h>
 
@@ -23,10 +29,15 @@
 namespace korutin {
 namespace {
 
-Napi::Error CodedError(Napi::Env env, const char *code, const std::string &msg) {
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, code));
-  return e;
+// The code JavaScript throws for a ko_err (KO_ERRNO_MAP's last column).
+const char *JsCode(int err) {
+  switch (err) {
+#define KO_XX(name, value, text, js) \
+  case KO_##name: return "ERR_" #js;
+    KO_ERRNO_MAP(KO_XX)
+#undef KO_XX
+    default: return "ERR_NONE";
+  }
 }
 
 Napi::Value Backends(const Napi::CallbackInfo &info) {
@@ -94,6 +105,7 @@ struct Instance {
   };
   std::vector<Slot> coros;
   std::vector<uint32_t> free_slots;
+  napi_ref error_class = nullptr;  // KorutinError (set_error_class)
   ~Instance() { JsIsolateTeardown(isolate, bridge); }
 
   double Add(Coroutine *co) {
@@ -124,6 +136,23 @@ struct Instance {
   }
 };
 
+// Throws a KorutinError(JsCode(err), msg); before set_error_class() (only
+// the load-time version check), a plain Error with that code.
+void Throw(napi_env env, int err, const std::string &msg) {
+  Instance *inst = Napi::Env(env).GetInstanceData<Instance>();
+  napi_value code, text, klass, e;
+  napi_create_string_utf8(env, JsCode(err), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg.c_str(), msg.size(), &text);
+  if (inst && inst->error_class && napi_get_reference_value(env, inst->error_class, &klass) == napi_ok) {
+    napi_value argv[2] = {code, text};
+    if (napi_new_instance(env, klass, 2, argv, &e) == napi_ok) napi_throw(env, e);
+    return;  // else the constructor threw: that is pending
+  }
+  napi_create_error(env, nullptr, text, &e);
+  napi_set_named_property(env, e, "code", code);
+  napi_throw(env, e);
+}
+
 AsyncStack &Async(Instance *inst) {
   if (!inst->async) inst->async.reset(new AsyncStack(v8::Isolate::GetCurrent()->GetCurrentContext()));
   return *inst->async;
@@ -135,10 +164,10 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Coroutine", {
-      InstanceMethod<&Coroutine::SetBase>("setBase"),
+      InstanceMethod<&Coroutine::SetBase>("set_base"),
       InstanceMethod<&Coroutine::Destroy>("destroy"),
       InstanceAccessor<&Coroutine::Status>("status"),
-      InstanceAccessor<&Coroutine::StackSize>("stackSize"),
+      InstanceAccessor<&Coroutine::StackSize>("stack_size"),
     });
   }
 
@@ -147,18 +176,14 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     Napi::Env env = info.Env();
     const Discovery &d = Discover();
     if (!d.ok) {
-      CodedError(env, "ERR_BACKEND_UNAVAILABLE",
-                 "JavaScript coroutines are not supported on this runtime: " + d.reason)
-          .ThrowAsJavaScriptException();
+      Throw(env, KO_EBACKEND, "JavaScript coroutines are not supported on this runtime: " + d.reason);
       return;
     }
     std::string name = info[0].As<Napi::String>();
     const ko_backend *be = ko_backend_find(name.c_str());
     if (!be || ko_backend_unavailable(be)) {
-      CodedError(env, "ERR_BACKEND_UNAVAILABLE",
-                 "backend '" + name + "' is not usable here: " +
-                     (be ? ko_backend_unavailable(be) : "no such backend"))
-          .ThrowAsJavaScriptException();
+      Throw(env, KO_EBACKEND,
+            "backend '" + name + "' is not usable here: " + (be ? ko_backend_unavailable(be) : "no such backend"));
       return;
     }
     size_t stack = (size_t)info[1].As<Napi::Number>().Int64Value();
@@ -183,13 +208,12 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     }
     if (err) {
       const char *detail = ko_error_detail();
-      CodedError(env, err == KO_ENOMEM ? "ERR_OUT_OF_MEMORY" : "ERR_INVALID_CONFIG",
-                 std::string("cannot create a coroutine: ") + ko_strerror(err) +
-                     (detail ? std::string(": ") + detail
-                      : err == KO_ENOMEM ? "; each stack is a memory mapping: finish or return() idle coroutines, "
-                                           "use a smaller stackSize, or raise the limits (ulimit -v, sysctl vm.max_map_count)"
-                                         : ""))
-          .ThrowAsJavaScriptException();
+      Throw(env, err,
+            std::string("cannot create a coroutine: ") + ko_strerror(err) +
+                (detail ? std::string(": ") + detail
+                 : err == KO_ENOMEM ? "; each stack is a memory mapping: finish or return() idle coroutines, "
+                                      "use a smaller stackSize, or raise the limits (ulimit -v, sysctl vm.max_map_count)"
+                                    : ""));
     }
   }
 
@@ -210,19 +234,19 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   }
 
   // Why this coroutine cannot be resumed now, or nullptr.
-  const char *NotResumable(const char **code) const {
-    *code = "ERR_COROUTINE_DONE";
+  const char *NotResumable(int *code) const {
+    *code = KO_EDONE;
     if (!js_.co || js_.finished) return "this coroutine has finished; create a new one";
-    *code = "ERR_ALREADY_RUNNING";
+    *code = KO_EBUSY;
     if (ko_status(js_.co) != KO_SUSPENDED)
       return "this coroutine is running (or is waiting on one it resumed); a coroutine cannot resume itself or an ancestor";
     return nullptr;
   }
 
   bool CheckResumable(Napi::Env env) const {
-    const char *code;
+    int code;
     const char *why = NotResumable(&code);
-    if (why) CodedError(env, code, why).ThrowAsJavaScriptException();
+    if (why) Throw(env, code, why);
     return why == nullptr;
   }
 
@@ -234,12 +258,12 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     w->Free();
   }
 
-  // setBase(asyncId, triggerId, resource): the async context a chain runs
+  // set_base(asyncId, triggerId, resource): the async context a chain runs
   // it in (see ResumeChain).
   Napi::Value SetBase(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!js_.co || js_.finished) {
-      CodedError(env, "ERR_COROUTINE_DONE", "this coroutine has finished").ThrowAsJavaScriptException();
+      Throw(env, KO_EDONE, "this coroutine has finished");
       return env.Undefined();
     }
     js_.base_id = info[0].As<Napi::Number>().DoubleValue();
@@ -260,8 +284,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   Napi::Value Destroy(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (js_.started && !js_.finished) {
-      CodedError(env, "ERR_ALREADY_RUNNING", "a started coroutine must finish (return() it) before it is destroyed")
-          .ThrowAsJavaScriptException();
+      Throw(env, KO_EBUSY, "a started coroutine must finish (return() it) before it is destroyed");
       return env.Undefined();
     }
     Free();
@@ -270,13 +293,14 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
 
   Napi::Value Status(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (!js_.co) return Napi::String::New(env, "dead");
-    switch (ko_status(js_.co)) {
-      case KO_SUSPENDED: return Napi::String::New(env, "suspended");
-      case KO_RUNNING: return Napi::String::New(env, "running");
-      case KO_NORMAL: return Napi::String::New(env, "normal");
-      default: return Napi::String::New(env, "dead");
+    const char *word = "done";  // freed: it finished
+    switch (js_.co ? ko_status(js_.co) : KO_DONE) {
+#define KO_XX(name, value, w) \
+  case KO_##name: word = w; break;
+      KO_STATE_MAP(KO_XX)
+#undef KO_XX
     }
+    return Napi::String::New(env, word);
   }
 
   Napi::Value StackSize(const Napi::CallbackInfo &info) {
@@ -309,14 +333,14 @@ struct SwitchCall {
     napi_get_cb_info(e, info, &argc, &arg, nullptr, &data);
     inst = static_cast<Instance *>(data);
   }
-  void Throw(const char *code, const char *msg) const { CodedError(Napi::Env(env), code, msg).ThrowAsJavaScriptException(); }
+  void Fail(int err, const char *msg) const { Throw(env, err, msg); }
   // The resumable coroutine named by the argument, or nullptr (thrown).
   Coroutine *Target() const {
     double no = -1;
     if (argc >= 1) napi_get_value_double(env, arg, &no);
     Coroutine *co = inst->Find(no);
     if (!co) {
-      Throw("ERR_COROUTINE_DONE", "no such coroutine: it has finished, or this is not a coroutine's number");
+      Fail(KO_EDONE, "no such coroutine: it has finished, or this is not a coroutine's number");
       return nullptr;
     }
     return co->CheckResumable(Napi::Env(env)) ? co : nullptr;
@@ -333,8 +357,8 @@ napi_value Resume(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// resumeChain(no): resumes coroutine `no` in its base async context
-// (setBase); coroutines it hands off to (yieldTo) run in turn, each in its
+// resume_chain(no): resumes coroutine `no` in its base async context
+// (set_base); coroutines it hands off to (yield_to) run in turn, each in its
 // own, until one yields or returns.
 napi_value ResumeChain(napi_env env, napi_callback_info info) {
   SwitchCall call(env, info);
@@ -342,7 +366,7 @@ napi_value ResumeChain(napi_env env, napi_callback_info info) {
   if (!co) return nullptr;
   AsyncStack &async = Async(call.inst);
   if (!co->js_.base || !async.ok()) {
-    call.Throw("ERR_ASYNC_CONTEXT", "resumeChain() needs setBase() and a movable async stack");
+    call.Fail(KO_EINVAL, "resume_chain() needs set_base() and a movable async stack");
     return nullptr;
   }
   if (!co->js_.started) co->Ref();
@@ -357,28 +381,28 @@ napi_value ResumeChain(napi_env env, napi_callback_info info) {
 napi_value Yield(napi_env env, napi_callback_info info) {
   JsCoroutine *c = JsCurrent();
   if (!c) {
-    SwitchCall(env, info).Throw("ERR_NOT_IN_COROUTINE", "yield() was called outside a coroutine; call it from a coroutine's body");
+    Throw(env, KO_ENOTCORO, "yield() was called outside a coroutine; call it from a coroutine's body");
     return nullptr;
   }
   JsYield(c);
   return nullptr;
 }
 
-// yieldTo(no): inside a coroutine run by resumeChain() (or handed off to),
+// yield_to(no): inside a coroutine run by resume_chain() (or handed off to),
 // suspends it and hands the turn to coroutine `no`, which must be
 // suspended and have a base; it runs in its own async context.
 napi_value YieldTo(napi_env env, napi_callback_info info) {
   SwitchCall call(env, info);
   JsCoroutine *c = JsCurrent();
   if (!c || !c->chained) {
-    call.Throw("ERR_NOT_IN_COROUTINE", "yieldTo() is for a coroutine run by resumeChain()");
+    call.Fail(KO_ENOTCORO, "yield_to() is for a coroutine run by resume_chain()");
     return nullptr;
   }
   Coroutine *co = call.Target();
   if (!co) return nullptr;
   JsCoroutine *next = &co->js_;
   if (!next->base) {
-    call.Throw("ERR_ASYNC_CONTEXT", "yieldTo() needs a coroutine with a base async context (setBase)");
+    call.Fail(KO_EINVAL, "yield_to() needs a coroutine with a base async context (set_base)");
     return nullptr;
   }
   AsyncStack &async = Async(call.inst);
@@ -393,7 +417,7 @@ Napi::Value InCoroutine(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), JsCurrent() != nullptr);
 }
 
-// asyncStack() -> { ok, reason }: can coroutines move their async contexts?
+// async_stack() -> { ok, reason }: can coroutines move their async contexts?
 Napi::Value AsyncStackInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   AsyncStack &a = Async(env);
@@ -403,20 +427,20 @@ Napi::Value AsyncStackInfo(const Napi::CallbackInfo &info) {
   return o;
 }
 
-// asyncPop(asyncId): pops the top async context, which must be asyncId.
+// async_pop(asyncId): pops the top async context, which must be asyncId.
 Napi::Value AsyncPop(const Napi::CallbackInfo &info) {
   Async(info.Env()).Pop(info[0].As<Napi::Number>().DoubleValue());
   return info.Env().Undefined();
 }
 
-// asyncRestore(ids: number[], resources: object[]): inside a coroutine, pushes
+// async_restore(ids: number[], resources: object[]): inside a coroutine, pushes
 // back the async contexts it popped when it suspended (ids holds id, trigger
 // pairs, outermost first).
 Napi::Value AsyncRestore(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   JsCoroutine *c = JsCurrent();
   if (!c) {
-    CodedError(env, "ERR_NOT_IN_COROUTINE", "asyncRestore() is for a coroutine resuming").ThrowAsJavaScriptException();
+    Throw(env, KO_ENOTCORO, "async_restore() is for a coroutine resuming");
     return env.Undefined();
   }
   AsyncStack &stack = Async(env);
@@ -436,16 +460,25 @@ Napi::Value AsyncRestore(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// setPoolLimit(max): how many freed stacks are kept for reuse; returns the old limit.
-Napi::Value SetPoolLimit(const Napi::CallbackInfo &info) {
+// stack_pool_limit(max): how many freed stacks are kept for reuse; returns the old limit.
+Napi::Value StackPoolLimit(const Napi::CallbackInfo &info) {
   size_t max = (size_t)info[0].As<Napi::Number>().Int64Value();
   return Napi::Number::New(info.Env(), (double)ko_stack_pool_limit(max));
 }
 
-// liveCoroutines(): coroutines of this thread that exist natively (created
+// live_coroutines(): coroutines of this thread that exist natively (created
 // and not yet finished or destroyed).
 Napi::Value LiveCoroutines(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)info.Env().GetInstanceData<Instance>()->Live());
+}
+
+// set_error_class(KorutinError): the class of every error thrown here.
+Napi::Value SetErrorClass(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Instance *inst = env.GetInstanceData<Instance>();
+  if (inst->error_class) napi_delete_reference(env, inst->error_class);
+  napi_create_reference(env, info[0], 1, &inst->error_class);
+  return env.Undefined();
 }
 
 // The bridge uses V8's C++ API, whose ABI changes with every Node major, so
@@ -457,11 +490,10 @@ bool BuiltForThisNode(Napi::Env env) {
   std::string node = versions.As<Napi::Object>().Get("node").ToString().Utf8Value();
   std::string abi = versions.As<Napi::Object>().Get("modules").ToString().Utf8Value();
   if (abi == std::to_string(NODE_MODULE_VERSION)) return true;
-  CodedError(env, "ERR_BACKEND_UNAVAILABLE",
-             "korutin's addon was built for Node " NODE_VERSION_STRING " (ABI " + std::to_string(NODE_MODULE_VERSION) +
-                 ") but runs in Node " + node + " (ABI " + abi +
-                 "): reinstall korutin with this Node (npm rebuild korutin) so that its prebuild or a source build for it is used")
-      .ThrowAsJavaScriptException();
+  Throw(env, KO_EBACKEND,
+        "korutin's addon was built for Node " NODE_VERSION_STRING " (ABI " + std::to_string(NODE_MODULE_VERSION) +
+            ") but runs in Node " + node + " (ABI " + abi +
+            "): reinstall korutin with this Node (npm rebuild korutin) so that its prebuild or a source build for it is used");
   return false;
 }
 
@@ -471,24 +503,25 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   inst->isolate = v8::Isolate::GetCurrent();
   inst->bridge = JsIsolateSetup(inst->isolate);
   env.SetInstanceData(inst);
-  exports.Set("asyncStack", Napi::Function::New<AsyncStackInfo>(env, "asyncStack"));
-  exports.Set("asyncPop", Napi::Function::New<AsyncPop>(env, "asyncPop"));
-  exports.Set("asyncRestore", Napi::Function::New<AsyncRestore>(env, "asyncRestore"));
-  exports.Set("setPoolLimit", Napi::Function::New<SetPoolLimit>(env, "setPoolLimit"));
+  exports.Set("set_error_class", Napi::Function::New<SetErrorClass>(env, "set_error_class"));
+  exports.Set("async_stack", Napi::Function::New<AsyncStackInfo>(env, "async_stack"));
+  exports.Set("async_pop", Napi::Function::New<AsyncPop>(env, "async_pop"));
+  exports.Set("async_restore", Napi::Function::New<AsyncRestore>(env, "async_restore"));
+  exports.Set("stack_pool_limit", Napi::Function::New<StackPoolLimit>(env, "stack_pool_limit"));
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("bridge", Napi::Function::New<Bridge>(env, "bridge"));
-  exports.Set("liveCoroutines", Napi::Function::New<LiveCoroutines>(env, "liveCoroutines"));
-  exports.Set("builtFor", Napi::String::New(env, NODE_VERSION_STRING));
+  exports.Set("live_coroutines", Napi::Function::New<LiveCoroutines>(env, "live_coroutines"));
+  exports.Set("in_coroutine", Napi::Function::New<InCoroutine>(env, "in_coroutine"));
+  exports.Set("built_for", Napi::String::New(env, NODE_VERSION_STRING));
   const struct {
     const char *name;
     napi_callback fn;
-  } switches[] = {{"resume", Resume}, {"resumeChain", ResumeChain}, {"yield", Yield}, {"yieldTo", YieldTo}};
+  } switches[] = {{"resume", Resume}, {"resume_chain", ResumeChain}, {"yield", Yield}, {"yield_to", YieldTo}};
   for (const auto &f : switches) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, inst, &fn);
     exports.Set(f.name, fn);
   }
-  exports.Set("inCoroutine", Napi::Function::New<InCoroutine>(env, "inCoroutine"));
   exports.Set("Coroutine", Coroutine::Define(env));
   InitScheduler(env, exports);
   return exports;

@@ -13,12 +13,13 @@ const list = JSON.parse(fs.readFileSync(path.join(root, 'engine', 'sources.json'
 
 const targetArch = process.argv[3] || process.arch;
 
-function asmKey() {
-  const arch = { x64: 'x86_64', ia32: 'i386', arm64: 'arm64', arm: 'arm' }[targetArch];
-  if (!arch) return null;
-  if (process.platform === 'win32') return arch === 'x86_64' ? 'x86_64-ms-pe' : null;
-  if (process.platform === 'darwin') return `${arch}-${arch === 'arm64' ? 'aapcs' : 'sysv'}-macho`;
-  return { x86_64: 'x86_64-sysv-elf', i386: 'i386-sysv-elf', arm64: 'arm64-aapcs-elf', arm: 'arm-aapcs-elf' }[arch];
+// The asm switch file for the target (backends/asm/arch.txt), or null.
+function asmFile() {
+  const format = { win32: 'pe', darwin: 'macho' }[process.platform] || 'elf';
+  const rows = fs.readFileSync(path.join(root, 'backends', 'asm', 'arch.txt'), 'utf8')
+    .split('\n').filter((l) => l.trim() && !l.startsWith('#')).map((l) => l.trim().split(/\s+/));
+  const row = rows.find(([, , f, , node]) => f === format && node === targetArch);
+  return row ? `backends/asm/${row[1]}` : null;
 }
 
 // Boost.Context from the system: the header and the static library, for
@@ -37,7 +38,7 @@ function boostLibrary() {
   return null;
 }
 
-const asm = list.asm[asmKey()];
+const asm = asmFile();
 const boost = boostLibrary();
 const core = [...list.engine, ...list.backends, ...(asm ? [asm] : [])];
 const out = {

@@ -4,6 +4,27 @@
 
 #include <napi.h>
 
+// Slots of the Int32Array shared with ts/scheduler.ts (mirrored into
+// ts/vocab.ts as IO_*): name, index.
+#define KS_IO_MAP(XX)                                                                     \
+  XX(READY, 0)  /* tasks ready to run (after every call) */                               \
+  XX(STATUS, 1) /* next(): the outcome of the popped task's wait */                       \
+  XX(FIRED, 2)  /* next(), select(): the case that fired */                               \
+  XX(VALUE, 3)  /* next(), chan_recv(), chan_try_recv(), select(): the value (a slot) */  \
+  XX(SEQ, 4)    /* block_external(): the wait's number, for wake_external() */            \
+  XX(SERIAL, 5) /* *_new(), spawn(), task_info(): the object's serial ("channel#N") */    \
+  XX(AUX, 6)    /* chan_info(): capacity; task_info(): end */                             \
+  XX(AUX2, 7)   /* chan_info(): closed */                                                 \
+  XX(NEXT, 8)   /* a task op that blocked: the task to run next (its outcome in STATUS,   \
+                   FIRED, VALUE), -1 if none (see Blocked()) */                           \
+  XX(SIZE, 16)  /* the array's length */
+
+enum KsIo {
+#define KS_XX(name, index) KS_IO_##name = index,
+  KS_IO_MAP(KS_XX)
+#undef KS_XX
+};
+
 namespace korutin {
 
 // Adds `exports.sched`: the scheduler core of this environment (one per

@@ -60,7 +60,7 @@ static void align_entry(kt *t) {
 static void align_switches(kt *t) {
   ko_coro *co = kt_create(t, align_body, t, 0);
   if (!co) return;
-  while (ko_status(co) != KO_DEAD) {
+  while (ko_status(co) != KO_DONE) {
     KT_CHECK(t, ko_resume(co, NULL, NULL) == KO_OK);
     check_alignment(t, "main after a switch");
   }
@@ -78,7 +78,7 @@ static void align_odd_stack(kt *t) {
     ko_coro *co;
     int err = ko_create(&co, &opt, align_body, t);
     if (!KT_CHECK(t, err == KO_OK, "offset %zu: %s", off, ko_strerror(err))) return;
-    while (ko_status(co) != KO_DEAD) ko_resume(co, NULL, NULL);
+    while (ko_status(co) != KO_DONE) ko_resume(co, NULL, NULL);
     ko_destroy(co);
   }
 }

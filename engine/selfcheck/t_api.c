@@ -36,7 +36,7 @@ static void *outer_body(ko_coro *co, void *arg) {
   intptr_t v = (intptr_t)ko_yield((void *)(intptr_t)1); /* to main, inner still suspended */
   KT_CHECK(t, ko_resume(n->inner, (void *)(v + 1), &out) == KO_OK && (intptr_t)out == 20);
   KT_CHECK(t, ko_resume(n->inner, (void *)(intptr_t)41, &out) == KO_OK && (intptr_t)out == 42);
-  KT_CHECK(t, ko_status(n->inner) == KO_DEAD);
+  KT_CHECK(t, ko_status(n->inner) == KO_DONE);
   return (void *)(intptr_t)100;
 }
 
@@ -50,7 +50,7 @@ static void nested_resume(kt *t) {
   KT_CHECK(t, ko_resume(n.outer, NULL, &out) == KO_OK && (intptr_t)out == 1);
   KT_CHECK(t, ko_current() == NULL && ko_status(n.outer) == KO_SUSPENDED);
   KT_CHECK(t, ko_resume(n.outer, (void *)(intptr_t)10, &out) == KO_OK && (intptr_t)out == 100);
-  KT_CHECK(t, ko_status(n.outer) == KO_DEAD);
+  KT_CHECK(t, ko_status(n.outer) == KO_DONE);
   ko_destroy(n.inner);
   ko_destroy(n.outer);
 }
@@ -116,6 +116,7 @@ static void error_codes(kt *t) {
   }
   KT_CHECK(t, strcmp(ko_strerror(KO_EDONE), ko_strerror(KO_EBUSY)) != 0);
   KT_CHECK(t, ko_strerror(12345) != NULL);
+  KT_CHECK(t, strcmp(ko_err_name(KO_ECANCELED), "ECANCELED") == 0 && ko_err_name(12345) == NULL);
 }
 
 /* -------------------------------------------------------- caller-stack */
@@ -164,7 +165,7 @@ static void caller_stack(kt *t) {
       continue;
     }
     KT_CHECK(t, ko_resume(co, NULL, &out) == KO_OK && (uintptr_t)out == (uintptr_t)recurse(100));
-    KT_CHECK(t, ko_status(co) == KO_DEAD && ko_destroy(co) == KO_OK);
+    KT_CHECK(t, ko_status(co) == KO_DONE && ko_destroy(co) == KO_OK);
   }
   memset(mem, 0, size); /* ours again: under ASan/valgrind, no stale state */
   free(mem);
@@ -220,7 +221,7 @@ static void data_state(kt *t) {
   ko_set_data(co, t);
   KT_CHECK(t, ko_resume(co, NULL, NULL) == KO_OK && ko_status(co) == KO_SUSPENDED);
   KT_CHECK(t, ko_get_data(co) == (void *)&ko_set_data);
-  KT_CHECK(t, ko_resume(co, NULL, NULL) == KO_OK && ko_status(co) == KO_DEAD);
+  KT_CHECK(t, ko_resume(co, NULL, NULL) == KO_OK && ko_status(co) == KO_DONE);
   void *lo;
   size_t size;
   ko_coro_stack(co, &lo, &size);

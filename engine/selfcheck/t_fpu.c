@@ -121,7 +121,7 @@ static void fp_control(kt *t) {
   KT_CHECK(t, s.a.q > s.b.q, "0.1 upward (%a) should exceed 0.1 downward (%a)", (double)s.a.q,
            (double)s.b.q);
   KT_CHECK(t, s.a.q >= s.main.q && s.main.q >= s.b.q);
-  KT_CHECK(t, ko_status(a) == KO_DEAD && ko_status(b) == KO_DEAD);
+  KT_CHECK(t, ko_status(a) == KO_DONE && ko_status(b) == KO_DONE);
   ko_destroy(a);
   ko_destroy(b);
 #ifndef HAVE_X87

@@ -98,7 +98,7 @@ static int batch(kt *t) {
     if (i % 2) {
       void *out = NULL;
       KT_CHECK(t, ko_resume(cs[i], NULL, &out) == KO_OK && (uintptr_t)out == (uintptr_t)i);
-      KT_CHECK(t, ko_status(cs[i]) == KO_DEAD);
+      KT_CHECK(t, ko_status(cs[i]) == KO_DONE);
     }
     if (!KT_CHECK(t, ko_destroy(cs[i]) == KO_OK)) return 0;
   }

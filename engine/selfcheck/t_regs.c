@@ -82,7 +82,7 @@ static void registers(kt *t) {
     kt_regs_call(in, out, do_resume, co, t);
     compare(t, "resumer", r, in, out);
   }
-  KT_CHECK(t, ko_status(co) == KO_DEAD);
+  KT_CHECK(t, ko_status(co) == KO_DONE);
   ko_destroy(co);
 }
 

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "korutin.h" /* KO_BACKEND_MAP */
+
 /* Each context runs on an OS thread of its own (the threads backend). */
 #define KO_BACKEND_OWN_THREAD 1u
 /* A back context holding a suspended resumer is all in its first pointer-
@@ -49,9 +51,9 @@ struct ko_backend {
 
 /* Each backend folder defines one of these (even when not built: then with
  * `unavailable` set and the function pointers NULL). */
-extern const struct ko_backend ko_backend_asm;
-extern const struct ko_backend ko_backend_boost;
-extern const struct ko_backend ko_backend_ucontext;
-extern const struct ko_backend ko_backend_threads;
+/* ko_backend_asm, ko_backend_boost...: one per row of KO_BACKEND_MAP. */
+#define KO_XX(name) extern const struct ko_backend ko_backend_##name;
+KO_BACKEND_MAP(KO_XX)
+#undef KO_XX
 
 #endif

@@ -127,7 +127,7 @@ static void co_main(void *p) {
   c->started = 1;
   current = co;
   void *result = c->fn(co, c->arg);
-  co->state = KO_DEAD;
+  co->state = KO_DONE;
   if (AFTER(co)) {
     /* NULL: this fiber ends, ASan may drop its fake stack. */
     asan_start(co, NULL, c->back_lo, c->back_size);
@@ -215,7 +215,7 @@ static int resume_after(ko_coro *co, ko_coro *self, void *in, void **out) {
 
 int ko_resume(ko_coro *co, void *in, void **out) {
   if (!co) return KO_EINVAL;
-  if (co->state != KO_SUSPENDED) return co->state == KO_DEAD ? KO_EDONE : KO_EBUSY;
+  if (co->state != KO_SUSPENDED) return co->state == KO_DONE ? KO_EDONE : KO_EBUSY;
   ko_coro *self = current;
   if (self) self->state = KO_NORMAL;
   co->state = KO_RUNNING;
@@ -327,18 +327,20 @@ int ko_destroy(ko_coro *co) {
 
 const char *ko_strerror(int err) {
   switch (err) {
-    case KO_OK: return "success";
-    case KO_EINVAL: return "invalid argument";
-    case KO_ENOMEM: return "out of memory (stack or thread)";
-    case KO_EDONE: return "the coroutine has finished";
-    case KO_EBUSY: return "the coroutine is running or is an ancestor of the caller";
-    case KO_ENOTCORO: return "not inside a coroutine";
-    case KO_EBACKEND: return "backend unknown or not built into this binary";
-    case KO_ETIMEDOUT: return "timed out";
-    case KO_ECLOSED: return "channel closed";
-    case KO_ECANCELED: return "cancelled";
-    case KO_EAGAIN: return "would block";
-    case KO_ESYS: return "a system call failed (see errno)";
+#define KO_XX(name, value, text, js) \
+  case KO_##name: return text;
+    KO_ERRNO_MAP(KO_XX)
+#undef KO_XX
     default: return "unknown error";
+  }
+}
+
+const char *ko_err_name(int err) {
+  switch (err) {
+#define KO_XX(name, value, text, js) \
+  case KO_##name: return #name;
+    KO_ERRNO_MAP(KO_XX)
+#undef KO_XX
+    default: return NULL;
   }
 }

@@ -1,5 +1,5 @@
 /*
- * registry.c - the backends korutin knows of, fastest first.
+ * registry.c - the backends korutin knows of, fastest first (KO_BACKEND_MAP).
  */
 #include "korutin.h"
 #include "backend.h"
@@ -7,7 +7,9 @@
 #include <string.h>
 
 static const ko_backend *const all[] = {
-  &ko_backend_asm, &ko_backend_boost, &ko_backend_ucontext, &ko_backend_threads,
+#define KO_XX(name) &ko_backend_##name,
+  KO_BACKEND_MAP(KO_XX)
+#undef KO_XX
 };
 
 #define COUNT ((int)(sizeof all / sizeof all[0]))

@@ -15,7 +15,7 @@ int main(void) {
   int err = ko_create(&co, NULL, squares, (void *)(intptr_t)5); /* default backend, 64 KiB stack */
   if (err) return fprintf(stderr, "ko_create: %s\n", ko_strerror(err)), 1;
   void *out;
-  while (ko_resume(co, NULL, &out) == KO_OK && ko_status(co) != KO_DEAD)
+  while (ko_resume(co, NULL, &out) == KO_OK && ko_status(co) != KO_DONE)
     printf("%ld ", (long)(intptr_t)out);
   printf("(backend: %s)\n", ko_backend_name(ko_coro_backend(co)));
   ko_destroy(co);

@@ -6,7 +6,8 @@
  * @internal
  */
 import { KorutinError } from '../errors';
-import { clock, io, K, kick, S, self, suspend, Task, timeoutUs, waitError } from '../scheduler';
+import { clock, io, kick, S, self, suspend, Task, timeoutUs, waitError } from '../scheduler';
+import { K } from '../vocab';
 
 interface Parked {
   t: Task<any>;
@@ -40,7 +41,7 @@ export class Parking {
       now = clock();
       timeout = Math.max(0, deadlineUs - now);
     }
-    let st = S.blockExternal(t.h, now, timeout, K.EXT_AWAIT);
+    let st = S.block_external(t.h, now, timeout, K.EXT_AWAIT);
     if (st === K.BLOCK) {
       const seq = io[K.IO_SEQ];
       let me: Parked | null = null;
@@ -74,8 +75,8 @@ export class Parking {
     if (t === null && (more === null || more.length === 0)) return;
     this.t = null;
     this.more = null;
-    if (t !== null) S.wakeExternal(t.h, this.seq, K.OK);
-    if (more !== null) for (const p of more) S.wakeExternal(p.t.h, p.seq, K.OK);
+    if (t !== null) S.wake_external(t.h, this.seq, K.OK);
+    if (more !== null) for (const p of more) S.wake_external(p.t.h, p.seq, K.OK);
     kick();
   }
 }

@@ -146,7 +146,7 @@ static void on_computed(uv_async_t *a) {
     t->qnext = NULL;
     t->where = DRV_HOME;
     if (--s->computing == 0) uv_unref((uv_handle_t *)&s->h->computed);
-    if (ko_status(t->co) == KO_DEAD) { /* its body returned inside the section */
+    if (ko_status(t->co) == KO_DONE) { /* its body returned inside the section */
       drv_finish(s, t);
       continue;
     }

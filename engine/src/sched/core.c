@@ -375,7 +375,7 @@ int ks_cancel(ks_core *c, ks_task *t) {
 
 int ks_wakeup(ks_core *c, ks_task *t) {
   if (t->state != KS_BLOCKED || t->wait != KS_W_SLEEP) return KO_EINVAL;
-  ks__wake(c, t, KS_WOKEN, -1, 0);
+  ks__wake(c, t, KO_WOKEN, -1, 0);
   return KO_OK;
 }
 
@@ -475,12 +475,21 @@ static const char *kind_name(uint8_t kind) {
 }
 
 const char *ks_state_name(const ks_task *t) {
-  switch (t->state) {
-    case KS_READY: return "ready";
-    case KS_RUNNING: return "running";
-    case KS_BLOCKED: return "blocked";
-    default: return t->end == KS_END_OK ? "done" : t->end == KS_END_ERROR ? "failed" : "cancelled";
+  if (t->state == KS_DONE) {
+    switch (t->end) {
+#define KS_XX(name, value, word) \
+  case KS_END_##name: return word;
+      KS_END_MAP(KS_XX)
+#undef KS_XX
+    }
   }
+  switch (t->state) {
+#define KS_XX(name, value, word) \
+  case KS_##name: return word;
+    KS_STATE_MAP(KS_XX)
+#undef KS_XX
+  }
+  return "unknown";
 }
 
 typedef struct out {

@@ -13,7 +13,7 @@
  * an operation (ks_chan_recv, ks_sleep, ...) naming itself; the operation
  * either completes at once (KO_OK or an error) or returns KS_BLOCK, in which
  * case the task must suspend back to its driver. When the task is popped
- * again, the outcome of its wait is in t->status (a ko_err, or KS_WOKEN),
+ * again, the outcome of its wait is in t->status (a ko_err, or KO_WOKEN),
  * t->fired (which select case) and t->value.
  *
  * Time is opaque to the core: drivers pass `now` in microseconds of any
@@ -40,19 +40,36 @@ extern "C" {
 
 typedef uint64_t ks_time;
 
-/* Returned by an operation when the calling task must suspend. */
-#define KS_BLOCK 1
-/* A wait's outcome: the sleep was ended early by ks_wakeup(). */
-#define KS_WOKEN 2
+/* Returned by an operation when the calling task must suspend; never a
+ * wait's outcome (those are ko_err codes and KO_WOKEN: the sleep was ended
+ * early by ks_wakeup()). */
+#define KS_BLOCK 2
 
 typedef enum ks_kind {
   KS_TASK = 1, KS_CHAN, KS_MUTEX, KS_COND, KS_SEM, KS_WG, KS_KIND_COUNT
 } ks_kind;
 
-typedef enum ks_state { KS_READY = 0, KS_RUNNING = 1, KS_BLOCKED = 2, KS_DONE = 3 } ks_state;
+/* The tables below are mirrored into ts/vocab.ts by scripts/gen-vocab.js.
+ * A task's states: name, value, word (ko_task_state(), Task.state). */
+#define KS_STATE_MAP(XX) XX(READY, 0, "ready") XX(RUNNING, 1, "running") XX(BLOCKED, 2, "blocked") XX(DONE, 3, "done")
+/* How a task ended: name, value, the word for its state once done. */
+#define KS_END_MAP(XX) XX(OK, 0, "done") XX(ERROR, 1, "failed") XX(CANCELLED, 2, "cancelled")
+/* Kinds of external waits (for descriptions): name, value. */
+#define KS_EXT_MAP(XX) XX(AWAIT, 1) XX(FD, 2) XX(OTHER, 3)
+/* Select case operations: name, value. */
+#define KS_OP_MAP(XX) XX(RECV, 1) XX(SEND, 2) XX(AFTER, 3)
 
-/* How a task ended. */
-typedef enum ks_end { KS_END_OK = 0, KS_END_ERROR = 1, KS_END_CANCELLED = 2 } ks_end;
+typedef enum ks_state {
+#define KS_XX(name, value, word) KS_##name = value,
+  KS_STATE_MAP(KS_XX)
+#undef KS_XX
+} ks_state;
+
+typedef enum ks_end {
+#define KS_XX(name, value, word) KS_END_##name = value,
+  KS_END_MAP(KS_XX)
+#undef KS_XX
+} ks_end;
 
 /* What a blocked task waits for. */
 typedef enum ks_wait {
@@ -60,11 +77,17 @@ typedef enum ks_wait {
   KS_W_LOCK, KS_W_RELOCK, KS_W_COND, KS_W_SEM, KS_W_WG, KS_W_EXTERNAL
 } ks_wait;
 
-/* Kinds of external waits (for descriptions). */
-typedef enum ks_ext { KS_EXT_AWAIT = 1, KS_EXT_FD = 2, KS_EXT_OTHER = 3 } ks_ext;
+typedef enum ks_ext {
+#define KS_XX(name, value) KS_EXT_##name = value,
+  KS_EXT_MAP(KS_XX)
+#undef KS_XX
+} ks_ext;
 
-/* Select case operations. */
-typedef enum ks_op { KS_OP_RECV = 1, KS_OP_SEND = 2, KS_OP_AFTER = 3 } ks_op;
+typedef enum ks_op {
+#define KS_XX(name, value) KS_OP_##name = value,
+  KS_OP_MAP(KS_XX)
+#undef KS_XX
+} ks_op;
 
 typedef struct ks_core ks_core;
 typedef struct ks_task ks_task;
@@ -188,7 +211,7 @@ int ks_has_joiners(const ks_task *t);
 /* Cancels: a blocked task wakes with KO_ECANCELED; a ready or running one
  * gets it at its next blocking operation. KO_EDONE when already done. */
 int ks_cancel(ks_core *c, ks_task *t);
-/* Ends a sleep early (the sleep returns KS_WOKEN); KO_EINVAL if not asleep. */
+/* Ends a sleep early (the sleep returns KO_WOKEN); KO_EINVAL if not asleep. */
 int ks_wakeup(ks_core *c, ks_task *t);
 /* A description of what the task waits on ("sleep 50ms", "recv channel#3",
  * "join task#2", ...), or of its state; returns the length (snprintf-like). */

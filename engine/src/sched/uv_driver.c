@@ -150,7 +150,7 @@ static void run_pass(ko_sched *s) {
     drv_tls_task = NULL;
     t = (ko_task *)back; /* maybe another: tasks pass the CPU on among themselves */
     if (t->where == DRV_LEAVING) compute_hand_over(t);
-    else if (ko_status(t->co) == KO_DEAD) drv_finish(s, t);
+    else if (ko_status(t->co) == KO_DONE) drv_finish(s, t);
   }
   s->in_pass = 0;
   drv_update(s);
@@ -328,8 +328,7 @@ int ko_cancel(ko_task *t) {
 int ko_sleep(int64_t ms) {
   ko_task *me;
   if (!(me = drv_self())) return KO_ENOTCORO;
-  int r = drv_finish_op(me, ks_sleep(me->s->core, me->kt, drv_now(), ms < 0 ? 0 : ms * 1000));
-  return r == KS_WOKEN ? KO_WOKEN : r;
+  return drv_finish_op(me, ks_sleep(me->s->core, me->kt, drv_now(), ms < 0 ? 0 : ms * 1000));
 }
 
 int ko_wakeup(ko_task *t) {
