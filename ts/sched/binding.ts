@@ -1,0 +1,119 @@
+/**
+ * ts/sched/binding.ts - the scheduler core's binding, the shared io buffers, the clock and the slot table of channel values.
+ * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
+ */
+import { performance } from 'perf_hooks';
+import { KorutinError } from '../errors';
+import { describeGiven } from '../format';
+import { native } from '../native';
+import { K } from '../vocab';
+
+/**
+ * The scheduler core, as engine/node/sched_binding.cc exposes it: each
+ * function is named as the core function it calls, without `ks_`. The
+ * numbers it speaks are {@link K}'s. @internal
+ */
+export interface SchedBinding {
+  set_buffers(io: Int32Array, cases: Float64Array): number;
+  spawn(): number;
+  proxy(): number;
+  release(h: number): number;
+  next(): number;
+  unnext(h: number): number;
+  exit(h: number, end: number): number;
+  cancel(h: number): number;
+  wakeup(h: number): number;
+  yield(h: number): number;
+  sleep(h: number, now: number, dur: number): number;
+  join(h: number, target: number, now: number, timeout: number): number;
+  block_external(h: number, now: number, timeout: number, kind: number): number;
+  wake_external(h: number, seq: number, status: number): number;
+  expire(now: number): number;
+  next_deadline(): number;
+  task_info(h: number): number;
+  describe(h: number, now: number): string;
+  live_count(): number;
+  chan_new(cap: number): number;
+  chan_send(h: number, ch: number, slot: number, now: number, timeout: number): number;
+  chan_recv(h: number, ch: number, now: number, timeout: number): number;
+  chan_try_send(ch: number, slot: number): number;
+  chan_try_recv(ch: number): number;
+  chan_close(ch: number): number;
+  chan_info(ch: number): number;
+  select(h: number, n: number, now: number, timeout: number, nonblock: number): number;
+  mutex_new(): number;
+  mutex_lock(h: number, m: number, now: number, timeout: number): number;
+  mutex_trylock(h: number, m: number): number;
+  mutex_unlock(h: number, m: number): number;
+  mutex_info(m: number): number;
+  cond_new(): number;
+  cond_wait(h: number, c: number, m: number, now: number, timeout: number): number;
+  cond_signal(c: number): number;
+  cond_broadcast(c: number): number;
+  sem_new(n: number): number;
+  sem_acquire(h: number, s: number, now: number, timeout: number): number;
+  sem_try_acquire(s: number): number;
+  sem_release(s: number, n: number): number;
+  sem_count(s: number): number;
+  wg_new(): number;
+  wg_add(w: number, d: number): number;
+  wg_wait(h: number, w: number, now: number, timeout: number): number;
+  wg_count(w: number): number;
+  obj_free(h: number): number;
+}
+
+const binding = (native as unknown as { sched: SchedBinding }).sched;
+/**
+ * The binding's functions, copied into a plain object: the addon builds
+ * its objects property by property, which leaves them in V8's slow
+ * (dictionary) mode; this copy has fast properties. @internal
+ */
+export const S: SchedBinding = { ...binding };
+/** Extra results of the core's calls (see sched_binding.cc). @internal */
+export const io = new Int32Array(K.IO_SIZE);
+/** Select cases: [op, handle, value] each. @internal */
+export let caseBuf = new Float64Array(3 * 256);
+S.set_buffers(io, caseBuf);
+
+/** Makes room for n select cases. @internal */
+export function caseRoom(n: number): Float64Array {
+  if (3 * n > caseBuf.length) {
+    caseBuf = new Float64Array(3 * Math.max(n, 2 * (caseBuf.length / 3)));
+    S.set_buffers(io, caseBuf);
+  }
+  return caseBuf;
+}
+
+/** The scheduler's clock: microseconds of `performance.now()`. @internal */
+export function clock(): number {
+  return Math.floor(performance.now() * 1000);
+}
+
+/** A timeout in milliseconds (undefined or Infinity: none) to the core's microseconds (-1: none). @internal */
+export function timeoutUs(ms: number | undefined, what: string): number {
+  if (ms === undefined || ms === Infinity) return -1;
+  if (typeof ms !== 'number' || !(ms >= 0)) {
+    throw new KorutinError('ERR_INVALID_ARGUMENT', `${what}: the timeout must be a number of milliseconds >= 0 (or undefined for none), got ${describeGiven(ms)}`);
+  }
+  return Math.round(ms * 1000);
+}
+
+// ------------------------------------------------------------------ slots
+
+const slotVals: unknown[] = [];
+const slotFree: number[] = [];
+
+/** Parks a JS value for the core to carry; returns its slot. @internal */
+export function slotPut(v: unknown): number {
+  const s = slotFree.length > 0 ? slotFree.pop()! : slotVals.length;
+  slotVals[s] = v;
+  return s;
+}
+
+/** Takes a parked value back, freeing its slot. @internal */
+export function slotTake(s: number): unknown {
+  const v = slotVals[s];
+  slotVals[s] = undefined;
+  slotFree.push(s);
+  return v;
+}

@@ -1,0 +1,301 @@
+/**
+ * ts/sched/driver.ts - the JS driver: passes, hand-offs, suspending and waking tasks.
+ * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
+ */
+import { canHandOff, chainsSupported, currentRecord, handOff, Out, runChain, yieldValue } from '../coroutine';
+import { CancelledError, isCancelledError, KorutinError } from '../errors';
+import { ERRNO_CODE, K } from '../vocab';
+import { S, clock, io } from './binding';
+import { Task, tasksByH } from './task';
+
+/** Proxies (waits of plain async code) by handle: what to do when they wake. */
+const proxiesByH: (((status: number, fired: number, value: number) => void) | undefined)[] = [];
+const freeProxies: number[] = [];
+
+/** The task running now, or null. @internal */
+export let running: Task<any> | null = null;
+/**
+ * When a task blocks, the core pops the task to run after it at once
+ * (sched_binding.cc, Blocked()): its handle and outcome wait here for the
+ * driver, which then needs no next() call. -1: none; -2: the queue was empty.
+ */
+let pfH = -1;
+let pfStatus = 0;
+let pfFired = -1;
+let pfValue = 0;
+let inPass = false;
+/** Tasks run (and handed the turn) in this pass, its start, and whether its budget is spent. */
+let passSteps = 0;
+let passStart = 0;
+let passOver = false;
+let passQueued = false;
+let timer: NodeJS.Timeout | null = null;
+let armedAt = -1;
+
+/** A pass gives the event loop a turn after this many microseconds. */
+const PASS_BUDGET_US = 10_000;
+
+/**
+ * Tasks are run in chains (see ts/coroutine.ts): a task that blocks hands
+ * the turn straight to the next ready one, without going back to the pass.
+ * @internal
+ */
+export const chains = chainsSupported();
+
+/** Counters of this thread's scheduler (see {@link schedulerStats}). */
+const stats = { passes: 0, resumes: 0, handOffs: 0 };
+
+/**
+ * How the scheduler has run tasks so far on this thread: event-loop passes,
+ * resumes from a pass, and hand-offs (a blocking task passing the turn
+ * straight to the next). @internal (tests, benchmarks)
+ */
+export function schedulerStats(): { passes: number; resumes: number; handOffs: number } {
+  return { ...stats };
+}
+
+/** Every 64 steps of a pass: expire timers, see whether the budget is spent. Returns whether timers woke tasks. */
+function passCheck(): boolean {
+  if ((++passSteps & 63) !== 0) return false;
+  const now = clock();
+  const woke = S.expire(now) > 0;
+  if (now - passStart > PASS_BUDGET_US) passOver = true;
+  return woke;
+}
+
+function queuedPass(): void {
+  passQueued = false;
+  runPass();
+}
+
+function onTimer(): void {
+  timer = null;
+  armedAt = -1;
+  runPass();
+}
+
+/** Keeps the Node timer on the earliest deadline. */
+function arm(): void {
+  const d = S.next_deadline();
+  if (d < 0) {
+    if (timer) {
+      clearTimeout(timer);
+      timer = null;
+      armedAt = -1;
+    }
+    return;
+  }
+  if (timer && armedAt <= d) return; // it fires first, then re-arms
+  if (timer) clearTimeout(timer);
+  armedAt = d;
+  timer = setTimeout(onTimer, Math.max(0, Math.ceil((d - clock()) / 1000)));
+}
+
+/**
+ * After an operation that may have woken tasks or set a deadline: outside
+ * a pass, make sure one runs (and the timer is right). @internal
+ */
+export function kick(): void {
+  if (inPass) return;
+  if (io[K.IO_READY] > 0 && !passQueued) {
+    passQueued = true;
+    setImmediate(queuedPass);
+  }
+  arm();
+}
+
+/**
+ * A wake from a promise reaction (ko.await): the woken task runs now, in
+ * this microtask, where a plain `await`'s continuation would run, not one
+ * event-loop turn later. Inside a pass or a task, the pass picks it up.
+ * @internal
+ */
+export function wakeFromReaction(): void {
+  if (inPass || running !== null) return kick();
+  runPass();
+}
+
+function runPass(): void {
+  if (inPass) return;
+  inPass = true;
+  stats.passes++;
+  passStart = clock();
+  passSteps = 0;
+  passOver = false;
+  try {
+    S.expire(passStart);
+    while (!passOver) {
+      let h: number;
+      let status: number;
+      let fired: number;
+      let value: number;
+      if (pfH >= 0) {
+        h = pfH;
+        status = pfStatus;
+        fired = pfFired;
+        value = pfValue;
+        pfH = -1;
+      } else if (pfH === -2) {
+        pfH = -1;
+        break;
+      } else {
+        h = S.next();
+        if (h < 0) break;
+        status = io[K.IO_STATUS];
+        fired = io[K.IO_FIRED];
+        value = io[K.IO_VALUE];
+      }
+      const t = tasksByH[h];
+      if (t !== undefined) {
+        t.wStatus = status;
+        t.wFired = fired;
+        t.wValue = value;
+        step(t);
+      } else {
+        const settle = proxiesByH[h];
+        if (settle) {
+          proxiesByH[h] = undefined;
+          freeProxies.push(h);
+          settle(status, fired, value);
+        }
+      }
+      if (passCheck() && pfH === -2) pfH = -1; // the queue is not empty any more
+    }
+  } finally {
+    if (pfH >= 0) S.unnext(pfH); // popped early but not run: back to the head
+    pfH = -1;
+    inPass = false;
+  }
+  if (io[K.IO_READY] > 0 && !passQueued) {
+    passQueued = true;
+    setImmediate(queuedPass);
+  }
+  arm();
+}
+
+function step(t: Task<any>): void {
+  stats.resumes++;
+  if (!chains) return stepAlone(t);
+  running = t;
+  const last = runChain(t.co!.rec);
+  running = null;
+  if (last.out === Out.Yield) return;
+  const lt = last.owner as Task<any>;
+  const v = last.outValue;
+  last.outValue = undefined;
+  if (last.out === Out.Return) lt.finish(K.END_OK, v);
+  else lt.finish(isCancelledError(v) ? K.END_CANCELLED : K.END_ERROR, v);
+}
+
+/** Where chains cannot work: the task runs alone, and comes back here. */
+function stepAlone(t: Task<any>): void {
+  running = t;
+  let r: IteratorResult<unknown, unknown>;
+  try {
+    r = t.co!.resume();
+  } catch (e) {
+    running = null;
+    t.finish(isCancelledError(e) ? K.END_CANCELLED : K.END_ERROR, e);
+    return;
+  }
+  running = null;
+  if (r.done) t.finish(K.END_OK, r.value);
+}
+
+/**
+ * The task whose coroutine is running now, for a blocking call; throws
+ * ERR_NOT_IN_COROUTINE anywhere else. @internal
+ */
+export function self(what: string): Task<any> {
+  const rec = currentRecord();
+  const t = rec?.owner;
+  if (t instanceof Task) return t;
+  throw new KorutinError(
+    'ERR_NOT_IN_COROUTINE',
+    rec
+      ? `${what} blocks, and must be called from a task's own coroutine, not from a coroutine it created`
+      : `${what} blocks, and must be called inside a task (started with ko.spawn()); outside one, use the async variant or await`,
+  );
+}
+
+/** Suspends the calling task until the core wakes it; returns the outcome. @internal */
+export function suspend(t: Task<any>): number {
+  const next = io[K.IO_NEXT];
+  const status = io[K.IO_STATUS];
+  const fired = io[K.IO_FIRED];
+  const value = io[K.IO_VALUE];
+  const woke = inPass && passCheck();
+  if (next >= 0) {
+    const nt = tasksByH[next];
+    if (nt !== undefined && nt !== t && !passOver && inPass && canHandOff()) {
+      // straight to the next task; back here when t is resumed
+      nt.wStatus = status;
+      nt.wFired = fired;
+      nt.wValue = value;
+      running = nt;
+      stats.handOffs++;
+      try {
+        handOff(nt.co!.rec);
+      } catch (e) {
+        // it never left (a broken invariant): nt goes back to the head of the queue
+        running = t;
+        stats.handOffs--;
+        S.unnext(next);
+        throw e;
+      }
+      running = t;
+      return t.wStatus;
+    }
+    pfStatus = status;
+    pfFired = fired;
+    pfValue = value;
+    pfH = next;
+  } else {
+    pfH = woke ? -1 : -2;
+  }
+  yieldValue();
+  return t.wStatus;
+}
+
+/** The error a failed wait throws. @internal */
+export function waitError(t: Task<any> | null, st: number, what: string): Error {
+  if (st === K.ECANCELED) return new CancelledError(t?.cancelReason);
+  const code = ERRNO_CODE.get(st);
+  if (st === K.ETIMEDOUT && code) return new KorutinError(code, `${what} timed out`);
+  if (st === K.ECLOSED && code) return new KorutinError(code, `${what}: the channel is closed`);
+  if (st === K.ENOMEM && code) return new KorutinError(code, `${what}: out of memory`);
+  // another refusal (EINVAL, EBUSY: a second joiner...) is a misuse of the call
+  return new KorutinError('ERR_INVALID_ARGUMENT', `${what}: invalid operation (status ${st})`);
+}
+
+/**
+ * Runs a core operation for plain async code: `op(proxy)` returns a status;
+ * if it blocks, `settle` is called when the proxy wakes; otherwise at once.
+ * @internal
+ */
+export function proxyWait(
+  op: (proxy: number) => number,
+  settle: (status: number, fired: number, value: number) => void,
+): void {
+  let h = freeProxies.pop();
+  if (h === undefined) {
+    h = S.proxy();
+    if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', 'out of memory');
+  }
+  const st = op(h);
+  if (st === K.BLOCK) {
+    proxiesByH[h] = settle;
+    kick();
+    return;
+  }
+  freeProxies.push(h);
+  const fired = io[K.IO_FIRED];
+  const value = io[K.IO_VALUE];
+  kick();
+  settle(st, fired, value);
+}
+
+/** The running task (also inside coroutines it created), or undefined. */
+export function current(): Task<any> | undefined {
+  return running ?? undefined;
+}

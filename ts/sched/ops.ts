@@ -1,0 +1,149 @@
+/**
+ * ts/sched/ops.ts - the operations tasks call: sleep, wakeup, yieldNow, await, after, listing tasks, spawning.
+ * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
+ */
+import { checkOptions } from '../coroutine';
+import { KorutinError } from '../errors';
+import { K } from '../vocab';
+import type { Engine } from '../engine';
+import { S, clock, io, timeoutUs } from './binding';
+import { kick, self, suspend, waitError, wakeFromReaction } from './driver';
+import { SpawnOptions, Task, TaskInfo, tasksByH } from './task';
+
+/**
+ * Sleeps for `ms` milliseconds (only this task waits). Returns true when
+ * {@link wakeup} ended the sleep early.
+ */
+export function sleep(ms: number): boolean {
+  const t = self('sleep()');
+  const dur = timeoutUs(ms, 'sleep()');
+  if (dur < 0) throw new KorutinError('ERR_INVALID_ARGUMENT', 'sleep(): give a finite number of milliseconds');
+  const now = clock();
+  t.sleepUntil = now + dur;
+  let st = S.sleep(t.h, now, dur);
+  if (st === K.BLOCK) st = suspend(t);
+  if (st === K.WOKEN) return true;
+  if (st !== K.OK) throw waitError(t, st, 'sleep()');
+  return false;
+}
+
+/** Ends a task's sleep early; returns false if it was not sleeping. */
+export function wakeup(task: Task<any>): boolean {
+  if (!(task instanceof Task)) throw new KorutinError('ERR_INVALID_ARGUMENT', 'wakeup() needs a Task');
+  const st = S.wakeup(task.h);
+  kick();
+  return st === K.OK;
+}
+
+/** Lets every other ready task run once before this one continues. */
+export function yieldNow(): void {
+  const t = self('yieldNow()');
+  let st = S.yield(t.h);
+  if (st === K.BLOCK) st = suspend(t);
+  if (st !== K.OK) throw waitError(t, st, 'yieldNow()');
+}
+
+/** @internal */
+export function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/**
+ * Waits for a promise; only this task waits. Returns its value, or throws
+ * its rejection here. With a timeout, throws `ERR_TIMEOUT` when it runs out.
+ */
+export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number): T {
+  const t = self('await()');
+  const timeout = timeoutUs(timeoutMs, 'await()');
+  if (!isThenable(promise)) return promise as T;
+  // adopt it first: nothing may throw between blocking and suspending
+  const p = Promise.resolve(promise);
+  let st = S.block_external(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT);
+  if (st === K.BLOCK) {
+    const seq = io[K.IO_SEQ];
+    const settle = (ok: boolean, v: unknown): void => {
+      if (S.wake_external(t.h, seq, K.OK) !== K.OK) return; // the wait already ended (timeout, cancel)
+      t.awaitOk = ok;
+      t.awaitValue = v;
+      wakeFromReaction();
+    };
+    p.then(
+      (v) => settle(true, v),
+      (e) => settle(false, e),
+    );
+    st = suspend(t);
+  }
+  if (st !== K.OK) throw waitError(t, st, 'await()');
+  const v = t.awaitValue;
+  t.awaitValue = undefined;
+  if (!t.awaitOk) throw v;
+  return v as T;
+}
+
+/** A select case that fires after `ms` milliseconds (counted from the select call). */
+export interface AfterCase {
+  readonly kind: 'after';
+  readonly ms: number;
+}
+
+/** A select case firing after `ms` milliseconds. */
+export function after(ms: number): AfterCase {
+  const us = timeoutUs(ms, 'after()');
+  if (us < 0) throw new KorutinError('ERR_INVALID_ARGUMENT', 'after(): give a finite number of milliseconds');
+  return { kind: 'after', ms };
+}
+
+/** Every task not ended yet (all engines), with what each waits on. */
+export function tasks(): TaskInfo[] {
+  const now = clock();
+  const out: TaskInfo[] = [];
+  for (const t of tasksByH) {
+    if (!t) continue;
+    const state = t.state;
+    out.push({
+      id: t.id,
+      name: t.name,
+      state,
+      waitingOn: state === 'blocked' ? t.waitLabel ?? S.describe(t.h, now) : null,
+      backend: t.fin.engine.backend,
+    });
+  }
+  return out.sort((a, b) => a.id - b.id);
+}
+
+
+/**
+ * Starts `fn(...args)` as a task (it starts soon, on the event loop). When
+ * the last argument is a plain object whose only keys are spawn options
+ * (`name`) and `fn` declares fewer parameters than were passed, it is taken
+ * as the options. @internal (use `engine.spawn`)
+ */
+export function spawnTask<R>(engine: Engine, fn: (...args: any[]) => R, args: unknown[]): Task<R> {
+  let options: SpawnOptions = {};
+  const last = args[args.length - 1];
+  if (args.length > 0 && args.length > (typeof fn === 'function' ? fn.length : 0) && isOptions(last)) {
+    checkOptions(last, 'spawn(fn, ...args, options)');
+    options = last as SpawnOptions;
+    args = args.slice(0, -1);
+  }
+  return new Task<R>(engine, fn, args, options);
+}
+
+/** Starts `fn(...args)` as a task with explicit options. @internal */
+export function spawnTaskWith<R>(engine: Engine, options: SpawnOptions, fn: (...args: any[]) => R, args: unknown[]): Task<R> {
+  checkOptions(options, 'spawnWith(options, fn, ...args)');
+  return new Task<R>(engine, fn, args, options ?? {});
+}
+
+/** A plain object whose only key is `name` (of any type: a wrong one is refused by checkOptions). */
+function isOptions(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  try {
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return false;
+    const keys = Object.keys(v);
+    return keys.length > 0 && keys.every((k) => k === 'name');
+  } catch {
+    return false; // a Proxy whose traps throw: an argument, not options
+  }
+}
