@@ -8,7 +8,7 @@ import * as path from 'path';
 import * as vm from 'vm';
 import { KorutinError, fail } from './errors';
 import { describeGiven } from './format';
-import { native, NativeCoroutine } from './native';
+import { native } from './native';
 import { fromNative, nativeCall } from './native-errors';
 
 /** Where a coroutine is in its life. */
@@ -24,9 +24,14 @@ export const enum Out { Yield, Return, Throw }
  * collected and unwound.
  */
 export interface CoroutineRecord {
-  native: NativeCoroutine | null;
-  /** Unregisters it from the abandoned-coroutine registry once finished. */
-  token: object;
+  /** Whether it holds a native coroutine (number `no`): from creation until it finishes. */
+  native: boolean;
+  /** In the abandoned-coroutine registry (see {@link watch}); the record is its own unregister token. */
+  watched: boolean;
+  /** The body, until it starts. */
+  fn: ((arg: unknown) => unknown) | null;
+  /** The korutin/fibers state of a fiber's coroutine. */
+  fiber: unknown;
   state: CoroutineState;
   sig: Sig;
   sigValue: unknown;
@@ -100,7 +105,7 @@ function suspendWith(rec: CoroutineRecord, value: unknown): void {
   running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
   try {
-    native.yield();
+    nativeYield();
   } catch (e) {
     throw fromNative(e);
   }
@@ -238,9 +243,61 @@ export interface SpawnTarget {
   backend: string;
   stackSize: number;
   guardSize: number;
+  /** The backend's index in the addon's backends(), filled in on first use. */
+  backendIndex?: number;
 }
 
 let nextId = 1;
+
+/**
+ * The native body of every coroutine (one function, so that a pooled native
+ * coroutine needs no new handle): runs the body of the coroutine being
+ * entered, which is on top of `running`. Named so that stack traces can
+ * leave it out (see stripKorutinFrames).
+ */
+function korutinCoroutineBody(): void {
+  const rec = running[running.length - 1];
+  const fn = rec.fn!;
+  rec.fn = null;
+  try {
+    rec.outValue = fn(takeSignal(rec));
+    rec.out = Out.Return;
+  } catch (e) {
+    if (isReturnOf(e, rec)) {
+      rec.out = Out.Return;
+      rec.outValue = (e as ReturnSignal).value;
+    } else {
+      rec.out = Out.Throw;
+      rec.outValue = e;
+    }
+  }
+  rec.state = 'done';
+  running.pop();
+}
+
+/** The addon's switch functions, read once (its exports object is slow to read from). */
+const nativeCreate = native.create;
+const nativeResume = native.resume;
+const nativeYield = native.yield;
+
+/**
+ * From its first suspension on (or, for a task, from its creation), a
+ * coroutine is in the abandoned-coroutine registry: one dropped while
+ * suspended is unwound. One that never suspends costs no registration. @internal
+ */
+export function watch(co: Coroutine): void {
+  const rec = co.rec;
+  if (rec.watched || rec.state === 'done') return;
+  rec.watched = true;
+  abandoned.register(co, rec, rec);
+}
+
+/** Backend names to their index in the addon's backends(), which create() takes. */
+let backendIndexes: Map<string, number> | null = null;
+function backendIndex(name: string): number {
+  backendIndexes ??= new Map(native.backends().map((b, i) => [b.name, i]));
+  return backendIndexes.get(name) ?? -1;
+}
 const abandoned = new FinalizationRegistry<CoroutineRecord>((rec) => unwindAbandoned(rec));
 
 /**
@@ -250,47 +307,46 @@ const abandoned = new FinalizationRegistry<CoroutineRecord>((rec) => unwindAband
 export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterator<TYield, TReturn, TIn> {
   /** Unique within this thread. */
   readonly id: number;
-  /** A name for diagnostics (defaults to `coroutine-<id>`). */
-  readonly name: string;
   /** @internal */
   readonly rec: CoroutineRecord;
+  /** The name given in the options, if any. */
+  private readonly given: string | undefined;
 
   /** @internal Use `engine.create(fn)`. */
-  constructor(fn: (arg: TIn) => TReturn, target: SpawnTarget, options: CoroutineOptions = {}) {
+  constructor(fn: (arg: TIn) => TReturn, target: SpawnTarget, options?: CoroutineOptions) {
     if (typeof fn !== 'function') {
       throw new KorutinError('ERR_INVALID_ARGUMENT', `a coroutine body must be a function, got ${describeGiven(fn)}`);
     }
-    checkOptions(options, 'create(fn, options)');
+    if (options !== undefined) checkOptions(options, 'create(fn, options)');
     this.id = nextId++;
-    this.name = options.name ?? `coroutine-${this.id}`;
+    this.given = options?.name;
     const rec: CoroutineRecord = {
-      native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
-      out: Out.Return, outValue: undefined, self: null, owner: undefined,
+      native: false, watched: false, state: 'created', sig: Sig.Next, sigValue: undefined,
+      out: Out.Return, outValue: undefined, self: null, owner: undefined, fiber: undefined,
+      fn: fn as (arg: unknown) => unknown,
       resource: new AsyncResource('korutin.Coroutine'),
       baseAsyncId: 0, chained: false, no: -1, vmWatchdogs: 0,
     };
     if (!traceHookInstalled) installTraceHook();
-    // Named so that stack traces can leave it out (see stripKorutinFrames).
-    const korutinCoroutineBody = (): void => {
-      try {
-        rec.outValue = fn(takeSignal(rec) as TIn);
-        rec.out = Out.Return;
-      } catch (e) {
-        if (isReturnOf(e, rec)) {
-          rec.out = Out.Return;
-          rec.outValue = (e as ReturnSignal).value;
-        } else {
-          rec.out = Out.Throw;
-          rec.outValue = e;
-        }
-      }
-      rec.state = 'done';
-      running.pop();
-    };
-    rec.native = nativeCall(() => new native.Coroutine(target.backend, target.stackSize, target.guardSize, korutinCoroutineBody));
-    rec.no = rec.native.no;
+    if (target.backendIndex === undefined) {
+      const index = backendIndex(target.backend);
+      if (index < 0) fail('ERR_BACKEND_UNAVAILABLE', `backend '${target.backend}' is not usable here: no such backend`);
+      target.backendIndex = index;
+    }
+    try {
+      // The addon frees it if this object is dropped before it starts; once
+      // it has suspended, the abandoned-coroutine registry looks after it.
+      rec.no = nativeCreate(target.backendIndex, target.stackSize, target.guardSize, korutinCoroutineBody, this);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    rec.native = true;
     this.rec = rec;
-    abandoned.register(this, rec, rec.token);
+  }
+
+  /** A name for diagnostics (defaults to `coroutine-<id>`). */
+  get name(): string {
+    return this.given ?? `coroutine-${this.id}`;
   }
 
   /** Where the coroutine is in its life. */
@@ -372,7 +428,7 @@ if (typeof disposeSymbol === 'symbol') {
 
 function resumeNative(rec: CoroutineRecord): void {
   rec.baseAsyncId = executionAsyncId();
-  native.resume(rec.no);
+  nativeResume(rec.no);
 }
 
 function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Coroutine): IteratorResult<unknown, unknown> {
@@ -404,7 +460,10 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
   }
   const out = rec.outValue;
   rec.outValue = undefined;
-  if (rec.out === Out.Yield) return { value: out, done: false };
+  if (rec.out === Out.Yield) {
+    if (!rec.watched && self) watch(self);
+    return { value: out, done: false };
+  }
   finished(rec);
   if (rec.out === Out.Throw) throw out;
   return { value: out, done: true };
@@ -413,22 +472,40 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
 /** throw()/return() before the first resume: the body never runs, like a generator's. */
 function finishUnstarted(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
   rec.state = 'done';
-  nativeCall(() => rec.native?.destroy());
+  if (rec.native) nativeCall(() => native.destroy(rec.no));
   finished(rec);
   if (sig === Sig.Throw) throw value;
   return { value, done: true };
 }
 
 function finished(rec: CoroutineRecord): void {
-  rec.native = null;
-  abandoned.unregister(rec.token);
+  rec.native = false;
+  rec.fn = null;
+  if (rec.watched) abandoned.unregister(rec);
+  if (poolTimer === null) armPoolTimer();
+}
+
+// A finished coroutine may wait in the addon's pool (its stack and V8
+// thread kept for the next create()). While any may, a timer ticks: a pool
+// from which nothing was taken for a tick is emptied.
+const POOL_IDLE_MS = 2000;
+let poolTimer: NodeJS.Timeout | null = null;
+
+function armPoolTimer(): void {
+  poolTimer = setTimeout(poolTick, POOL_IDLE_MS);
+  poolTimer.unref();
+}
+
+function poolTick(): void {
+  poolTimer = null;
+  if (native.poolTick() > 0) armPoolTimer();
 }
 
 /** A suspended coroutine nobody can resume any more: unwind it so its finally blocks run and its stack is freed. */
 function unwindAbandoned(rec: CoroutineRecord): void {
   if (rec.state === 'created') {
-    rec.native?.destroy();
-    rec.native = null;
+    if (rec.native) native.destroy(rec.no);
+    rec.native = false;
     rec.state = 'done';
     return;
   }
@@ -609,7 +686,7 @@ export function chainsSupported(): boolean {
 
 /** Lets the coroutine take part in chains (once, before its first runChain or handOff). @internal */
 export function joinChains(rec: CoroutineRecord): void {
-  rec.native!.setBase(rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
+  native.setBase(rec.no, rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
   rec.baseAsyncId = rec.resource.asyncId();
 }
 

@@ -57,6 +57,24 @@ export interface NativeBinding {
   asyncRestore(ids: number[], resources: object[]): void;
   /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base). */
   yieldTo(no: number): void;
+  /**
+   * Creates a coroutine owned by the addon's table (no object): `backend` is
+   * its index in backends(). Served from the pool of finished coroutines
+   * (their stacks and V8 threads) when one of the same backend and sizes
+   * waits there. Returns its number. While it has not started, `holder` is
+   * held weakly: when it is collected, the coroutine is freed.
+   */
+  create(backend: number, stackSize: number, guardSize: number, body: () => void, holder?: object): number;
+  /** Frees coroutine `no` (made by create(), not started, or finished); it may go back to the pool. */
+  destroy(no: number): void;
+  /** The async context resumeChain() and yieldTo() run coroutine `no` (made by create()) in. */
+  setBase(no: number, asyncId: number, triggerId: number, resource: object): void;
+  /** Frees pooled coroutines until at most `keep` (default 0) wait; returns how many were freed. */
+  trimPool(keep?: number): number;
+  /** The pool's idle tick: empties it if nothing was taken since the last tick; returns how many still wait. */
+  poolTick(): number;
+  /** The pool of finished coroutines: how many wait, its limit, how many create() made and reused. */
+  poolInfo(): { idle: number; cap: number; fresh: number; reused: number };
   /** The Node version the addon was built for (it loads into no other ABI). */
   readonly builtFor: string;
   Coroutine: new (backend: string, stackSize: number, guardSize: number, body: () => void) => NativeCoroutine;

@@ -14,7 +14,7 @@
  * of {@link slotPut}'s table.
  */
 import { performance } from 'perf_hooks';
-import { canHandOff, chainsSupported, checkOptions, currentRecord, Coroutine, handOff, joinChains, Out, runChain, yieldValue } from './coroutine';
+import { canHandOff, chainsSupported, checkOptions, currentRecord, Coroutine, handOff, joinChains, Out, runChain, watch, yieldValue } from './coroutine';
 import { UnhandledPolicy, UnhandledSchema } from './config';
 import { CancelledError, isCancelledError, KorutinError } from './errors';
 import { describeGiven, describeValue } from './format';
@@ -331,6 +331,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
       throw e;
     }
     this.co.rec.owner = this;
+    watch(this.co);
     if (chains) joinChains(this.co.rec);
     this.fin = { h, id: this.id, name: this.name, engine, failed: false, error: undefined, observed: false, reported: false };
     tasksByH[h] = this;

@@ -42,6 +42,14 @@ struct ProfilerLoan {
   ~ProfilerLoan() { ProfilerReturn(); }
 };
 
+void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry);
+
+// Whether a coroutine whose body just returned may park in its pool.
+bool MayPark(JsCoroutine *c) {
+  return c->pool && !c->quit && !c->terminated && c->pool->idle.size() < c->pool->cap &&
+         !c->isolate->IsExecutionTerminating();
+}
+
 void *Entry(ko_coro *, void *arg) {
   JsCoroutine *c = static_cast<JsCoroutine *>(arg);
   v8::Isolate *iso = c->isolate;
@@ -52,19 +60,34 @@ void *Entry(ko_coro *, void *arg) {
     VerifyStackSizeField(iso, *SlotsOfThisThread().stack_start, c->js_limit);  // what GetStackStart() returns here
     ProfilerLoan loan;
     if (c->own_thread) ProfilerOwnThreadIn(iso);
-    {
-      v8::HandleScope scope(iso);
-      v8::Local<v8::Context> ctx = c->context.Get(iso);
-      v8::Context::Scope context_scope(ctx);
+    c->entered = true;
+    // One body per use; between uses it parks here, its V8 thread
+    // archived like any suspended coroutine's (see JsPool).
+    for (;;) {
+      {
+        v8::HandleScope scope(iso);
+        v8::Local<v8::Context> ctx = c->context.Get(iso);
+        v8::Context::Scope context_scope(ctx);
 #if KO_CARRY_CONTINUATION_DATA
-      iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
+        iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif
-      v8::TryCatch try_catch(iso);  // the body catches; this stops termination
-      v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
-      (void)ignored;
-      // Termination ends this V8 thread's outermost call, and V8 then
-      // cancels it: note it, for the resumer to be terminated in turn.
-      if (try_catch.HasTerminated() || iso->IsExecutionTerminating()) c->terminated = true;
+        v8::TryCatch try_catch(iso);  // the body catches; this stops termination
+        v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
+        (void)ignored;
+        // Termination ends this V8 thread's outermost call, and V8 then
+        // cancels it: note it, for the resumer to be terminated in turn.
+        if (try_catch.HasTerminated() || iso->IsExecutionTerminating()) c->terminated = true;
+      }
+      if (!MayPark(c)) break;
+      c->finished = true;
+      c->parked = true;
+      {
+        v8::HandleScope scope(iso);
+        SwitchOut(c, nullptr, false);
+      }
+      c->parked = false;
+      if (c->quit) break;
+      c->finished = false;
     }
     if (c->own_thread) {
       ProfilerOwnThreadOut();
@@ -73,6 +96,7 @@ void *Entry(ko_coro *, void *arg) {
   }  // the top-level Locker frees this V8 thread's resources
   iso->DiscardThreadSpecificMetadata();
   c->finished = true;
+  c->entered = false;
   if (!c->own_thread) {
     SwapSlots(&c->tid, &c->stack_start, c->back_tid, c->back_stack_start);
   }
@@ -143,10 +167,15 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
 
 void JsYield(JsCoroutine *c) { JsYieldTo(c, nullptr); }
 
-void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
+void JsYieldTo(JsCoroutine *c, JsCoroutine *next) { SwitchOut(c, next, true); }
+
+namespace {
+// Suspends the running coroutine (see JsYieldTo); `carry`: keep its async
+// context (continuation data) for when it resumes.
+void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
   v8::Isolate *iso = c->isolate;
 #if KO_CARRY_CONTINUATION_DATA
-  {
+  if (carry) {
     // Usually unchanged since the last switch: keep the same global handle.
     v8::Local<v8::Value> data = iso->GetContinuationPreservedEmbedderData();
     if (c->continuation_data != data) c->continuation_data.Reset(iso, data);
@@ -177,11 +206,27 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
   ProfilerLend();
   if (c->own_thread) ProfilerOwnThreadIn(iso);
 #if KO_CARRY_CONTINUATION_DATA
-  iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
+  if (carry) iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif
+}
+}  // namespace
+
+void JsReuse(JsCoroutine *c) {
+  c->started = false;
+  c->finished = false;  // still parked: the next resume runs its new body
+  c->chained = false;
+  c->next = nullptr;
+  c->async_resources.clear();
+  c->base.reset();
+  c->base_id = c->base_trigger = 0;
 }
 
 void JsDestroy(JsCoroutine *c) {
+  if (c->parked) {
+    c->quit = true;
+    v8::HandleScope scope(c->isolate);
+    JsResume(c, false);  // leaves its body loop: its V8 thread is freed
+  }
   if (c->co) ko_destroy(c->co);
   c->co = nullptr;
   c->body.Reset();
