@@ -51,6 +51,8 @@ export interface CoroutineRecord {
   resource: AsyncResource;
   /** The async id on top of Node's stack when it was last resumed: what it must leave there. */
   baseAsyncId: number;
+  /** The addon knows its async context (`resource`) and enters it natively on resume (resumeScoped). */
+  scoped: boolean;
   /** Resumed by {@link runChain} or handed the turn by {@link handOff}: it may hand off in turn. */
   chained: boolean;
   /** The native coroutine's number, which the switch functions take. */
@@ -80,9 +82,19 @@ function isReturnOf(e: unknown, rec: CoroutineRecord): boolean {
 /** The coroutines running on this thread, innermost last. */
 const running: CoroutineRecord[] = [];
 
+/**
+ * The innermost running record, or undefined. Never `running[-1]`: an
+ * index below zero is a property name to V8, looked up the slow way (it
+ * cost a resume two runtime calls).
+ */
+function topOfRunning(): CoroutineRecord | undefined {
+  const n = running.length;
+  return n > 0 ? running[n - 1] : undefined;
+}
+
 /** The record of the innermost running coroutine, or undefined. */
 export function currentRecord(): CoroutineRecord | undefined {
-  return running[running.length - 1];
+  return topOfRunning();
 }
 
 /**
@@ -90,7 +102,7 @@ export function currentRecord(): CoroutineRecord | undefined {
  * the value of the next `resume()`. Works at any call depth.
  */
 export function yieldValue<TIn = unknown>(value?: unknown): TIn {
-  const rec = running[running.length - 1];
+  const rec = topOfRunning();
   if (!rec) fail('ERR_NOT_IN_COROUTINE', 'yield() was called outside a coroutine; call it from inside a coroutine body');
   if (rec.vmWatchdogs > 0) refuseVmYield();
   suspendWith(rec, value);
@@ -256,7 +268,7 @@ let nextId = 1;
  * leave it out (see stripKorutinFrames).
  */
 function korutinCoroutineBody(): void {
-  const rec = running[running.length - 1];
+  const rec = running[running.length - 1]; // never empty here: the coroutine being entered
   const fn = rec.fn!;
   rec.fn = null;
   try {
@@ -278,6 +290,7 @@ function korutinCoroutineBody(): void {
 /** The addon's switch functions, read once (its exports object is slow to read from). */
 const nativeCreate = native.create;
 const nativeResume = native.resume;
+const nativeResumeScoped = native.resumeScoped;
 const nativeYield = native.yield;
 
 /**
@@ -325,7 +338,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       out: Out.Return, outValue: undefined, self: null, owner: undefined, fiber: undefined,
       fn: fn as (arg: unknown) => unknown,
       resource: new AsyncResource('korutin.Coroutine'),
-      baseAsyncId: 0, chained: false, no: -1, vmWatchdogs: 0,
+      baseAsyncId: 0, scoped: false, chained: false, no: -1, vmWatchdogs: 0,
     };
     if (!traceHookInstalled) installTraceHook();
     if (target.backendIndex === undefined) {
@@ -336,7 +349,17 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
     try {
       // The addon frees it if this object is dropped before it starts; once
       // it has suspended, the abandoned-coroutine registry looks after it.
-      rec.no = nativeCreate(target.backendIndex, target.stackSize, target.guardSize, korutinCoroutineBody, this);
+      // Where async contexts can be moved natively, the addon enters the
+      // coroutine's own on every resume (see switchInto).
+      const resource = rec.resource;
+      if (canMoveAsyncScopes()) {
+        rec.baseAsyncId = resource.asyncId();
+        rec.scoped = true;
+        rec.no = nativeCreate(target.backendIndex, target.stackSize, target.guardSize, korutinCoroutineBody, this,
+          rec.baseAsyncId, resource.triggerAsyncId(), resource);
+      } else {
+        rec.no = nativeCreate(target.backendIndex, target.stackSize, target.guardSize, korutinCoroutineBody, this);
+      }
     } catch (e) {
       throw fromNative(e);
     }
@@ -441,7 +464,7 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
     case 'created':
       if (sig !== Sig.Next) return finishUnstarted(rec, sig, value);
   }
-  const outer = running[running.length - 1];
+  const outer = topOfRunning();
   if (outer) outer.state = 'normal';
   rec.sig = sig;
   rec.sigValue = value;
@@ -450,12 +473,13 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
   running.push(rec);
   if (self) rec.self = self;
   try {
-    rec.resource.runInAsyncScope(resumeNative, null, rec);
+    if (rec.scoped) nativeResumeScoped(rec.no);
+    else rec.resource.runInAsyncScope(resumeNative, null, rec);
   } catch (e) {
     throw fromNative(e);
   } finally {
     rec.self = null;
-    if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
+    if (topOfRunning() === rec) running.pop(); // only if the switch itself failed
     if (outer) outer.state = 'running';
   }
   const out = rec.outValue;
@@ -641,7 +665,7 @@ function installTraceHook(): void {
 
 /** The public object of the innermost running coroutine. */
 export function currentCoroutine(): Coroutine | undefined {
-  const rec = running[running.length - 1];
+  const rec = topOfRunning();
   if (!rec) return undefined;
   if (rec.self) return rec.self;
   // resumed by a chain (runChain, handOff): its owner (a scheduler task) holds it
@@ -686,6 +710,7 @@ export function chainsSupported(): boolean {
 
 /** Lets the coroutine take part in chains (once, before its first runChain or handOff). @internal */
 export function joinChains(rec: CoroutineRecord): void {
+  if (rec.scoped) return; // its base was given at creation
   native.setBase(rec.no, rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
   rec.baseAsyncId = rec.resource.asyncId();
 }
@@ -778,7 +803,7 @@ function guardVmTimeouts(): void {
     const original = proto[name];
     if (typeof original !== 'function' || guarded.has(original)) continue;
     const guard = function (this: unknown, ...args: unknown[]): unknown {
-      const rec = running[running.length - 1];
+      const rec = topOfRunning();
       if (!rec || !hasWatchdog(args[at])) return original.apply(this, args);
       rec.vmWatchdogs++;
       try {

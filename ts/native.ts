@@ -62,15 +62,21 @@ export interface NativeBinding {
    * its index in backends(). Served from the pool of finished coroutines
    * (their stacks and V8 threads) when one of the same backend and sizes
    * waits there. Returns its number. While it has not started, `holder` is
-   * held weakly: when it is collected, the coroutine is freed.
+   * held weakly: when it is collected, the coroutine is freed. With
+   * `asyncId`, `triggerId` and `resource`, its base async context (as setBase()).
    */
-  create(backend: number, stackSize: number, guardSize: number, body: () => void, holder?: object): number;
+  create(backend: number, stackSize: number, guardSize: number, body: () => void, holder?: object,
+    asyncId?: number, triggerId?: number, resource?: object): number;
+  /** resume(no) in the coroutine's base async context (create()'s asyncId and resource, or setBase's), entered natively. */
+  resumeScoped(no: number): void;
   /** Frees coroutine `no` (made by create(), not started, or finished); it may go back to the pool. */
   destroy(no: number): void;
   /** The async context resumeChain() and yieldTo() run coroutine `no` (made by create()) in. */
   setBase(no: number, asyncId: number, triggerId: number, resource: object): void;
   /** Frees pooled coroutines until at most `keep` (default 0) wait; returns how many were freed. */
   trimPool(keep?: number): number;
+  /** The parts of one switch on backend #`backend`, each timed alone over n repetitions, in ns per switch (for the bench). */
+  switchCosts(backend: number, n: number): { bridgeNs: number; v8Ns: number; slotsNs: number; backendNs: number };
   /** The pool's idle tick: empties it if nothing was taken since the last tick; returns how many still wait. */
   poolTick(): number;
   /** The pool of finished coroutines: how many wait, its limit, how many create() made and reused. */

@@ -291,6 +291,9 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   friend void Finished(Instance *, JsCoroutine *);
 };
 
+// Whether `c` has a base async context (create()'s or setBase's).
+inline bool HasBase(const JsCoroutine *c) { return c->base && !c->base->global.IsEmpty(); }
+
 // Why coroutine `c` cannot be resumed now, or nullptr.
 const char *NotResumable(const JsCoroutine *c, const char **code) {
   *code = "ERR_COROUTINE_DONE";
@@ -443,7 +446,7 @@ napi_value ResumeChain(napi_env env, napi_callback_info info) {
   JsCoroutine *co = call.Target();
   if (!co) return nullptr;
   AsyncStack &async = Async(call.inst);
-  if (!co->base || !async.ok()) {
+  if (!HasBase(co) || !async.ok()) {
     call.Throw("ERR_ASYNC_CONTEXT", "resumeChain() needs setBase() and a movable async stack");
     return nullptr;
   }
@@ -452,6 +455,26 @@ napi_value ResumeChain(napi_env env, napi_callback_info info) {
   JsCoroutine *last = JsResume(co, true);
   async.Leave(last->base_id);
   Finished(call.inst, last);
+  return nullptr;
+}
+
+// resumeScoped(no): resume(no) in the coroutine's base async context
+// (create()'s or setBase's), entered and left natively (as
+// AsyncResource#runInAsyncScope would, for less).
+napi_value ResumeScoped(napi_env env, napi_callback_info info) {
+  SwitchCall call(env, info);
+  JsCoroutine *co = call.Target();
+  if (!co) return nullptr;
+  AsyncStack &async = Async(call.inst);
+  if (!HasBase(co) || !async.ok()) {
+    call.Throw("ERR_ASYNC_CONTEXT", "resumeScoped() needs a base async context and a movable async stack");
+    return nullptr;
+  }
+  Started(co);
+  async.Enter(co->base_id, co->base_trigger, co->base.get());
+  JsResume(co, false);
+  async.Leave(co->base_id);
+  Finished(call.inst, co);
   return nullptr;
 }
 
@@ -478,7 +501,7 @@ napi_value YieldTo(napi_env env, napi_callback_info info) {
   }
   JsCoroutine *next = call.Target();
   if (!next) return nullptr;
-  if (!next->base) {
+  if (!HasBase(next)) {
     call.Throw("ERR_ASYNC_CONTEXT", "yieldTo() needs a coroutine with a base async context (setBase)");
     return nullptr;
   }
@@ -496,8 +519,8 @@ napi_value YieldTo(napi_env env, napi_callback_info info) {
 // sizes waits there (its stack and V8 thread are reused), else made anew.
 // `backend` is the index in backends().
 napi_value Create(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 8;
+  napi_value argv[8];
   void *data;
   napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
   Instance *inst = static_cast<Instance *>(data);
@@ -579,6 +602,14 @@ napi_value Create(napi_env env, napi_callback_info info) {
       c->holder.Reset(iso, holder.As<v8::Object>());
       c->holder.SetWeak(c, OnDropped, v8::WeakCallbackType::kParameter);
     }
+  }
+  if (argc >= 8) {
+    // its base async context (as setBase), for resumeScoped and chains
+    napi_get_value_double(env, argv[5], &c->base_id);
+    napi_get_value_double(env, argv[6], &c->base_trigger);
+    v8::Local<v8::Object> resource = Coroutine::ToV8(Napi::Value(env, argv[7])).As<v8::Object>();
+    if (c->base) c->base->Set(iso, resource);
+    else c->base.reset(new AsyncEntry(iso, resource));
   }
   napi_value out;
   napi_create_double(env, c->no, &out);
@@ -712,6 +743,27 @@ Napi::Value SetPoolLimit(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)ko_stack_pool_limit(max));
 }
 
+// switchCosts(backend: number, n) -> { bridgeNs, v8Ns, slotsNs, backendNs }: the
+// parts of one switch, each timed alone (see JsMeasureSwitch), for the bench.
+Napi::Value SwitchCostsFn(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int index = info[0].As<Napi::Number>().Int32Value();
+  int n = info[1].As<Napi::Number>().Int32Value();
+  const ko_backend *be = index >= 0 && index < ko_backend_count() ? ko_backend_at(index) : nullptr;
+  if (!be || ko_backend_unavailable(be) || JsCurrent()) {
+    CodedError(env, "ERR_INVALID_ARGUMENT", "switchCosts() takes an available backend's index, outside any coroutine")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  SwitchCosts c = JsMeasureSwitch(v8::Isolate::GetCurrent(), be, 64 * 1024, n);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bridgeNs", c.bridge_ns);
+  o.Set("v8Ns", c.v8_ns);
+  o.Set("slotsNs", c.slots_ns);
+  o.Set("backendNs", c.backend_ns);
+  return o;
+}
+
 // liveCoroutines(): coroutines of this thread that exist natively (created
 // and not yet finished or destroyed).
 Napi::Value LiveCoroutines(const Napi::CallbackInfo &info) {
@@ -748,6 +800,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trimPool", Napi::Function::New<TrimPoolFn>(env, "trimPool"));
   exports.Set("poolInfo", Napi::Function::New<PoolInfo>(env, "poolInfo"));
   exports.Set("poolTick", Napi::Function::New<PoolTick>(env, "poolTick"));
+  exports.Set("switchCosts", Napi::Function::New<SwitchCostsFn>(env, "switchCosts"));
   exports.Set("asyncStack", Napi::Function::New<AsyncStackInfo>(env, "asyncStack"));
   exports.Set("asyncPop", Napi::Function::New<AsyncPop>(env, "asyncPop"));
   exports.Set("asyncRestore", Napi::Function::New<AsyncRestore>(env, "asyncRestore"));
@@ -760,7 +813,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     const char *name;
     napi_callback fn;
   } switches[] = {{"resume", Resume}, {"resumeChain", ResumeChain}, {"yield", Yield}, {"yieldTo", YieldTo},
-                  {"create", Create}, {"destroy", DestroyNo}, {"setBase", SetBaseNo}};
+                  {"create", Create}, {"destroy", DestroyNo}, {"setBase", SetBaseNo}, {"resumeScoped", ResumeScoped}};
   for (const auto &f : switches) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, inst, &fn);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <ctime>
 
 #include "discover.h"
 #include "profiler.h"
@@ -217,7 +218,7 @@ void JsReuse(JsCoroutine *c) {
   c->chained = false;
   c->next = nullptr;
   c->async_resources.clear();
-  c->base.reset();
+  if (c->base) c->base->global.Reset();  // kept for the next use's base (see AsyncEntry::Set)
   c->base_id = c->base_trigger = 0;
 }
 
@@ -284,6 +285,84 @@ void JsIsolateTeardown(v8::Isolate *iso, void *state) {
 void *JsIsolateSetup(v8::Isolate *) { return nullptr; }
 void JsIsolateTeardown(v8::Isolate *, void *) {}
 #endif
+
+namespace {
+double NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+volatile int bench_stop = 0;
+void *BenchBody(ko_coro *, void *) {
+  while (!bench_stop) ko_yield(nullptr);
+  return nullptr;
+}
+}  // namespace
+
+SwitchCosts JsMeasureSwitch(v8::Isolate *iso, const ko_backend *be, size_t stack_size, int n) {
+  SwitchCosts out;
+  if (n <= 0) return out;
+  // A JS coroutine whose body is native (yields in a loop): round trips
+  // through the bridge with no N-API call and no JavaScript in them.
+  double t0;
+  {
+    v8::HandleScope scope(iso);
+    v8::Local<v8::Context> ctx = iso->GetCurrentContext();
+    v8::Local<v8::Function> body =
+        v8::Function::New(ctx, [](const v8::FunctionCallbackInfo<v8::Value> &) {
+          JsCoroutine *c = JsCurrent();
+          while (!bench_stop) JsYield(c);
+        }).ToLocalChecked();
+    JsCoroutine c;
+    c.isolate = iso;
+    c.body.Reset(iso, body);
+    c.context.Reset(iso, ctx);
+#if KO_CARRY_CONTINUATION_DATA
+    c.continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
+#endif
+    if (JsCreate(&c, be, std::max(stack_size, kJsMinStack), 0) == KO_OK) {
+      bench_stop = 0;
+      JsResume(&c, false);
+      t0 = NowNs();
+      for (int i = 0; i < n; i++) JsResume(&c, false);
+      out.v8_ns = (NowNs() - t0) / (2.0 * n);  // the whole bridge switch, for now
+      bench_stop = 1;
+      JsResume(&c, false);
+      JsDestroy(&c);
+    }
+  }
+  if (!ko_backend_own_thread(be)) {
+    int tid = 0;
+    void *start = nullptr;
+    t0 = NowNs();
+    for (int i = 0; i < n; i++) {
+      int back_tid;
+      void *back_start;
+      SwapSlots(&back_tid, &back_start, tid, start);  // in ...
+      SwapSlots(&tid, &start, back_tid, back_start);  // ... and out again: two switches
+    }
+    out.slots_ns = (NowNs() - t0) / (2.0 * n);
+  }
+  ko_options opt = {};
+  opt.backend = be;
+  opt.stack_size = stack_size;
+  ko_coro *co = nullptr;
+  if (ko_create(&co, &opt, BenchBody, nullptr) == KO_OK) {
+    bench_stop = 0;
+    ko_resume(co, nullptr, nullptr);
+    t0 = NowNs();
+    for (int i = 0; i < n; i++) ko_resume(co, nullptr, nullptr);
+    out.backend_ns = (NowNs() - t0) / (2.0 * n);
+    bench_stop = 1;
+    ko_resume(co, nullptr, nullptr);
+    ko_destroy(co);
+  }
+  // V8's part: what the bridge switch costs beyond the backend and the slots
+  out.bridge_ns = out.v8_ns;
+  out.v8_ns = std::max(0.0, out.bridge_ns - out.backend_ns - out.slots_ns);
+  return out;
+}
 
 JsCoroutine *JsCurrent() {
   ko_coro *co = ko_current();

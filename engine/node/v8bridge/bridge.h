@@ -127,6 +127,22 @@ void JsIsolateTeardown(v8::Isolate *iso, void *state);
 // The JS coroutine running on this OS thread, or nullptr.
 JsCoroutine *JsCurrent();
 
+// What one switch of a JS coroutine is made of, timed over `n` round trips
+// on the calling thread (which holds the isolate and runs no coroutine), in
+// ns per switch: the whole bridge switch (JsResume/JsYield of a coroutine
+// whose body is native, so no N-API call and no JavaScript), V8's two
+// thread-local slots (saved and loaded), the backend's context switch (half
+// a ko_resume/ko_yield round trip of a C coroutine), and V8's part as what
+// is left of the bridge's (Unlocker/Locker: archive one V8 thread, restore
+// the other; stack start, stack size, continuation data). For the bench.
+struct SwitchCosts {
+  double bridge_ns = 0;  // the whole switch through the bridge (no N-API, no JS)
+  double v8_ns = 0;
+  double slots_ns = 0;
+  double backend_ns = 0;
+};
+SwitchCosts JsMeasureSwitch(v8::Isolate *iso, const ko_backend *be, size_t stack_size, int n);
+
 // Bytes below V8's stack limit kept for C++ (runtime calls, GC).
 size_t JsNativeReserve(size_t stack_size);
 // The smallest stack a JS coroutine can run in.
