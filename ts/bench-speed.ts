@@ -45,6 +45,8 @@ export interface SpeedRow {
   awaitSettledNs: number;
   /** The same with an async function's `await p`. */
   asyncAwaitNs: number;
+  /** The floor under ko.await: a promise reaction that resumes a coroutine which yields straight back (no scheduler). */
+  awaitFloorNs: number;
   /** ko.await(p) keeps to the turn a plain await resumes in: its continuation ran before a setImmediate queued beside it. */
   awaitSameTurn: boolean;
 }
@@ -160,7 +162,7 @@ function nativeCreateRun(ko: Engine, n: number): number {
 }
 
 /** Inside a task: n ko.await()s of a settled promise; and a plain async loop's awaits. */
-async function awaits(ko: Engine, n: number): Promise<{ ko: number; plain: number; sameTurn: boolean }> {
+async function awaits(ko: Engine, n: number): Promise<{ ko: number; plain: number; floor: number; sameTurn: boolean }> {
   const settled = Promise.resolve(1);
   const t = await ko.spawn(() => {
     const t0 = process.hrtime.bigint();
@@ -178,7 +180,24 @@ async function awaits(ko: Engine, n: number): Promise<{ ko: number; plain: numbe
     order.push('resumed');
   });
   await new Promise((r) => setImmediate(r));
-  return { ko: t as number, plain, sameTurn: order[0] === 'resumed' };
+  // the floor: a reaction resuming a coroutine that yields back, nothing else
+  const co = ko.create(() => {
+    for (;;) ko.yield();
+  });
+  co.resume();
+  const f0 = process.hrtime.bigint();
+  await new Promise<void>((done) => {
+    let i = 0;
+    const next = (): void => {
+      co.resume();
+      if (++i < n) void settled.then(next);
+      else done();
+    };
+    void settled.then(next);
+  });
+  const floor = Number(process.hrtime.bigint() - f0) / n;
+  co.return();
+  return { ko: t as number, plain, floor, sameTurn: order[0] === 'resumed' };
 }
 
 export interface SpeedOptions {
@@ -220,7 +239,12 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
     await awaits(ko, Math.min(n, 2000)); // warm-up
     const aws = [];
     for (let r = 0; r < opts.repetitions; r++) aws.push(await awaits(ko, Math.max(100, Math.floor(n / 4))));
-    const aw = { ko: median(aws.map((a) => a.ko)), plain: median(aws.map((a) => a.plain)), sameTurn: aws.every((a) => a.sameTurn) };
+    const aw = {
+      ko: median(aws.map((a) => a.ko)),
+      plain: median(aws.map((a) => a.plain)),
+      floor: median(aws.map((a) => a.floor)),
+      sameTurn: aws.every((a) => a.sameTurn),
+    };
     rows.push({
       backend: name,
       createNs: median(xs.create),
@@ -237,6 +261,7 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
       },
       awaitSettledNs: aw.ko,
       asyncAwaitNs: aw.plain,
+      awaitFloorNs: aw.floor,
       awaitSameTurn: aw.sameTurn,
     });
   }
@@ -265,11 +290,12 @@ export function formatSpeed(r: SpeedReport, pingPongNs: Map<string, number>): st
       return `${x.backend.padEnd(20)} ${f0(p.v8Ns).padStart(9)} ${f0(p.slotsNs).padStart(9)} ${f0(p.backendNs).padStart(8)} ${f0(p.napiNs).padStart(6)} ${f0(p.jsNs).padStart(9)}   ${f0(x.roundTripNs).padStart(14)} ${f0(x.bareRoundTripNs).padStart(5)} ${(x.roundTripNs / x.bareRoundTripNs).toFixed(2).padStart(8)}`;
     }),
     '',
-    'ko.await(settled) (ns)   ko.await  x round trip  async await  same turn',
+    'ko.await(settled) (ns)   ko.await  x round trip  floor  x round trip  async await  same turn',
     ...r.rows.map(
       (x) =>
-        `${x.backend.padEnd(24)} ${f0(x.awaitSettledNs).padStart(9)} ${(x.awaitSettledNs / x.roundTripNs).toFixed(2).padStart(13)} ${f0(x.asyncAwaitNs).padStart(12)}  ${x.awaitSameTurn ? 'yes' : 'NO'}`,
+        `${x.backend.padEnd(24)} ${f0(x.awaitSettledNs).padStart(9)} ${(x.awaitSettledNs / x.roundTripNs).toFixed(2).padStart(13)} ${f0(x.awaitFloorNs).padStart(6)} ${(x.awaitFloorNs / x.roundTripNs).toFixed(2).padStart(13)} ${f0(x.asyncAwaitNs).padStart(12)}  ${x.awaitSameTurn ? 'yes' : 'NO'}`,
     ),
+    '(floor: a promise reaction resuming a coroutine that yields straight back, with no scheduler in between)',
   ];
   const pp = r.rows.filter((x) => pingPongNs.has(x.backend));
   if (pp.length) {
