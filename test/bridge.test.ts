@@ -116,7 +116,10 @@ for (const backend of testBackends()) {
         };
         (async () => {
           const before = native.live_coroutines();
-          for (let k = 0; k < 2; k++) await round(); // allocators settle at a high-water mark
+          // allocators settle at a high-water mark: on threads, where pooled
+          // coroutines keep their OS threads (and malloc arenas) across uses,
+          // that takes about four rounds
+          for (let k = 0; k < 4; k++) await round();
           const marks = [];
           for (let k = 0; k < 8; k++) marks.push(await round());
           console.log(JSON.stringify({ marks, left: native.live_coroutines() - before }));

@@ -4,7 +4,8 @@
  * 1,024 and 16,384 coroutines, RSS per idle coroutine), then JS figures: a
  * coroutine resume+yield round trip per backend beside a generator and an
  * async/await pair, and channel ping-pong beside async/await, all measured
- * in the same run.
+ * in the same run; then create + run + finish beside node-fibers, the parts
+ * of one switch, and ko.await on a settled promise (ts/bench-speed.ts).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -12,6 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ChannelBenchReport, formatChannelBench, runChannelBench } from './bench-channel';
 import { backends } from './backends';
+import { formatSpeed, runSpeedBench, SpeedReport } from './bench-speed';
 import { createEngine } from './engine';
 import { nativeProgram } from './native';
 import { platform, Platform } from './platform';
@@ -34,6 +36,8 @@ export interface BenchReport {
   native: Record<string, unknown> | { missing: string };
   /** Channel ping-pong and stream figures (null when skipped). */
   channel: ChannelBenchReport | null;
+  /** create + run + finish, the parts of a switch, ko.await; node-fibers beside. */
+  speed: SpeedReport;
 }
 
 export interface BenchOptions {
@@ -149,13 +153,14 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
     { name: 'async/await handoff', ns: median(asy), vsGenerator: 0 },
   ];
   for (const row of rows) row.vsGenerator = row.ns / g;
+  const speed = await runSpeedBench({ iterations: quick ? 10_000 : 100_000, repetitions });
   const channel = await runChannelBench({
     backends: 'all',
     messages: quick ? 5_000 : 50_000,
     repetitions,
     sleepers: quick ? 0 : 100_000,
   });
-  return { platform: platform(), iterations, repetitions, rows, native, channel };
+  return { platform: platform(), iterations, repetitions, rows, native, channel, speed };
 }
 
 type NativeBackendRow = {
@@ -192,5 +197,7 @@ export function formatBench(r: BenchReport): string {
   ];
   for (const row of r.rows) lines.push(`${row.name.padEnd(30)} ${row.ns.toFixed(1).padStart(8)}   ${row.vsGenerator.toFixed(1).padStart(6)}`);
   if (r.channel) lines.push('', formatChannelBench(r.channel));
+  const pingPong = new Map((r.channel?.rows ?? []).map((x) => [x.backend as string, x.pingPongNs]));
+  lines.push('', ...formatSpeed(r.speed, pingPong));
   return lines.join('\n');
 }

@@ -8,7 +8,7 @@ import * as path from 'path';
 import * as vm from 'vm';
 import { KorutinError, fail } from './errors';
 import { describeGiven } from './format';
-import { native, NativeCoroutine } from './native';
+import { native } from './native';
 import { CORO_STATES } from './vocab';
 
 /** Where a coroutine is in its life. */
@@ -26,9 +26,14 @@ export const enum Out { Yield, Return, Throw }
  * collected and unwound. @internal
  */
 export interface CoroutineRecord {
-  native: NativeCoroutine | null;
-  /** Unregisters it from the abandoned-coroutine registry once finished. */
-  token: object;
+  /** Whether it holds a native coroutine (number `no`): from creation until it finishes. */
+  native: boolean;
+  /** In the abandoned-coroutine registry (see {@link watch}); the record is its own unregister token. */
+  watched: boolean;
+  /** The body, until it starts. */
+  fn: ((arg: unknown) => unknown) | null;
+  /** The korutin/fibers state of a fiber's coroutine. */
+  fiber: unknown;
   state: CoroutineState;
   sig: Sig;
   sigValue: unknown;
@@ -48,6 +53,8 @@ export interface CoroutineRecord {
   resource: AsyncResource;
   /** The async id on top of Node's stack when it was last resumed: what it must leave there. */
   baseAsyncId: number;
+  /** The addon knows its async context (`resource`) and enters it natively on resume (resume_scoped). */
+  scoped: boolean;
   /** Resumed by {@link runChain} or handed the turn by {@link handOff}: it may hand off in turn. */
   chained: boolean;
   /** The native coroutine's number, which the switch functions take. */
@@ -77,9 +84,19 @@ function isReturnOf(e: unknown, rec: CoroutineRecord): boolean {
 /** The coroutines running on this thread, innermost last. */
 const running: CoroutineRecord[] = [];
 
+/**
+ * The innermost running record, or undefined. Never `running[-1]`: an
+ * index below zero is a property name to V8, looked up the slow way (it
+ * cost a resume two runtime calls).
+ */
+function topOfRunning(): CoroutineRecord | undefined {
+  const n = running.length;
+  return n > 0 ? running[n - 1] : undefined;
+}
+
 /** The record of the innermost running coroutine, or undefined. @internal */
 export function currentRecord(): CoroutineRecord | undefined {
-  return running[running.length - 1];
+  return topOfRunning();
 }
 
 /**
@@ -87,7 +104,7 @@ export function currentRecord(): CoroutineRecord | undefined {
  * the value of the next `resume()`. Works at any call depth. @internal
  */
 export function yieldValue<TIn = unknown>(value?: unknown): TIn {
-  const rec = running[running.length - 1];
+  const rec = topOfRunning();
   if (!rec) fail('ERR_NOT_IN_COROUTINE', 'yield() was called outside a coroutine; call it from inside a coroutine body');
   if (rec.vmWatchdogs > 0) refuseVmYield();
   suspendWith(rec, value);
@@ -101,7 +118,7 @@ function suspendWith(rec: CoroutineRecord, value: unknown): void {
   rec.state = 'suspended';
   running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-  native.yield();
+  nativeYield();
   if (saved) restoreAsyncScopes(rec, saved);
 }
 
@@ -237,9 +254,62 @@ export interface SpawnTarget {
   backend: string;
   stackSize: number;
   guardSize: number;
+  /** The backend's index in the addon's backends(), filled in on first use. */
+  backendIndex?: number;
 }
 
 let nextId = 1;
+
+/**
+ * The native body of every coroutine (one function, so that a pooled native
+ * coroutine needs no new handle): runs the body of the coroutine being
+ * entered, which is on top of `running`. Named so that stack traces can
+ * leave it out (see stripKorutinFrames).
+ */
+function korutinCoroutineBody(): void {
+  const rec = running[running.length - 1]; // never empty here: the coroutine being entered
+  const fn = rec.fn!;
+  rec.fn = null;
+  try {
+    rec.outValue = fn(takeSignal(rec));
+    rec.out = Out.Return;
+  } catch (e) {
+    if (isReturnOf(e, rec)) {
+      rec.out = Out.Return;
+      rec.outValue = (e as ReturnSignal).value;
+    } else {
+      rec.out = Out.Throw;
+      rec.outValue = e;
+    }
+  }
+  rec.state = 'done';
+  running.pop();
+}
+
+/** The addon's switch functions, read once (its exports object is slow to read from). */
+const nativeCreate = native.create;
+const nativeResume = native.resume;
+const nativeResumeScoped = native.resume_scoped;
+const nativeYield = native.yield;
+
+/**
+ * From its first suspension on (or, for a task, from its creation), a
+ * coroutine is in the abandoned-coroutine registry: one dropped while
+ * suspended is unwound. One that never suspends costs no registration. @internal
+ */
+export function watch(co: Coroutine): void {
+  const rec = co.rec;
+  if (rec.watched || rec.state === 'done') return;
+  rec.watched = true;
+  abandoned.register(co, rec, rec);
+}
+
+/** Backend names to their index in the addon's backends(), which create() takes. */
+let backendIndexes: Map<string, number> | null = null;
+function backendIndex(name: string): number {
+  backendIndexes ??= new Map(native.backends().map((b, i) => [b.name, i]));
+  return backendIndexes.get(name) ?? -1;
+}
 const abandoned = new FinalizationRegistry<CoroutineRecord>((rec) => unwindAbandoned(rec));
 
 /**
@@ -249,47 +319,52 @@ const abandoned = new FinalizationRegistry<CoroutineRecord>((rec) => unwindAband
 export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterator<TYield, TReturn, TIn> {
   /** Unique within this thread. */
   readonly id: number;
-  /** A name for diagnostics (defaults to `coroutine-<id>`). */
-  readonly name: string;
   /** @internal */
   readonly rec: CoroutineRecord;
+  /** The name given in the options, if any. */
+  private readonly given: string | undefined;
 
   /** @internal Use `engine.create(fn)`. */
-  constructor(fn: (arg: TIn) => TReturn, target: SpawnTarget, options: CoroutineOptions = {}) {
+  constructor(fn: (arg: TIn) => TReturn, target: SpawnTarget, options?: CoroutineOptions) {
     if (typeof fn !== 'function') {
       throw new KorutinError('ERR_INVALID_ARGUMENT', `a coroutine body must be a function, got ${describeGiven(fn)}`);
     }
-    checkOptions(options, 'create(fn, options)');
+    if (options !== undefined) checkOptions(options, 'create(fn, options)');
     this.id = nextId++;
-    this.name = options.name ?? `coroutine-${this.id}`;
+    this.given = options?.name;
     const rec: CoroutineRecord = {
-      native: null, token: {}, state: 'created', sig: Sig.Next, sigValue: undefined,
-      out: Out.Return, outValue: undefined, self: null, owner: undefined,
+      native: false, watched: false, state: 'created', sig: Sig.Next, sigValue: undefined,
+      out: Out.Return, outValue: undefined, self: null, owner: undefined, fiber: undefined,
+      fn: fn as (arg: unknown) => unknown,
       resource: new AsyncResource('korutin.Coroutine'),
-      baseAsyncId: 0, chained: false, no: -1, vmWatchdogs: 0,
+      baseAsyncId: 0, scoped: false, chained: false, no: -1, vmWatchdogs: 0,
     };
     if (!traceHookInstalled) installTraceHook();
-    // Named so that stack traces can leave it out (see stripKorutinFrames).
-    const korutinCoroutineBody = (): void => {
-      try {
-        rec.outValue = fn(takeSignal(rec) as TIn);
-        rec.out = Out.Return;
-      } catch (e) {
-        if (isReturnOf(e, rec)) {
-          rec.out = Out.Return;
-          rec.outValue = (e as ReturnSignal).value;
-        } else {
-          rec.out = Out.Throw;
-          rec.outValue = e;
-        }
-      }
-      rec.state = 'done';
-      running.pop();
-    };
-    rec.native = new native.Coroutine(target.backend, target.stackSize, target.guardSize, korutinCoroutineBody);
-    rec.no = rec.native.no;
+    if (target.backendIndex === undefined) {
+      const index = backendIndex(target.backend);
+      if (index < 0) fail('ERR_BACKEND_UNAVAILABLE', `backend '${target.backend}' is not usable here: no such backend`);
+      target.backendIndex = index;
+    }
+    // The addon frees it if this object is dropped before it starts; once
+    // it has suspended, the abandoned-coroutine registry looks after it.
+    // Where async contexts can be moved natively, the addon enters the
+    // coroutine's own on every resume (see switchInto).
+    const resource = rec.resource;
+    if (canMoveAsyncScopes()) {
+      rec.baseAsyncId = resource.asyncId();
+      rec.scoped = true;
+      rec.no = nativeCreate(target.backendIndex, target.stackSize, target.guardSize, korutinCoroutineBody, this,
+        rec.baseAsyncId, resource.triggerAsyncId(), resource);
+    } else {
+      rec.no = nativeCreate(target.backendIndex, target.stackSize, target.guardSize, korutinCoroutineBody, this);
+    }
+    rec.native = true;
     this.rec = rec;
-    abandoned.register(this, rec, rec.token);
+  }
+
+  /** A name for diagnostics (defaults to `coroutine-<id>`). */
+  get name(): string {
+    return this.given ?? `coroutine-${this.id}`;
   }
 
   /** Where the coroutine is in its life. */
@@ -371,7 +446,7 @@ if (typeof disposeSymbol === 'symbol') {
 
 function resumeNative(rec: CoroutineRecord): void {
   rec.baseAsyncId = executionAsyncId();
-  native.resume(rec.no);
+  nativeResume(rec.no);
 }
 
 function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Coroutine): IteratorResult<unknown, unknown> {
@@ -384,7 +459,7 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
     case 'created':
       if (sig !== Sig.Next) return finishUnstarted(rec, sig, value);
   }
-  const outer = running[running.length - 1];
+  const outer = topOfRunning();
   if (outer) outer.state = 'normal';
   rec.sig = sig;
   rec.sigValue = value;
@@ -393,15 +468,19 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
   running.push(rec);
   if (self) rec.self = self;
   try {
-    rec.resource.runInAsyncScope(resumeNative, null, rec);
+    if (rec.scoped) nativeResumeScoped(rec.no);
+    else rec.resource.runInAsyncScope(resumeNative, null, rec);
   } finally {
     rec.self = null;
-    if (running[running.length - 1] === rec) running.pop(); // only if the switch itself failed
+    if (topOfRunning() === rec) running.pop(); // only if the switch itself failed
     if (outer) outer.state = 'running';
   }
   const out = rec.outValue;
   rec.outValue = undefined;
-  if (rec.out === Out.Yield) return { value: out, done: false };
+  if (rec.out === Out.Yield) {
+    if (!rec.watched && self) watch(self);
+    return { value: out, done: false };
+  }
   finished(rec);
   if (rec.out === Out.Throw) throw out;
   return { value: out, done: true };
@@ -410,22 +489,40 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
 /** throw()/return() before the first resume: the body never runs, like a generator's. */
 function finishUnstarted(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
   rec.state = 'done';
-  rec.native?.destroy();
+  if (rec.native) native.destroy(rec.no);
   finished(rec);
   if (sig === Sig.Throw) throw value;
   return { value, done: true };
 }
 
 function finished(rec: CoroutineRecord): void {
-  rec.native = null;
-  abandoned.unregister(rec.token);
+  rec.native = false;
+  rec.fn = null;
+  if (rec.watched) abandoned.unregister(rec);
+  if (poolTimer === null) armPoolTimer();
+}
+
+// A finished coroutine may wait in the addon's pool (its stack and V8
+// thread kept for the next create()). While any may, a timer ticks: a pool
+// from which nothing was taken for a tick is emptied.
+const POOL_IDLE_MS = 2000;
+let poolTimer: NodeJS.Timeout | null = null;
+
+function armPoolTimer(): void {
+  poolTimer = setTimeout(poolTick, POOL_IDLE_MS);
+  poolTimer.unref();
+}
+
+function poolTick(): void {
+  poolTimer = null;
+  if (native.pool_tick() > 0) armPoolTimer();
 }
 
 /** A suspended coroutine nobody can resume any more: unwind it so its finally blocks run and its stack is freed. */
 function unwindAbandoned(rec: CoroutineRecord): void {
   if (rec.state === 'created') {
-    rec.native?.destroy();
-    rec.native = null;
+    if (rec.native) native.destroy(rec.no);
+    rec.native = false;
     rec.state = 'done';
     return;
   }
@@ -561,7 +658,7 @@ function installTraceHook(): void {
 
 /** The public object of the innermost running coroutine. @internal */
 export function currentCoroutine(): Coroutine | undefined {
-  const rec = running[running.length - 1];
+  const rec = topOfRunning();
   if (!rec) return undefined;
   if (rec.self) return rec.self;
   // resumed by a chain (runChain, handOff): its owner (a scheduler task) holds it
@@ -606,7 +703,8 @@ export function chainsSupported(): boolean {
 
 /** Lets the coroutine take part in chains (once, before its first runChain or handOff). @internal */
 export function joinChains(rec: CoroutineRecord): void {
-  rec.native!.set_base(rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
+  if (rec.scoped) return; // its base was given at creation
+  native.set_base(rec.no, rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
   rec.baseAsyncId = rec.resource.asyncId();
 }
 
@@ -698,7 +796,7 @@ function guardVmTimeouts(): void {
     const original = proto[name];
     if (typeof original !== 'function' || guarded.has(original)) continue;
     const guard = function (this: unknown, ...args: unknown[]): unknown {
-      const rec = running[running.length - 1];
+      const rec = topOfRunning();
       if (!rec || !hasWatchdog(args[at])) return original.apply(this, args);
       rec.vmWatchdogs++;
       try {

@@ -4,7 +4,7 @@
  */
 import { requireBackend } from './backends';
 import { BackendName, EngineConfig, parseConfig, ResolvedConfig, UnhandledPolicy } from './config';
-import { Coroutine, CoroutineOptions, currentCoroutine, currentRecord, yieldValue } from './coroutine';
+import { Coroutine, CoroutineOptions, currentCoroutine, currentRecord, SpawnTarget, yieldValue } from './coroutine';
 import { native } from './native';
 import { select, SelectCase, SelectResult } from './channel';
 import { closeCompute, compute, ComputeOptions, computeWith } from './compute';
@@ -22,6 +22,8 @@ export class Engine {
   readonly backend: BackendName;
   /** The validated configuration. */
   readonly config: Readonly<ResolvedConfig>;
+  /** What its coroutines are made with. */
+  private target: SpawnTarget | undefined;
 
   constructor(config: EngineConfig = {}) {
     this.config = Object.freeze(parseConfig(config));
@@ -39,11 +41,7 @@ export class Engine {
     fn: (arg: TIn) => TReturn,
     options?: CoroutineOptions,
   ): Coroutine<TIn, TYield, TReturn> {
-    return new Coroutine<TIn, TYield, TReturn>(
-      fn,
-      { backend: this.backend, stackSize: this.config.stackSize, guardSize: this.config.guardSize },
-      options,
-    );
+    return new Coroutine<TIn, TYield, TReturn>(fn, (this.target ??= { backend: this.backend, stackSize: this.config.stackSize, guardSize: this.config.guardSize }), options);
   }
 
   /** Suspends the running coroutine with `value`; returns what the next `resume()` passes. */

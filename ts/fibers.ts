@@ -21,7 +21,7 @@
  * @packageDocumentation
  */
 import { BACKENDS, BackendName } from './config';
-import { Coroutine, currentCoroutine } from './coroutine';
+import { Coroutine, currentRecord } from './coroutine';
 import { createEngine, Engine } from './engine';
 import { codedError, KorutinError } from './errors';
 import { native } from './native';
@@ -116,6 +116,8 @@ interface Body {
   noArgument: boolean;
   /** While resetting: the one error every Fiber.yield() throws (node-fibers threw the same object each time). */
   zombie: FiberReset | null;
+  /** The coroutine body that runs `fn` (made once, for every incarnation). */
+  entry?: (value: unknown) => unknown;
 }
 
 /** What a Fiber object owns. */
@@ -123,6 +125,8 @@ interface Handle {
   readonly body: Body;
   /** The coroutine of the current incarnation; null before the first run and after finishing. */
   co: Coroutine | null;
+  /** In the reaper (from its first suspension on: a fiber that never suspends needs no unwinding). */
+  watched: boolean;
 }
 
 /**
@@ -148,8 +152,19 @@ const STACK_SIZE = '512k';
 const DEFAULT_POOL = 120;
 const MAX_POOL = 1_000_000;
 
-const handles = new WeakMap<object, Handle>();
-const bodies = new WeakMap<Coroutine, Body>();
+/**
+ * Where a Fiber object keeps its Handle: a symbol-keyed own property (a
+ * WeakMap entry per fiber cost more than creating and running a short fiber
+ * did, through its ephemeron barrier and GC work).
+ */
+const HANDLE: unique symbol = Symbol('korutin.fiber');
+type WithHandle = { [HANDLE]?: Handle };
+/** The Handle of a Fiber object, or undefined. */
+function handleIn(o: unknown): Handle | undefined {
+  if (typeof o !== 'object' || o === null) return undefined;
+  const h = (o as WithHandle)[HANDLE];
+  return h !== undefined && Object.prototype.hasOwnProperty.call(o, HANDLE) ? h : undefined;
+}
 let shared: Engine | null = null;
 let override: Engine | null = null;
 let poolSize = DEFAULT_POOL;
@@ -172,7 +187,7 @@ function engine(): Engine {
 }
 
 function handleOf(self: unknown, method: string): Handle {
-  const h = typeof self === 'object' && self !== null ? handles.get(self) : undefined;
+  const h = handleIn(self);
   if (!h) {
     // V8's message for a method called on the wrong receiver, which is what node-fibers' native methods threw
     throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'Illegal invocation', `Fiber.prototype.${method} was called on something that is not a Fiber; call it on an object made by Fiber(fn)`);
@@ -187,8 +202,8 @@ function arity(message: string): never {
 
 /** The fiber body of the innermost running coroutine, if that coroutine is a fiber. */
 function currentBody(): Body | undefined {
-  const co = currentCoroutine();
-  return co ? bodies.get(co) : undefined;
+  // a fiber's coroutine carries its Body (see start)
+  return currentRecord()?.fiber as Body | undefined;
 }
 
 /**
@@ -212,7 +227,7 @@ function start(h: Handle): Coroutine {
   const ko = engine();
   let co: Coroutine;
   try {
-    co = ko.create(entry(h.body), { name: `fiber-${created + 1}` });
+    co = ko.create((h.body.entry ??= entry(h.body)), { name: `fiber-${created + 1}` });
   } catch (e) {
     // node-fibers' RangeError when no stack could be had; korutin's reason goes in the hint
     if ((e as KorutinError)?.code === 'ERR_OUT_OF_MEMORY') {
@@ -222,7 +237,7 @@ function start(h: Handle): Coroutine {
     throw e;
   }
   created++;
-  bodies.set(co, h.body);
+  co.rec.fiber = h.body;
   h.body.engine = ko;
   h.co = co;
   return co;
@@ -259,6 +274,10 @@ function step(self: Fiber, h: Handle, throwing: boolean, value: unknown, noArgum
   h.body.active = self;
   try {
     const r = throwing ? co.throw(value) : co.resume(value);
+    if (!r.done && !h.watched) {
+      h.watched = true;
+      reaper.register(self, h);
+    }
     return r.value;
   } finally {
     h.body.active = null;
@@ -311,9 +330,8 @@ const Fiber = function Fiber(this: unknown, fn: (value?: any) => unknown): Fiber
   }
   if (!(this instanceof ctor)) return new ctor(fn);
   const self = this as Fiber;
-  const h: Handle = { body: { fn, engine: null, resetting: false, active: null, noArgument: false, zombie: null }, co: null };
-  handles.set(self, h);
-  reaper.register(self, h);
+  const h: Handle = { body: { fn, engine: null, resetting: false, active: null, noArgument: false, zombie: null }, co: null, watched: false };
+  (self as WithHandle)[HANDLE] = h;
   return self;
 } as unknown as FiberConstructor;
 
@@ -343,7 +361,7 @@ Object.defineProperties(Fiber.prototype, {
   started: {
     get(this: Fiber): boolean | undefined {
       // Like node-fibers: undefined (rather than an error) on something that is not a fiber, e.g. the prototype itself.
-      const h = typeof this === 'object' && this !== null ? handles.get(this) : undefined;
+      const h = handleIn(this);
       return h ? h.co !== null : undefined;
     },
     configurable: true,

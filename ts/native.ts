@@ -66,6 +66,30 @@ export interface NativeBinding {
   async_restore(ids: number[], resources: object[]): void;
   /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base). */
   yield_to(no: number): void;
+  /**
+   * Creates a coroutine owned by the addon's table (no object): `backend` is
+   * its index in backends(). Served from the pool of finished coroutines
+   * (their stacks and V8 threads) when one of the same backend and sizes
+   * waits there. Returns its number. While it has not started, `holder` is
+   * held weakly: when it is collected, the coroutine is freed. With
+   * `asyncId`, `triggerId` and `resource`, its base async context (as set_base()).
+   */
+  create(backend: number, stackSize: number, guardSize: number, body: () => void, holder?: object,
+    asyncId?: number, triggerId?: number, resource?: object): number;
+  /** resume(no) in the coroutine's base async context (create()'s asyncId and resource, or set_base's), entered natively. */
+  resume_scoped(no: number): void;
+  /** Frees coroutine `no` (made by create(), not started, or finished); it may go back to the pool. */
+  destroy(no: number): void;
+  /** The async context resume_chain() and yield_to() run coroutine `no` (made by create()) in. */
+  set_base(no: number, asyncId: number, triggerId: number, resource: object): void;
+  /** Frees pooled coroutines until at most `keep` (default 0) wait; returns how many were freed. */
+  trim_pool(keep?: number): number;
+  /** The parts of one switch on backend #`backend`, each timed alone over n repetitions, in ns per switch (for the bench). */
+  switch_costs(backend: number, n: number): { bridgeNs: number; v8Ns: number; slotsNs: number; backendNs: number };
+  /** The pool's idle tick: empties it if nothing was taken since the last tick; returns how many still wait. */
+  pool_tick(): number;
+  /** The pool of finished coroutines: how many wait, its limit, how many create() made and reused. */
+  pool_info(): { idle: number; cap: number; fresh: number; reused: number };
   /** The Node version the addon was built for (it loads into no other ABI). */
   readonly built_for: string;
   Coroutine: new (backend: string, stackSize: number, guardSize: number, body: () => void) => NativeCoroutine;

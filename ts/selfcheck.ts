@@ -183,7 +183,7 @@ const CHECKS: Check[] = [
             ko.yield();
             expect(executionAsyncResource() === scope, 'lost its async scope');
           } catch (e) {
-            // where scopes cannot move (see asyncStack().reason), a clean refusal
+            // where scopes cannot move (see async_stack().reason), a clean refusal
             if (movable || (e as { code?: string }).code !== 'ERR_ASYNC_CONTEXT') throw e;
             refused = true;
           }

@@ -100,21 +100,30 @@ struct Instance {
   // so a stale number is refused rather than reaching a newer coroutine.
   static constexpr double kSlots = 16777216.0;  // 2^24
   struct Slot {
-    Coroutine *co;
+    JsCoroutine *co;
     double gen;
   };
   std::vector<Slot> coros;
   std::vector<uint32_t> free_slots;
+  // Finished coroutines kept for reuse by create() (see JsPool), and what
+  // reuse saved: counters for the bench and tests.
+  JsPool pool;
+  double fresh = 0;   // coroutines create() had to make
+  double reused = 0;  // create() calls served from the pool
+  // Idle pooled coroutines are freed when none was taken for a while (PoolTick).
+  bool taken_since_tick = false;
   napi_ref error_class = nullptr;  // KorutinError (set_error_class)
   ~Instance() { JsIsolateTeardown(isolate, bridge); }
 
-  double Add(Coroutine *co) {
+  // Generations wrap below 2^29, so that a number stays an exact double.
+  static constexpr uint64_t kGenMask = (1ull << 29) - 1;
+  double Add(JsCoroutine *co) {
     uint32_t i;
     if (!free_slots.empty()) {
       i = free_slots.back();
       free_slots.pop_back();
       coros[i].co = co;
-      coros[i].gen += 1;
+      coros[i].gen = (double)(((uint64_t)coros[i].gen + 1) & kGenMask);
     } else {
       i = (uint32_t)coros.size();
       coros.push_back({co, 0});
@@ -122,19 +131,24 @@ struct Instance {
     return coros[i].gen * kSlots + i;
   }
   void Remove(double no) {
-    uint32_t i = (uint32_t)std::fmod(no, kSlots);
+    uint32_t i = (uint32_t)((uint64_t)no & ((uint64_t)kSlots - 1));
     coros[i].co = nullptr;
     free_slots.push_back(i);
   }
   size_t Live() const { return coros.size() - free_slots.size(); }
-  Coroutine *Find(double no) const {
-    if (!(no >= 0) || no != std::floor(no)) return nullptr;
-    double slot = std::fmod(no, kSlots);
-    if (slot >= (double)coros.size()) return nullptr;
-    const Slot &s = coros[(size_t)slot];
-    return s.co && s.gen == std::floor(no / kSlots) ? s.co : nullptr;
+  napi_env env = nullptr;
+  JsCoroutine *Find(double no) const {
+    if (!(no >= 0 && no < 9007199254740992.0)) return nullptr;
+    uint64_t n = (uint64_t)no;
+    if ((double)n != no) return nullptr;
+    uint64_t slot = n & ((uint64_t)kSlots - 1);
+    if (slot >= coros.size()) return nullptr;
+    const Slot &s = coros[slot];
+    return s.co && (uint64_t)s.gen == (n >> 24) ? s.co : nullptr;
   }
 };
+
+class Coroutine;
 
 // Throws a KorutinError(JsCode(err), msg); before set_error_class() (only
 // the load-time version check), a plain Error with that code.
@@ -182,8 +196,8 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     std::string name = info[0].As<Napi::String>();
     const ko_backend *be = ko_backend_find(name.c_str());
     if (!be || ko_backend_unavailable(be)) {
-      Throw(env, KO_EBACKEND,
-            "backend '" + name + "' is not usable here: " + (be ? ko_backend_unavailable(be) : "no such backend"));
+      Throw(env, KO_EBACKEND, "backend '" + name + "' is not usable here: " +
+                     (be ? ko_backend_unavailable(be) : "no such backend"));
       return;
     }
     size_t stack = (size_t)info[1].As<Napi::Number>().Int64Value();
@@ -202,18 +216,17 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     if (!err) {
       external_ = js_.own_thread ? kExternalBytesOwnThread : kExternalBytes;
       Napi::MemoryManagement::AdjustExternalMemory(env, external_);
-      no_ = inst_->Add(this);
+      no_ = inst_->Add(&js_);
       info.This().As<Napi::Object>().DefineProperty(
           Napi::PropertyDescriptor::Value("no", Napi::Number::New(env, no_), napi_enumerable));
     }
     if (err) {
       const char *detail = ko_error_detail();
-      Throw(env, err,
-            std::string("cannot create a coroutine: ") + ko_strerror(err) +
-                (detail ? std::string(": ") + detail
-                 : err == KO_ENOMEM ? "; each stack is a memory mapping: finish or return() idle coroutines, "
-                                      "use a smaller stackSize, or raise the limits (ulimit -v, sysctl vm.max_map_count)"
-                                    : ""));
+      Throw(env, err, std::string("cannot create a coroutine: ") + ko_strerror(err) +
+                     (detail ? std::string(": ") + detail
+                      : err == KO_ENOMEM ? "; each stack is a memory mapping: finish or return() idle coroutines, "
+                                           "use a smaller stackSize, or raise the limits (ulimit -v, sysctl vm.max_map_count)"
+                                         : ""));
     }
   }
 
@@ -225,7 +238,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     Free();
   }
 
- private:
+ public:
   static v8::Local<v8::Value> ToV8(const Napi::Value &v) {
     v8::Local<v8::Value> out;
     napi_value raw = v;
@@ -233,32 +246,15 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     return out;
   }
 
-  // Why this coroutine cannot be resumed now, or nullptr.
-  const char *NotResumable(int *code) const {
-    *code = KO_EDONE;
-    if (!js_.co || js_.finished) return "this coroutine has finished; create a new one";
-    *code = KO_EBUSY;
-    if (ko_status(js_.co) != KO_SUSPENDED)
-      return "this coroutine is running (or is waiting on one it resumed); a coroutine cannot resume itself or an ancestor";
-    return nullptr;
-  }
-
-  bool CheckResumable(Napi::Env env) const {
-    int code;
-    const char *why = NotResumable(&code);
-    if (why) Throw(env, code, why);
-    return why == nullptr;
-  }
+ private:
 
   // A coroutine that returned is freed at once (and no longer kept alive).
-  static void Finished(JsCoroutine *c) {
-    if (!c->finished) return;
-    Coroutine *w = static_cast<Coroutine *>(c->owner);
-    w->Unref();
-    w->Free();
+  void Finished() {
+    Unref();
+    Free();
   }
 
-  // set_base(asyncId, triggerId, resource): the async context a chain runs
+  // setBase(asyncId, triggerId, resource): the async context a chain runs
   // it in (see ResumeChain).
   Napi::Value SetBase(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
@@ -314,11 +310,116 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   double no_ = -1;  // in Instance::coros
   int64_t external_ = 0;  // bytes reported to V8 (kExternalBytes) until freed
 
-  friend struct SwitchCall;
-  friend napi_value Resume(napi_env, napi_callback_info);
-  friend napi_value ResumeChain(napi_env, napi_callback_info);
-  friend napi_value YieldTo(napi_env, napi_callback_info);
+  friend void Started(JsCoroutine *);
+  friend void Finished(Instance *, JsCoroutine *);
 };
+
+// Whether `c` has a base async context (create()'s or setBase's).
+inline bool HasBase(const JsCoroutine *c) { return c->base && !c->base->global.IsEmpty(); }
+
+// Why coroutine `c` cannot be resumed now, or nullptr.
+const char *NotResumable(const JsCoroutine *c, int *code) {
+  *code = KO_EDONE;
+  if (!c->co || c->finished) return "this coroutine has finished; create a new one";
+  *code = KO_EBUSY;
+  if (ko_status(c->co) != KO_SUSPENDED)
+    return "this coroutine is running (or is waiting on one it resumed); a coroutine cannot resume itself or an ancestor";
+  return nullptr;
+}
+
+// A coroutine about to run for the first time (in this use): one of a
+// Coroutine object lives until it finishes.
+inline void Started(JsCoroutine *c) {
+  if (c->started) return;
+  if (c->owner) static_cast<Coroutine *>(c->owner)->Ref();
+  else c->holder.Reset();  // from now on ts/coroutine.ts looks after it
+}
+
+constexpr int64_t ExternalBytes(const JsCoroutine *c) { return c->own_thread ? kExternalBytesOwnThread : kExternalBytes; }
+
+// Frees a coroutine of the table (never started in this use, or finished):
+// a parked one goes back to the pool while there is room.
+void Release(Instance *inst, JsCoroutine *c, bool may_pool) {
+  c->holder.Reset();
+  if (may_pool && c->parked && inst->pool.idle.size() < inst->pool.cap) {
+    JsReuse(c);
+    // Nothing of its last use stays reachable from here: not its async
+    // context. (Its body is kept: ts/coroutine.ts passes every coroutine
+    // the same function, so reuse needs no new handle.)
+    c->continuation_data.Reset();
+    inst->pool.idle.push_back(c);
+    return;
+  }
+  JsDestroy(c);
+  int64_t adjusted;
+  napi_adjust_external_memory(inst->env, -ExternalBytes(c), &adjusted);
+  delete c;
+}
+
+// A coroutine that returned (or parked) is freed at once, or pooled.
+void Finished(Instance *inst, JsCoroutine *c) {
+  if (!c->finished) return;
+  if (c->owner) {
+    static_cast<Coroutine *>(c->owner)->Finished();
+    return;
+  }
+  inst->Remove(c->no);
+  c->no = -1;
+  Release(inst, c, true);
+}
+
+// Frees the coroutines whose JS objects were collected before they started.
+void DrainDropped(Instance *inst) {
+  std::vector<JsCoroutine *> dropped;
+  dropped.swap(inst->pool.dropped);
+  for (JsCoroutine *c : dropped) {
+    if (c->no < 0 || c->started || inst->Find(c->no) != c) continue;
+    inst->Remove(c->no);
+    c->no = -1;
+    Release(inst, c, true);
+  }
+}
+
+void OnDropped(const v8::WeakCallbackInfo<JsCoroutine> &info) {
+  JsCoroutine *c = info.GetParameter();
+  c->holder.Reset();
+  c->pool->dropped.push_back(c);  // freed by the next create(), trim_pool() or pool_tick()
+}
+
+// Frees pooled coroutines until at most `keep` wait; returns how many went.
+size_t TrimPool(Instance *inst, size_t keep) {
+  DrainDropped(inst);
+  size_t n = 0;
+  while (inst->pool.idle.size() > keep) {
+    JsCoroutine *c = inst->pool.idle.back();
+    inst->pool.idle.pop_back();
+    Release(inst, c, false);
+    n++;
+  }
+  return n;
+}
+
+// The pool's idle tick (ts/coroutine.ts calls pool_tick() about every 2 s
+// while coroutines are pooled): if none was taken since the last tick, the
+// pool is emptied (their stacks and V8 threads freed). Returns how many
+// still wait. A JS timer, not a uv one: a Worker unloads the addon before
+// its loop closes, and a uv close callback in here would run unmapped code.
+Napi::Value PoolTick(const Napi::CallbackInfo &info) {
+  Instance *inst = info.Env().GetInstanceData<Instance>();
+  DrainDropped(inst);
+  if (inst->taken_since_tick) inst->taken_since_tick = false;
+  else TrimPool(inst, 0);
+  return Napi::Number::New(info.Env(), (double)inst->pool.idle.size());
+}
+
+// At environment teardown (main thread or Worker): pooled coroutines leave
+// their body loops, so their V8 threads and stacks are freed.
+void CleanupPool(void *arg) {
+  Instance *inst = static_cast<Instance *>(arg);
+  inst->pool.cap = 0;
+  v8::HandleScope scope(inst->isolate);
+  TrimPool(inst, 0);
+}
 
 // The switch functions: plain N-API callbacks (the hot path), with the
 // Instance as their data; a coroutine is named by its number.
@@ -335,45 +436,68 @@ struct SwitchCall {
   }
   void Fail(int err, const char *msg) const { Throw(env, err, msg); }
   // The resumable coroutine named by the argument, or nullptr (thrown).
-  Coroutine *Target() const {
+  JsCoroutine *Target() const {
     double no = -1;
     if (argc >= 1) napi_get_value_double(env, arg, &no);
-    Coroutine *co = inst->Find(no);
+    JsCoroutine *co = inst->Find(no);
     if (!co) {
       Fail(KO_EDONE, "no such coroutine: it has finished, or this is not a coroutine's number");
       return nullptr;
     }
-    return co->CheckResumable(Napi::Env(env)) ? co : nullptr;
+    int code;
+    const char *why = NotResumable(co, &code);
+    if (why) Fail(code, why);
+    return why ? nullptr : co;
   }
 };
 
 // resume(no): runs coroutine `no` until its body yields or returns.
 napi_value Resume(napi_env env, napi_callback_info info) {
   SwitchCall call(env, info);
-  Coroutine *co = call.Target();
+  JsCoroutine *co = call.Target();
   if (!co) return nullptr;
-  if (!co->js_.started) co->Ref();  // a started coroutine lives until it finishes
-  Coroutine::Finished(JsResume(&co->js_, false));
+  Started(co);  // a started coroutine lives until it finishes
+  Finished(call.inst, JsResume(co, false));
   return nullptr;
 }
 
-// resume_chain(no): resumes coroutine `no` in its base async context
-// (set_base); coroutines it hands off to (yield_to) run in turn, each in its
+// resumeChain(no): resumes coroutine `no` in its base async context
+// (setBase); coroutines it hands off to (yieldTo) run in turn, each in its
 // own, until one yields or returns.
 napi_value ResumeChain(napi_env env, napi_callback_info info) {
   SwitchCall call(env, info);
-  Coroutine *co = call.Target();
+  JsCoroutine *co = call.Target();
   if (!co) return nullptr;
   AsyncStack &async = Async(call.inst);
-  if (!co->js_.base || !async.ok()) {
+  if (!HasBase(co) || !async.ok()) {
     call.Fail(KO_EINVAL, "resume_chain() needs set_base() and a movable async stack");
     return nullptr;
   }
-  if (!co->js_.started) co->Ref();
-  async.Enter(co->js_.base_id, co->js_.base_trigger, co->js_.base.get());
-  JsCoroutine *last = JsResume(&co->js_, true);
+  Started(co);
+  async.Enter(co->base_id, co->base_trigger, co->base.get());
+  JsCoroutine *last = JsResume(co, true);
   async.Leave(last->base_id);
-  Coroutine::Finished(last);
+  Finished(call.inst, last);
+  return nullptr;
+}
+
+// resumeScoped(no): resume(no) in the coroutine's base async context
+// (create()'s or setBase's), entered and left natively (as
+// AsyncResource#runInAsyncScope would, for less).
+napi_value ResumeScoped(napi_env env, napi_callback_info info) {
+  SwitchCall call(env, info);
+  JsCoroutine *co = call.Target();
+  if (!co) return nullptr;
+  AsyncStack &async = Async(call.inst);
+  if (!HasBase(co) || !async.ok()) {
+    call.Fail(KO_EINVAL, "resume_scoped() needs a base async context and a movable async stack");
+    return nullptr;
+  }
+  Started(co);
+  async.Enter(co->base_id, co->base_trigger, co->base.get());
+  JsResume(co, false);
+  async.Leave(co->base_id);
+  Finished(call.inst, co);
   return nullptr;
 }
 
@@ -381,14 +505,14 @@ napi_value ResumeChain(napi_env env, napi_callback_info info) {
 napi_value Yield(napi_env env, napi_callback_info info) {
   JsCoroutine *c = JsCurrent();
   if (!c) {
-    Throw(env, KO_ENOTCORO, "yield() was called outside a coroutine; call it from a coroutine's body");
+    SwitchCall(env, info).Fail(KO_ENOTCORO, "yield() was called outside a coroutine; call it from a coroutine's body");
     return nullptr;
   }
   JsYield(c);
   return nullptr;
 }
 
-// yield_to(no): inside a coroutine run by resume_chain() (or handed off to),
+// yieldTo(no): inside a coroutine run by resume_chain() (or handed off to),
 // suspends it and hands the turn to coroutine `no`, which must be
 // suspended and have a base; it runs in its own async context.
 napi_value YieldTo(napi_env env, napi_callback_info info) {
@@ -398,19 +522,184 @@ napi_value YieldTo(napi_env env, napi_callback_info info) {
     call.Fail(KO_ENOTCORO, "yield_to() is for a coroutine run by resume_chain()");
     return nullptr;
   }
-  Coroutine *co = call.Target();
-  if (!co) return nullptr;
-  JsCoroutine *next = &co->js_;
-  if (!next->base) {
-    call.Fail(KO_EINVAL, "yield_to() needs a coroutine with a base async context (set_base)");
+  JsCoroutine *next = call.Target();
+  if (!next) return nullptr;
+  if (!HasBase(next)) {
+    call.Fail(KO_EINVAL, "yield_to() needs a coroutine with a base async context (setBase)");
     return nullptr;
   }
   AsyncStack &async = Async(call.inst);
   async.Leave(c->base_id);
   async.Enter(next->base_id, next->base_trigger, next->base.get());
-  if (!next->started) co->Ref();
+  Started(next);
   JsYieldTo(c, next);
   return nullptr;
+}
+
+// create(backend: number, stackSize, guardSize, body) -> number: a coroutine
+// owned by the table (no object): the fast path of ts/coroutine.ts. Served
+// from the pool of finished coroutines when one of the same backend and
+// sizes waits there (its stack and V8 thread are reused), else made anew.
+// `backend` is the index in backends().
+napi_value Create(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  void *data;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
+  Instance *inst = static_cast<Instance *>(data);
+  if (!inst->pool.dropped.empty()) DrainDropped(inst);
+  Napi::Env e(env);
+  const Discovery &d = Discover();
+  if (!d.ok) {
+    Throw(e, KO_EBACKEND, "JavaScript coroutines are not supported on this runtime: " + d.reason);
+    return nullptr;
+  }
+  int32_t index = -1;
+  int64_t stack = 0, guard = 0;
+  napi_get_value_int32(env, argv[0], &index);
+  napi_get_value_int64(env, argv[1], &stack);
+  napi_get_value_int64(env, argv[2], &guard);
+  const ko_backend *be = index >= 0 && index < ko_backend_count() ? ko_backend_at(index) : nullptr;
+  if (!be || ko_backend_unavailable(be)) {
+    Throw(e, KO_EBACKEND, std::string("backend #") + std::to_string(index) + " is not usable here: " +
+                   (be ? ko_backend_unavailable(be) : "no such backend"));
+    return nullptr;
+  }
+  v8::Isolate *iso = inst->isolate;
+  v8::Local<v8::Function> body = Coroutine::ToV8(Napi::Value(env, argv[3])).As<v8::Function>();
+  JsCoroutine *c = nullptr;
+  std::vector<JsCoroutine *> &idle = inst->pool.idle;
+  for (size_t i = idle.size(); i-- > 0;) {
+    JsCoroutine *p = idle[i];
+    if (p->backend == be && p->req_stack == (size_t)stack && p->req_guard == (size_t)guard) {
+      c = p;
+      idle.erase(idle.begin() + (long)i);
+      break;
+    }
+  }
+  if (c) {
+    inst->reused++;
+    inst->taken_since_tick = true;
+    v8::Local<v8::Context> ctx = iso->GetCurrentContext();
+    if (c->context != ctx) c->context.Reset(iso, ctx);
+  } else {
+    c = new JsCoroutine();
+    c->isolate = iso;
+    c->backend = be;
+    c->req_stack = (size_t)stack;
+    c->req_guard = (size_t)guard;
+    c->pool = &inst->pool;
+    c->context.Reset(iso, iso->GetCurrentContext());
+    int err = JsCreate(c, be, (size_t)stack, (size_t)guard);
+    if (err) {
+      delete c;
+      const char *detail = ko_error_detail();
+      Throw(e, err, std::string("cannot create a coroutine: ") + ko_strerror(err) +
+                     (detail ? std::string(": ") + detail
+                      : err == KO_ENOMEM ? "; each stack is a memory mapping: finish or return() idle coroutines, "
+                                           "use a smaller stackSize, or raise the limits (ulimit -v, sysctl vm.max_map_count)"
+                                         : ""));
+      return nullptr;
+    }
+    inst->fresh++;
+    int64_t adjusted;
+    napi_adjust_external_memory(env, ExternalBytes(c), &adjusted);
+  }
+  if (c->body != body) c->body.Reset(iso, body);
+#if V8_MAJOR_VERSION >= 12  // see v8bridge/bridge.cc
+  {
+    // It starts in the async context it was created in.
+    v8::Local<v8::Value> cpd = iso->GetContinuationPreservedEmbedderData();
+    if (c->continuation_data != cpd) c->continuation_data.Reset(iso, cpd);
+  }
+#endif
+  c->no = inst->Add(c);
+  if (argc >= 5) {
+    v8::Local<v8::Value> holder = Coroutine::ToV8(Napi::Value(env, argv[4]));
+    if (holder->IsObject()) {
+      c->holder.Reset(iso, holder.As<v8::Object>());
+      c->holder.SetWeak(c, OnDropped, v8::WeakCallbackType::kParameter);
+    }
+  }
+  if (argc >= 8) {
+    // its base async context (as setBase), for resumeScoped and chains
+    napi_get_value_double(env, argv[5], &c->base_id);
+    napi_get_value_double(env, argv[6], &c->base_trigger);
+    v8::Local<v8::Object> resource = Coroutine::ToV8(Napi::Value(env, argv[7])).As<v8::Object>();
+    if (c->base) c->base->Set(iso, resource);
+    else c->base.reset(new AsyncEntry(iso, resource));
+  }
+  napi_value out;
+  napi_create_double(env, c->no, &out);
+  return out;
+}
+
+// The table's coroutine named by argv[0] (not one of a Coroutine object), or nullptr (thrown).
+JsCoroutine *Owned(napi_env env, Instance *inst, napi_value arg) {
+  double no = -1;
+  napi_get_value_double(env, arg, &no);
+  JsCoroutine *c = inst->Find(no);
+  if (!c || c->owner) {
+    Throw(Napi::Env(env), KO_EDONE, "no such coroutine: it has finished, or this is not a coroutine's number");
+    return nullptr;
+  }
+  return c;
+}
+
+// destroy(no): frees coroutine `no`, which must not be started (it may
+// go back to the pool).
+napi_value DestroyNo(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  void *data;
+  napi_get_cb_info(env, info, &argc, &arg, nullptr, &data);
+  Instance *inst = static_cast<Instance *>(data);
+  JsCoroutine *c = Owned(env, inst, arg);
+  if (!c) return nullptr;
+  if (c->started && !c->finished) {
+    Throw(Napi::Env(env), KO_EBUSY, "a started coroutine must finish (return() it) before it is destroyed");
+    return nullptr;
+  }
+  inst->Remove(c->no);
+  c->no = -1;
+  Release(inst, c, true);
+  return nullptr;
+}
+
+// setBase(no, asyncId, triggerId, resource): the async context a chain
+// runs coroutine `no` in (see ResumeChain).
+napi_value SetBaseNo(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  void *data;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
+  Instance *inst = static_cast<Instance *>(data);
+  JsCoroutine *c = Owned(env, inst, argv[0]);
+  if (!c) return nullptr;
+  napi_get_value_double(env, argv[1], &c->base_id);
+  napi_get_value_double(env, argv[2], &c->base_trigger);
+  c->base.reset(new AsyncEntry(c->isolate, Coroutine::ToV8(Napi::Value(env, argv[3])).As<v8::Object>()));
+  return nullptr;
+}
+
+// trimPool(keep = 0): frees pooled coroutines until at most `keep` wait;
+// returns how many were freed.
+Napi::Value TrimPoolFn(const Napi::CallbackInfo &info) {
+  Instance *inst = info.Env().GetInstanceData<Instance>();
+  size_t keep = info.Length() > 0 ? (size_t)info[0].As<Napi::Number>().Int64Value() : 0;
+  return Napi::Number::New(info.Env(), (double)TrimPool(inst, keep));
+}
+
+// pool_info() -> { idle, cap, fresh, reused }
+Napi::Value PoolInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Instance *inst = env.GetInstanceData<Instance>();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("idle", (double)inst->pool.idle.size());
+  o.Set("cap", (double)inst->pool.cap);
+  o.Set("fresh", inst->fresh);
+  o.Set("reused", inst->reused);
+  return o;
 }
 
 Napi::Value InCoroutine(const Napi::CallbackInfo &info) {
@@ -427,13 +716,13 @@ Napi::Value AsyncStackInfo(const Napi::CallbackInfo &info) {
   return o;
 }
 
-// async_pop(asyncId): pops the top async context, which must be asyncId.
+// asyncPop(asyncId): pops the top async context, which must be asyncId.
 Napi::Value AsyncPop(const Napi::CallbackInfo &info) {
   Async(info.Env()).Pop(info[0].As<Napi::Number>().DoubleValue());
   return info.Env().Undefined();
 }
 
-// async_restore(ids: number[], resources: object[]): inside a coroutine, pushes
+// asyncRestore(ids: number[], resources: object[]): inside a coroutine, pushes
 // back the async contexts it popped when it suspended (ids holds id, trigger
 // pairs, outermost first).
 Napi::Value AsyncRestore(const Napi::CallbackInfo &info) {
@@ -460,16 +749,42 @@ Napi::Value AsyncRestore(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// stack_pool_limit(max): how many freed stacks are kept for reuse; returns the old limit.
+// setPoolLimit(max): how many freed stacks are kept for reuse; returns the old limit.
 Napi::Value StackPoolLimit(const Napi::CallbackInfo &info) {
   size_t max = (size_t)info[0].As<Napi::Number>().Int64Value();
+  // Finished coroutines (stack and V8 thread) are pooled up to the same limit.
+  Instance *inst = info.Env().GetInstanceData<Instance>();
+  inst->pool.cap = max;
+  TrimPool(inst, max);
   return Napi::Number::New(info.Env(), (double)ko_stack_pool_limit(max));
+}
+
+// switchCosts(backend: number, n) -> { bridgeNs, v8Ns, slotsNs, backendNs }: the
+// parts of one switch, each timed alone (see JsMeasureSwitch), for the bench.
+Napi::Value SwitchCostsFn(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int index = info[0].As<Napi::Number>().Int32Value();
+  int n = info[1].As<Napi::Number>().Int32Value();
+  const ko_backend *be = index >= 0 && index < ko_backend_count() ? ko_backend_at(index) : nullptr;
+  if (!be || ko_backend_unavailable(be) || JsCurrent()) {
+    Throw(env, KO_EINVAL, "switch_costs() takes an available backend's index, outside any coroutine");
+    return env.Undefined();
+  }
+  SwitchCosts c = JsMeasureSwitch(v8::Isolate::GetCurrent(), be, 64 * 1024, n);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bridgeNs", c.bridge_ns);
+  o.Set("v8Ns", c.v8_ns);
+  o.Set("slotsNs", c.slots_ns);
+  o.Set("backendNs", c.backend_ns);
+  return o;
 }
 
 // live_coroutines(): coroutines of this thread that exist natively (created
 // and not yet finished or destroyed).
 Napi::Value LiveCoroutines(const Napi::CallbackInfo &info) {
-  return Napi::Number::New(info.Env(), (double)info.Env().GetInstanceData<Instance>()->Live());
+  Instance *inst = info.Env().GetInstanceData<Instance>();
+  DrainDropped(inst);  // those collected unstarted are not live
+  return Napi::Number::New(info.Env(), (double)inst->Live());
 }
 
 // set_error_class(KorutinError): the class of every error thrown here.
@@ -490,10 +805,9 @@ bool BuiltForThisNode(Napi::Env env) {
   std::string node = versions.As<Napi::Object>().Get("node").ToString().Utf8Value();
   std::string abi = versions.As<Napi::Object>().Get("modules").ToString().Utf8Value();
   if (abi == std::to_string(NODE_MODULE_VERSION)) return true;
-  Throw(env, KO_EBACKEND,
-        "korutin's addon was built for Node " NODE_VERSION_STRING " (ABI " + std::to_string(NODE_MODULE_VERSION) +
-            ") but runs in Node " + node + " (ABI " + abi +
-            "): reinstall korutin with this Node (npm rebuild korutin) so that its prebuild or a source build for it is used");
+  Throw(env, KO_EBACKEND, "korutin's addon was built for Node " NODE_VERSION_STRING " (ABI " + std::to_string(NODE_MODULE_VERSION) +
+                 ") but runs in Node " + node + " (ABI " + abi +
+                 "): reinstall korutin with this Node (npm rebuild korutin) so that its prebuild or a source build for it is used");
   return false;
 }
 
@@ -501,9 +815,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (!BuiltForThisNode(env)) return exports;
   Instance *inst = new Instance();
   inst->isolate = v8::Isolate::GetCurrent();
+  inst->env = env;
   inst->bridge = JsIsolateSetup(inst->isolate);
   env.SetInstanceData(inst);
+  napi_add_env_cleanup_hook(env, CleanupPool, inst);
   exports.Set("set_error_class", Napi::Function::New<SetErrorClass>(env, "set_error_class"));
+  exports.Set("trim_pool", Napi::Function::New<TrimPoolFn>(env, "trim_pool"));
+  exports.Set("pool_info", Napi::Function::New<PoolInfo>(env, "pool_info"));
+  exports.Set("pool_tick", Napi::Function::New<PoolTick>(env, "pool_tick"));
+  exports.Set("switch_costs", Napi::Function::New<SwitchCostsFn>(env, "switch_costs"));
   exports.Set("async_stack", Napi::Function::New<AsyncStackInfo>(env, "async_stack"));
   exports.Set("async_pop", Napi::Function::New<AsyncPop>(env, "async_pop"));
   exports.Set("async_restore", Napi::Function::New<AsyncRestore>(env, "async_restore"));
@@ -511,17 +831,18 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("bridge", Napi::Function::New<Bridge>(env, "bridge"));
   exports.Set("live_coroutines", Napi::Function::New<LiveCoroutines>(env, "live_coroutines"));
-  exports.Set("in_coroutine", Napi::Function::New<InCoroutine>(env, "in_coroutine"));
   exports.Set("built_for", Napi::String::New(env, NODE_VERSION_STRING));
   const struct {
     const char *name;
     napi_callback fn;
-  } switches[] = {{"resume", Resume}, {"resume_chain", ResumeChain}, {"yield", Yield}, {"yield_to", YieldTo}};
+  } switches[] = {{"resume", Resume}, {"resume_chain", ResumeChain}, {"yield", Yield}, {"yield_to", YieldTo},
+                  {"create", Create}, {"destroy", DestroyNo}, {"set_base", SetBaseNo}, {"resume_scoped", ResumeScoped}};
   for (const auto &f : switches) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, inst, &fn);
     exports.Set(f.name, fn);
   }
+  exports.Set("in_coroutine", Napi::Function::New<InCoroutine>(env, "in_coroutine"));
   exports.Set("Coroutine", Coroutine::Define(env));
   InitScheduler(env, exports);
   return exports;

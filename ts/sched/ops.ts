@@ -48,6 +48,14 @@ export function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
+/** A promise awaited by task `t` (wait number `seq`) settled: wake it, unless that wait already ended (timeout, cancel). */
+function settleAwait(t: Task<any>, seq: number, ok: boolean, v: unknown): void {
+  if (S.wake_external(t.h, seq, K.OK) !== K.OK) return;
+  t.awaitOk = ok;
+  t.awaitValue = v;
+  wakeFromReaction();
+}
+
 /**
  * Waits for a promise; only this task waits. Returns its value, or throws
  * its rejection here. With a timeout, throws `ERR_TIMEOUT` when it runs out.
@@ -61,15 +69,9 @@ export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number)
   let st = S.block_external(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT);
   if (st === K.BLOCK) {
     const seq = io[K.IO_SEQ];
-    const settle = (ok: boolean, v: unknown): void => {
-      if (S.wake_external(t.h, seq, K.OK) !== K.OK) return; // the wait already ended (timeout, cancel)
-      t.awaitOk = ok;
-      t.awaitValue = v;
-      wakeFromReaction();
-    };
     p.then(
-      (v) => settle(true, v),
-      (e) => settle(false, e),
+      (v) => settleAwait(t, seq, true, v),
+      (e) => settleAwait(t, seq, false, e),
     );
     st = suspend(t);
   }

@@ -2,7 +2,7 @@
  * ts/sched/task.ts - Task: a coroutine the scheduler runs, its life and its result.
  * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
  */
-import { Coroutine, joinChains } from '../coroutine';
+import { Coroutine, joinChains, watch } from '../coroutine';
 import { CancelledError, isCancelledError, KorutinError } from '../errors';
 import { describeGiven, describeValue } from '../format';
 import { END_STATES, K, TASK_STATES } from '../vocab';
@@ -113,6 +113,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
       throw e;
     }
     this.co.rec.owner = this;
+    watch(this.co);
     if (chains) joinChains(this.co.rec);
     this.fin = { h, id: this.id, name: this.name, engine, failed: false, error: undefined, observed: false, reported: false };
     tasksByH[h] = this;

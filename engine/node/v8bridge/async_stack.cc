@@ -131,4 +131,9 @@ void AsyncStack::Leave(double async_id) {
 AsyncEntry::AsyncEntry(v8::Isolate *iso, v8::Local<v8::Object> resource)
     : global(iso, resource), alias(Alias(&global)) {}
 
+void AsyncEntry::Set(v8::Isolate *iso, v8::Local<v8::Object> resource) {
+  global.Reset(iso, resource);
+  alias = Alias(&global);
+}
+
 }  // namespace korutin

@@ -28,6 +28,8 @@ struct AsyncEntry {
   v8::Global<v8::Object> global;
   v8::Local<v8::Object> alias;  // a Local naming the Global's slot
   AsyncEntry(v8::Isolate *iso, v8::Local<v8::Object> resource);
+  // Names another resource (a pooled coroutine's base, reused).
+  void Set(v8::Isolate *iso, v8::Local<v8::Object> resource);
   AsyncEntry(const AsyncEntry &) = delete;
   AsyncEntry &operator=(const AsyncEntry &) = delete;
 };

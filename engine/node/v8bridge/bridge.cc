@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <ctime>
 
 #include "discover.h"
 #include "profiler.h"
@@ -42,6 +43,14 @@ struct ProfilerLoan {
   ~ProfilerLoan() { ProfilerReturn(); }
 };
 
+void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry);
+
+// Whether a coroutine whose body just returned may park in its pool.
+bool MayPark(JsCoroutine *c) {
+  return c->pool && !c->quit && !c->terminated && c->pool->idle.size() < c->pool->cap &&
+         !c->isolate->IsExecutionTerminating();
+}
+
 void *Entry(ko_coro *, void *arg) {
   JsCoroutine *c = static_cast<JsCoroutine *>(arg);
   v8::Isolate *iso = c->isolate;
@@ -52,19 +61,34 @@ void *Entry(ko_coro *, void *arg) {
     VerifyStackSizeField(iso, *SlotsOfThisThread().stack_start, c->js_limit);  // what GetStackStart() returns here
     ProfilerLoan loan;
     if (c->own_thread) ProfilerOwnThreadIn(iso);
-    {
-      v8::HandleScope scope(iso);
-      v8::Local<v8::Context> ctx = c->context.Get(iso);
-      v8::Context::Scope context_scope(ctx);
+    c->entered = true;
+    // One body per use; between uses it parks here, its V8 thread
+    // archived like any suspended coroutine's (see JsPool).
+    for (;;) {
+      {
+        v8::HandleScope scope(iso);
+        v8::Local<v8::Context> ctx = c->context.Get(iso);
+        v8::Context::Scope context_scope(ctx);
 #if KO_CARRY_CONTINUATION_DATA
-      iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
+        iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif
-      v8::TryCatch try_catch(iso);  // the body catches; this stops termination
-      v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
-      (void)ignored;
-      // Termination ends this V8 thread's outermost call, and V8 then
-      // cancels it: note it, for the resumer to be terminated in turn.
-      if (try_catch.HasTerminated() || iso->IsExecutionTerminating()) c->terminated = true;
+        v8::TryCatch try_catch(iso);  // the body catches; this stops termination
+        v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
+        (void)ignored;
+        // Termination ends this V8 thread's outermost call, and V8 then
+        // cancels it: note it, for the resumer to be terminated in turn.
+        if (try_catch.HasTerminated() || iso->IsExecutionTerminating()) c->terminated = true;
+      }
+      if (!MayPark(c)) break;
+      c->finished = true;
+      c->parked = true;
+      {
+        v8::HandleScope scope(iso);
+        SwitchOut(c, nullptr, false);
+      }
+      c->parked = false;
+      if (c->quit) break;
+      c->finished = false;
     }
     if (c->own_thread) {
       ProfilerOwnThreadOut();
@@ -73,6 +97,7 @@ void *Entry(ko_coro *, void *arg) {
   }  // the top-level Locker frees this V8 thread's resources
   iso->DiscardThreadSpecificMetadata();
   c->finished = true;
+  c->entered = false;
   if (!c->own_thread) {
     SwapSlots(&c->tid, &c->stack_start, c->back_tid, c->back_stack_start);
   }
@@ -143,10 +168,15 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
 
 void JsYield(JsCoroutine *c) { JsYieldTo(c, nullptr); }
 
-void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
+void JsYieldTo(JsCoroutine *c, JsCoroutine *next) { SwitchOut(c, next, true); }
+
+namespace {
+// Suspends the running coroutine (see JsYieldTo); `carry`: keep its async
+// context (continuation data) for when it resumes.
+void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
   v8::Isolate *iso = c->isolate;
 #if KO_CARRY_CONTINUATION_DATA
-  {
+  if (carry) {
     // Usually unchanged since the last switch: keep the same global handle.
     v8::Local<v8::Value> data = iso->GetContinuationPreservedEmbedderData();
     if (c->continuation_data != data) c->continuation_data.Reset(iso, data);
@@ -177,11 +207,27 @@ void JsYieldTo(JsCoroutine *c, JsCoroutine *next) {
   ProfilerLend();
   if (c->own_thread) ProfilerOwnThreadIn(iso);
 #if KO_CARRY_CONTINUATION_DATA
-  iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
+  if (carry) iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif
+}
+}  // namespace
+
+void JsReuse(JsCoroutine *c) {
+  c->started = false;
+  c->finished = false;  // still parked: the next resume runs its new body
+  c->chained = false;
+  c->next = nullptr;
+  c->async_resources.clear();
+  if (c->base) c->base->global.Reset();  // kept for the next use's base (see AsyncEntry::Set)
+  c->base_id = c->base_trigger = 0;
 }
 
 void JsDestroy(JsCoroutine *c) {
+  if (c->parked) {
+    c->quit = true;
+    v8::HandleScope scope(c->isolate);
+    JsResume(c, false);  // leaves its body loop: its V8 thread is freed
+  }
   if (c->co) ko_destroy(c->co);
   c->co = nullptr;
   c->body.Reset();
@@ -239,6 +285,84 @@ void JsIsolateTeardown(v8::Isolate *iso, void *state) {
 void *JsIsolateSetup(v8::Isolate *) { return nullptr; }
 void JsIsolateTeardown(v8::Isolate *, void *) {}
 #endif
+
+namespace {
+double NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+volatile int bench_stop = 0;
+void *BenchBody(ko_coro *, void *) {
+  while (!bench_stop) ko_yield(nullptr);
+  return nullptr;
+}
+}  // namespace
+
+SwitchCosts JsMeasureSwitch(v8::Isolate *iso, const ko_backend *be, size_t stack_size, int n) {
+  SwitchCosts out;
+  if (n <= 0) return out;
+  // A JS coroutine whose body is native (yields in a loop): round trips
+  // through the bridge with no N-API call and no JavaScript in them.
+  double t0;
+  {
+    v8::HandleScope scope(iso);
+    v8::Local<v8::Context> ctx = iso->GetCurrentContext();
+    v8::Local<v8::Function> body =
+        v8::Function::New(ctx, [](const v8::FunctionCallbackInfo<v8::Value> &) {
+          JsCoroutine *c = JsCurrent();
+          while (!bench_stop) JsYield(c);
+        }).ToLocalChecked();
+    JsCoroutine c;
+    c.isolate = iso;
+    c.body.Reset(iso, body);
+    c.context.Reset(iso, ctx);
+#if KO_CARRY_CONTINUATION_DATA
+    c.continuation_data.Reset(iso, iso->GetContinuationPreservedEmbedderData());
+#endif
+    if (JsCreate(&c, be, std::max(stack_size, kJsMinStack), 0) == KO_OK) {
+      bench_stop = 0;
+      JsResume(&c, false);
+      t0 = NowNs();
+      for (int i = 0; i < n; i++) JsResume(&c, false);
+      out.v8_ns = (NowNs() - t0) / (2.0 * n);  // the whole bridge switch, for now
+      bench_stop = 1;
+      JsResume(&c, false);
+      JsDestroy(&c);
+    }
+  }
+  if (!ko_backend_own_thread(be)) {
+    int tid = 0;
+    void *start = nullptr;
+    t0 = NowNs();
+    for (int i = 0; i < n; i++) {
+      int back_tid;
+      void *back_start;
+      SwapSlots(&back_tid, &back_start, tid, start);  // in ...
+      SwapSlots(&tid, &start, back_tid, back_start);  // ... and out again: two switches
+    }
+    out.slots_ns = (NowNs() - t0) / (2.0 * n);
+  }
+  ko_options opt = {};
+  opt.backend = be;
+  opt.stack_size = stack_size;
+  ko_coro *co = nullptr;
+  if (ko_create(&co, &opt, BenchBody, nullptr) == KO_OK) {
+    bench_stop = 0;
+    ko_resume(co, nullptr, nullptr);
+    t0 = NowNs();
+    for (int i = 0; i < n; i++) ko_resume(co, nullptr, nullptr);
+    out.backend_ns = (NowNs() - t0) / (2.0 * n);
+    bench_stop = 1;
+    ko_resume(co, nullptr, nullptr);
+    ko_destroy(co);
+  }
+  // V8's part: what the bridge switch costs beyond the backend and the slots
+  out.bridge_ns = out.v8_ns;
+  out.v8_ns = std::max(0.0, out.bridge_ns - out.backend_ns - out.slots_ns);
+  return out;
+}
 
 JsCoroutine *JsCurrent() {
   ko_coro *co = ko_current();

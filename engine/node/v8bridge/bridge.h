@@ -31,6 +31,20 @@
 
 namespace korutin {
 
+struct JsCoroutine;
+
+// Finished coroutines kept for reuse (per isolate): each keeps its stack
+// and its V8 thread (id, archived thread state, stack limit), parked at the
+// bottom of its stack until the binding hands it a new body. `cap` bounds
+// how many wait here.
+struct JsPool {
+  std::vector<JsCoroutine *> idle;
+  size_t cap = 0;
+  // Coroutines never started whose JS object was collected (see
+  // JsCoroutine::holder), for the binding to free.
+  std::vector<JsCoroutine *> dropped;
+};
+
 struct JsCoroutine {
   v8::Isolate *isolate = nullptr;
   ko_coro *co = nullptr;
@@ -65,8 +79,25 @@ struct JsCoroutine {
   JsCoroutine *next = nullptr;
   // Whoever resumed it (or handed off to it) accepts hand-offs.
   bool chained = false;
-  // The binding's object that owns this coroutine.
+  // The binding's object that owns this coroutine (nullptr: the binding's
+  // table does, and it may be pooled).
   void *owner = nullptr;
+  // Pooling (see JsPool): where it may park when its body returns; its body
+  // loop is running (it has a V8 thread); it has parked (finished = true
+  // too); it is being woken to leave for good.
+  JsPool *pool = nullptr;
+  bool entered = false;
+  bool parked = false;
+  bool quit = false;
+  // What it was created with (a pooled one is reused for the same).
+  const ko_backend *backend = nullptr;
+  size_t req_stack = 0;
+  size_t req_guard = 0;
+  // Its number in the binding's table while it is in use, else -1.
+  double no = -1;
+  // Until it starts: a weak handle on the JS object that stands for it, so
+  // that one dropped unstarted is freed (queued on pool->dropped).
+  v8::Global<v8::Object> holder;
 };
 
 // Creates the native coroutine. Returns a ko_err.
@@ -81,8 +112,13 @@ void JsYield(JsCoroutine *c);
 // (c->chained): suspends it and has the resumer resume `next` (suspended,
 // not c) at once.
 void JsYieldTo(JsCoroutine *c, JsCoroutine *next);
-// Frees a coroutine that has finished or never started.
+// Frees a coroutine that has finished or never started. A parked one
+// (c->parked) is first woken to leave its body loop, which frees its V8
+// thread (caller holds the isolate).
 void JsDestroy(JsCoroutine *c);
+// A parked coroutine, ready to run a new body: clears what its last use
+// left (async contexts, continuation data, hand-off state).
+void JsReuse(JsCoroutine *c);
 // Per isolate (the main thread's, each Worker's), before its first coroutine
 // and after its last: what the bridge needs from V8 there. Returns a state
 // for JsIsolateTeardown.
@@ -90,6 +126,22 @@ void *JsIsolateSetup(v8::Isolate *iso);
 void JsIsolateTeardown(v8::Isolate *iso, void *state);
 // The JS coroutine running on this OS thread, or nullptr.
 JsCoroutine *JsCurrent();
+
+// What one switch of a JS coroutine is made of, timed over `n` round trips
+// on the calling thread (which holds the isolate and runs no coroutine), in
+// ns per switch: the whole bridge switch (JsResume/JsYield of a coroutine
+// whose body is native, so no N-API call and no JavaScript), V8's two
+// thread-local slots (saved and loaded), the backend's context switch (half
+// a ko_resume/ko_yield round trip of a C coroutine), and V8's part as what
+// is left of the bridge's (Unlocker/Locker: archive one V8 thread, restore
+// the other; stack start, stack size, continuation data). For the bench.
+struct SwitchCosts {
+  double bridge_ns = 0;  // the whole switch through the bridge (no N-API, no JS)
+  double v8_ns = 0;
+  double slots_ns = 0;
+  double backend_ns = 0;
+};
+SwitchCosts JsMeasureSwitch(v8::Isolate *iso, const ko_backend *be, size_t stack_size, int n);
 
 // Bytes below V8's stack limit kept for C++ (runtime calls, GC).
 size_t JsNativeReserve(size_t stack_size);
