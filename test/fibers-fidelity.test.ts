@@ -326,6 +326,19 @@ onEveryBackend('node-fibers’ error messages', function () {
     throwsExactly(() => Fiber.prototype.throwInto.call(42, new Error('x')), TypeError, 'Illegal invocation', 'ERR_INVALID_ARGUMENT', true);
   });
 
+  it('a fiber shows no property of korutin: util.inspect, Object.assign and a spread see none, and a copy is no fiber', function () {
+    const f = Fiber(function () {
+      Fiber.yield(1);
+    });
+    f.run();
+    assert.equal(util.inspect(f), 'Fiber {}');
+    const copy = Object.assign({}, f);
+    assert.deepEqual(Reflect.ownKeys(copy), []);
+    assert.deepEqual(Reflect.ownKeys({ ...f }), []);
+    throwsExactly(() => Fiber.prototype.run.call(copy), TypeError, 'Illegal invocation', 'ERR_INVALID_ARGUMENT', true);
+    f.run();
+  });
+
   it('Future: get() too early, resolving twice, a falsy error, waiting without a fiber, waiting on a non-future', function () {
     throwsExactly(() => new Future().get(), Error, 'Future must resolve before value is ready', 'ERR_FUTURE_UNRESOLVED', true);
     const f = new Future();

@@ -331,7 +331,8 @@ const Fiber = function Fiber(this: unknown, fn: (value?: any) => unknown): Fiber
   if (!(this instanceof ctor)) return new ctor(fn);
   const self = this as Fiber;
   const h: Handle = { body: { fn, engine: null, resetting: false, active: null, noArgument: false, zombie: null }, co: null, watched: false };
-  (self as WithHandle)[HANDLE] = h;
+  // not enumerable: util.inspect, Object.assign and spreads do not see it
+  Object.defineProperty(self, HANDLE, { value: h });
   return self;
 } as unknown as FiberConstructor;
 

@@ -461,44 +461,35 @@ napi_value Resume(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// resumeChain(no): resumes coroutine `no` in its base async context
-// (setBase); coroutines it hands off to (yieldTo) run in turn, each in its
-// own, until one yields or returns.
-napi_value ResumeChain(napi_env env, napi_callback_info info) {
+// Resumes coroutine `no` in its base async context (create()'s or
+// set_base's), entered and left natively (as AsyncResource#runInAsyncScope
+// would, for less). Chained, the coroutines it hands off to (yield_to) run
+// in turn, each in its own, until one yields or returns.
+napi_value ResumeInBase(napi_env env, napi_callback_info info, bool chained, const char *refusal) {
   SwitchCall call(env, info);
   JsCoroutine *co = call.Target();
   if (!co) return nullptr;
   AsyncStack &async = Async(call.inst);
   if (!HasBase(co) || !async.ok()) {
-    call.Fail(KO_EINVAL, "resume_chain() needs set_base() and a movable async stack");
+    call.Fail(KO_EINVAL, refusal);
     return nullptr;
   }
   Started(co);
   async.Enter(co->base_id, co->base_trigger, co->base.get());
-  JsCoroutine *last = JsResume(co, true);
+  JsCoroutine *last = JsResume(co, chained);
   async.Leave(last->base_id);
   Finished(call.inst, last);
   return nullptr;
 }
 
-// resumeScoped(no): resume(no) in the coroutine's base async context
-// (create()'s or setBase's), entered and left natively (as
-// AsyncResource#runInAsyncScope would, for less).
+// resume_chain(no): a chain of hand-offs from coroutine `no`.
+napi_value ResumeChain(napi_env env, napi_callback_info info) {
+  return ResumeInBase(env, info, true, "resume_chain() needs set_base() and a movable async stack");
+}
+
+// resume_scoped(no): resume(no) in its base async context.
 napi_value ResumeScoped(napi_env env, napi_callback_info info) {
-  SwitchCall call(env, info);
-  JsCoroutine *co = call.Target();
-  if (!co) return nullptr;
-  AsyncStack &async = Async(call.inst);
-  if (!HasBase(co) || !async.ok()) {
-    call.Fail(KO_EINVAL, "resume_scoped() needs a base async context and a movable async stack");
-    return nullptr;
-  }
-  Started(co);
-  async.Enter(co->base_id, co->base_trigger, co->base.get());
-  JsResume(co, false);
-  async.Leave(co->base_id);
-  Finished(call.inst, co);
-  return nullptr;
+  return ResumeInBase(env, info, false, "resume_scoped() needs a base async context and a movable async stack");
 }
 
 // yield(): suspends the running coroutine until it is resumed again.
