@@ -32,6 +32,17 @@ describe('V8 bridge', () => {
     assert.ok(['dynamic', '.symtab'].includes(b.threadIdFrom));
   });
 
+  it("found the isolate's stack-size field where V8 has one (Node 24+), still verified after a coroutine ran", () => {
+    // V8 13.6+ keeps the last SetStackLimit's stack size per isolate; each
+    // side of a switch puts its own back. Undecoded, a main-thread GC deep in
+    // a recursion after any coroutine ran fails V8's IsOnCentralStack CHECK.
+    const ko = engineFor('asm');
+    ko.create(() => 1).resume();
+    const b = native.bridge();
+    if (Number(process.versions.node.split('.')[0]) >= 24) assert.ok(b.stackSizeOffset > 0, `stackSizeOffset ${b.stackSizeOffset}`);
+    else assert.equal(b.stackSizeOffset, -1);
+  });
+
   it('a runtime the bridge cannot support gets ERR_BACKEND_UNAVAILABLE with the reason, not a crash', () => {
     const r = runNode(
       `const { createEngine, backends } = require(${JSON.stringify(PACKAGE_ENTRY)});

@@ -24,6 +24,8 @@ export interface BridgeReport {
   stackStartOffset: number;
   threadIdFrom: string;
   stackStartFrom: string;
+  /** The isolate's stack-size field (V8 13.6+, swapped on every switch), or -1. */
+  stackSizeOffset: number;
   minStack: number;
 }
 

@@ -372,7 +372,7 @@ export function formatSelfcheck(r: SelfcheckReport): string {
   const p = r.platform;
   const lines = [
     `platform  ${p.key}  (os ${p.os}, arch ${p.arch}, ${p.libc}, node ${p.node}, v8 ${p.v8})`,
-    `bridge    ${r.bridge.ok ? `ok (thread id slot ${tpSlot(r.bridge.threadIdOffset)} from ${r.bridge.threadIdFrom}, stack start slot ${tpSlot(r.bridge.stackStartOffset)} from ${r.bridge.stackStartFrom})` : `unavailable: ${r.bridge.reason}`}`,
+    `bridge    ${r.bridge.ok ? `ok (thread id slot ${tpSlot(r.bridge.threadIdOffset)} from ${r.bridge.threadIdFrom}, stack start slot ${tpSlot(r.bridge.stackStartOffset)} from ${r.bridge.stackStartFrom}${r.bridge.stackSizeOffset > 0 ? `, isolate stack size at +${r.bridge.stackSizeOffset}` : ''})` : `unavailable: ${r.bridge.reason}`}`,
     '',
     'backend    verdict       native suite   JS bridge    matrix.yml (' + p.key.replace(/-glibc|-musl/, '') + ')',
     '                          pass fail skip pass fail skip',

@@ -66,6 +66,10 @@ Napi::Value Bridge(const Napi::CallbackInfo &info) {
   o.Set("stackStartOffset", Napi::Number::New(env, (double)d.stack_start_offset));
   o.Set("threadIdFrom", d.thread_id_from);
   o.Set("stackStartFrom", d.stack_start_from);
+  // The isolate's stack-size field (V8 13.6+), or -1: none, not decoded, or
+  // refuted on a coroutine's first entry.
+  size_t *size_field = d.ok ? StackSizeField(v8::Isolate::GetCurrent()) : nullptr;
+  o.Set("stackSizeOffset", Napi::Number::New(env, size_field ? (double)d.stack_size_offset : -1));
   o.Set("minStack", Napi::Number::New(env, (double)kJsMinStack));
   // Whether V8's samplers see coroutine frames (v8bridge/profiler.h). The
   // discovery runs outside any coroutine, with the isolate held.

@@ -122,10 +122,12 @@ bool DecodeTlsLoad(const void *fn, long *offset) {
 }
 
 // Decodes the isolate field v8::Isolate::SetStackLimit(limit) stores
-// GetStackStart() - limit in (V8 14): a call to GetStackStart (e8 rel32)
-// within its first 64 bytes, then within 16 bytes a store of %rax to
-// disp32(base): REX.W (48, or 49 for r8-r15) 89 modrm(mod=10, reg=000,
-// rm!=100) disp32. Older V8 has no such store: false.
+// GetStackStart() - limit in (V8 13.6+, Node 24 on): a call to GetStackStart
+// (e8 rel32) within its first 64 bytes, then within 16 bytes a store of %rax
+// to disp32(base): REX.W (48, or 49 for r8-r15) 89 modrm(mod=10, reg=000),
+// with a SIB byte that has no index when the base is %rsp or %r12 (Node 24
+// keeps the isolate in %r12: 49 89 84 24 disp32). Older V8 has no such
+// store: false.
 bool DecodeStackSizeStore(const void *fn, const void *get_start, long *offset) {
   const unsigned char *p = static_cast<const unsigned char *>(fn);
   for (int i = 0; i < 64; i++) {
@@ -135,9 +137,14 @@ bool DecodeStackSizeStore(const void *fn, const void *get_start, long *offset) {
     if (p + i + 5 + rel != static_cast<const unsigned char *>(get_start)) continue;
     const unsigned char *q = p + i + 5;
     for (int k = 0; k < 16; k++) {
-      if ((q[k] == 0x48 || q[k] == 0x49) && q[k + 1] == 0x89 && (q[k + 2] & 0xf8) == 0x80 && (q[k + 2] & 7) != 4) {
+      if ((q[k] == 0x48 || q[k] == 0x49) && q[k + 1] == 0x89 && (q[k + 2] & 0xf8) == 0x80) {
+        const unsigned char *d = q + k + 3;
+        if ((q[k + 2] & 7) == 4) {              // SIB follows
+          if ((d[0] & 0x38) != 0x20) return false;  // an index register: not a field
+          d++;
+        }
         int32_t disp;
-        memcpy(&disp, q + k + 3, 4);
+        memcpy(&disp, d, 4);
         if (disp <= 0) return false;
         *offset = disp;
         return true;
@@ -186,6 +193,55 @@ bool DecodeTlsLoad(const void *fn, long *offset) {
     bool any = false;
     for (bool t : tracked) any = any || t;
     if (!any) return false;
+  }
+  return false;
+}
+
+// Decodes the isolate field SetStackLimit stores GetStackStart() - limit in
+// (see the x86-64 one). Walks the function from its entry, where x0 is the
+// isolate, tracking registers that hold the isolate plus a known offset
+// (mov, add #imm{, lsl #12}) and ones that hold a constant (movz, movk);
+// after the `bl` to GetStackStart (which clobbers x0-x18), the first store
+// of a doubleword to a tracked base gives the offset:
+//   str xT, [xN, #imm]    (Node 24: x19 = isolate + 0x10000, #4616)
+//   str xT, [xN, xM]      (Node 26: x8 = movz/movk 0x115a0)
+bool DecodeStackSizeStore(const void *fn, const void *get_start, long *offset) {
+  const uint32_t *p = static_cast<const uint32_t *>(fn);
+  bool base[32] = {}, cst[32] = {};
+  long off[32] = {}, val[32] = {};
+  base[0] = true;
+  bool called = false;
+  for (int k = 0; k < 40; k++) {
+    uint32_t ins = p[k];
+    uint32_t rd = ins & 31, rn = (ins >> 5) & 31, rm = (ins >> 16) & 31;
+    if (ins == 0xd65f03c0u) return false;  // ret
+    if ((ins & 0xfc000000u) == 0x94000000u) {  // bl
+      int32_t imm26 = (int32_t)(ins << 6) >> 6;
+      if (reinterpret_cast<const char *>(p + k) + (long)imm26 * 4 == static_cast<const char *>(get_start)) called = true;
+      for (int r = 0; r <= 18; r++) base[r] = cst[r] = false;
+      continue;
+    }
+    if ((ins & 0xffe0ffe0u) == 0xaa0003e0u) {  // mov xD, xM (orr xD, xzr, xM)
+      base[rd] = base[rm], off[rd] = off[rm], cst[rd] = cst[rm], val[rd] = val[rm];
+    } else if ((ins & 0xff800000u) == 0x91000000u && base[rn] && rn != 31) {  // add xD, xN, #imm{, lsl #12}
+      long imm = (long)((ins >> 10) & 0xfff) << ((ins >> 22) & 1 ? 12 : 0);
+      base[rd] = true, off[rd] = off[rn] + imm, cst[rd] = false;
+    } else if ((ins & 0x7f800000u) == 0x52800000u) {  // movz
+      int hw = (ins >> 21) & 3;
+      cst[rd] = true, val[rd] = (long)((ins >> 5) & 0xffff) << (16 * hw), base[rd] = false;
+    } else if ((ins & 0x7f800000u) == 0x72800000u && cst[rd]) {  // movk
+      int hw = (ins >> 21) & 3;
+      val[rd] = (val[rd] & ~(0xffffL << (16 * hw))) | ((long)((ins >> 5) & 0xffff) << (16 * hw));
+    } else if ((ins & 0xffc00000u) == 0xf9000000u) {  // str xT, [xN, #imm]
+      if (called && base[rn]) { *offset = off[rn] + (long)((ins >> 10) & 0xfff) * 8; return *offset > 0; }
+    } else if ((ins & 0xffe0fc00u) == 0xf8206800u) {  // str xT, [xN, xM]
+      if (called && base[rn] && cst[rm]) { *offset = off[rn] + val[rm]; return *offset > 0; }
+    } else if ((ins & 0x0a000000u) == 0x08000000u) {  // another load or store
+      if (ins & (1u << 22)) base[rd] = cst[rd] = false;  // a load writes Rt
+      if ((ins & 0x3a000000u) == 0x28000000u && (ins & (1u << 22))) base[(ins >> 10) & 31] = cst[(ins >> 10) & 31] = false;  // ldp: Rt2
+    } else {
+      base[rd] = cst[rd] = false;  // anything else may write xD
+    }
   }
   return false;
 }
@@ -246,14 +302,12 @@ Discovery RunDiscovery() {
     return d;
   }
   d.ok = true;
-#if defined(__x86_64__)
   {
     std::string from, ignored;
     void *set_limit = FindFunction(kSetStackLimitSym, &from, &ignored);
     long off;
     if (set_limit && DecodeStackSizeStore(set_limit, ss_fn, &off)) d.stack_size_offset = off;
   }
-#endif
   return d;
 #endif
 }

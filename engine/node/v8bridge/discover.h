@@ -27,13 +27,13 @@ struct Discovery {
   long stack_start_offset = 0;
   std::string thread_id_from;   // "dynamic" or ".symtab"
   std::string stack_start_from;
-  // V8 14 (Node 26): v8::Isolate::SetStackLimit also stores, in the isolate,
+  // V8 13.6+ (Node 24, 26): v8::Isolate::SetStackLimit also stores, in the isolate,
   // the stack size GetStackStart() - limit, and Isolate::Throw CHECKs that
   // the current sp lies within that many bytes (plus a margin) below the
   // stack start ("central stack"). That field is per isolate, not per V8
   // thread: each side of a switch must put back its own value. Its offset
   // in the isolate, decoded from SetStackLimit; -1 where there is none (V8
-  // before 14) or it could not be decoded. Verified on the first coroutine
+  // before 13.6) or it could not be decoded. Verified on the first coroutine
   // entry (StackSizeField() turns to nullptr when that fails).
   long stack_size_offset = -1;
 };
