@@ -41,6 +41,7 @@ export const K = {
   IO_AUX: 6,
   IO_AUX2: 7,
   IO_NEXT: 8,
+  IO_TIMED: 9,
   IO_SIZE: 16,
 } as const;
 

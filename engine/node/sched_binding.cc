@@ -86,12 +86,14 @@ struct Call {
 
   napi_value Ret(double v) const {
     s->io[KS_IO_READY] = (int32_t)ks_ready_count(core);
+    s->io[KS_IO_TIMED] = (int32_t)ks_timed_count(core);
     napi_value out;
     napi_create_double(env, v, &out);
     return out;
   }
   napi_value RetI(int32_t v) const {
     s->io[KS_IO_READY] = (int32_t)ks_ready_count(core);
+    s->io[KS_IO_TIMED] = (int32_t)ks_timed_count(core);
     napi_value out;
     napi_create_int32(env, v, &out);
     return out;
@@ -104,23 +106,26 @@ struct Call {
   }
 };
 
+// The task to run next, popped now for the driver: io[NEXT] (its outcome in
+// STATUS, FIRED, VALUE), -1 if none.
+void PopNext(const Call &c, ks_task *n) {
+  int32_t *io = c.s->io;
+  if (n) {
+    io[KS_IO_NEXT] = (int32_t)n->o.handle;
+    io[KS_IO_STATUS] = n->status;
+    io[KS_IO_FIRED] = n->fired;
+    io[KS_IO_VALUE] = (int32_t)n->value;
+  } else {
+    io[KS_IO_NEXT] = -1;
+  }
+}
+
 // The return of a task operation. When the task must suspend, the task to
 // run after it is popped now (io[NEXT]), so that the driver resumes it
 // without a next() call: one crossing less per switch. Proxies do not
 // suspend, so nothing is popped for them.
 napi_value Blocked(const Call &c, ks_task *t, int r) {
-  if (r == KS_BLOCK && t && !t->proxy) {
-    int32_t *io = c.s->io;
-    ks_task *n = ks_next(c.core);
-    if (n) {
-      io[KS_IO_NEXT] = (int32_t)n->o.handle;
-      io[KS_IO_STATUS] = n->status;
-      io[KS_IO_FIRED] = n->fired;
-      io[KS_IO_VALUE] = (int32_t)n->value;
-    } else {
-      io[KS_IO_NEXT] = -1;
-    }
-  }
+  if (r == KS_BLOCK && t && !t->proxy) PopNext(c, ks_next(c.core));
   return c.RetI(r);
 }
 
@@ -192,8 +197,16 @@ OBJ_OP(unnext, ks_task, KS_TASK, 0, (ks_unnext(c.core, o), KO_OK))
 OBJ_OP(exit, ks_task, KS_TASK, 0, (ks_exit(c.core, o, (ks_end)c.I(1), 0), KO_OK))
 OBJ_OP(cancel, ks_task, KS_TASK, 0, ks_cancel(c.core, o))
 OBJ_OP(wakeup, ks_task, KS_TASK, 0, ks_wakeup(c.core, o))
-// wake_external(h, seq, status)
-OBJ_OP(wake_external, ks_task, KS_TASK, 0, ks_wake_external(c.core, o, (uint32_t)c.I(1), c.I(2), 0))
+// wake_external(h, seq, status, pop) -> status. With `pop` (the driver runs
+// a pass next, as after a promise reaction), the task now at the head of
+// the queue is popped at once (io[NEXT], see PopNext): no next() call.
+FN(wake_external) {
+  Call c(env, info);
+  ks_task *o = c.Task(0);
+  int r = o ? ks_wake_external(c.core, o, (uint32_t)c.I(1), c.I(2), 0) : KO_EINVAL;
+  if (c.I(3)) PopNext(c, r == KO_OK ? ks_next(c.core) : nullptr);
+  return c.RetI(r);
+}
 // task_info(h) -> state (KS_STATE_MAP); io[AUX] = end, io[SERIAL] = serial
 OBJ_OP(task_info, ks_task, KS_TASK, 0,
        (c.s->io[KS_IO_AUX] = o->end, c.s->io[KS_IO_SERIAL] = (int32_t)o->o.serial, o->state))

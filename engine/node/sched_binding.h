@@ -17,6 +17,7 @@
   XX(AUX2, 7)   /* chan_info(): closed */                                                 \
   XX(NEXT, 8)   /* a task op that blocked: the task to run next (its outcome in STATUS,   \
                    FIRED, VALUE), -1 if none (see Blocked()) */                           \
+  XX(TIMED, 9)  /* waits with a deadline (after every call): 0, no timer to arm or expire */ \
   XX(SIZE, 16)  /* the array's length */
 
 enum KsIo {

@@ -27,7 +27,8 @@ export interface SchedBinding {
   sleep(h: number, now: number, dur: number): number;
   join(h: number, target: number, now: number, timeout: number): number;
   block_external(h: number, now: number, timeout: number, kind: number): number;
-  wake_external(h: number, seq: number, status: number): number;
+  /** With `pop` 1, the task now at the head of the queue is popped into io[NEXT] (-1: none). */
+  wake_external(h: number, seq: number, status: number, pop: number): number;
   expire(now: number): number;
   next_deadline(): number;
   task_info(h: number): number;

@@ -24,9 +24,12 @@ let pfStatus = 0;
 let pfFired = -1;
 let pfValue = 0;
 let inPass = false;
-/** Tasks run (and handed the turn) in this pass, its start, and whether its budget is spent. */
+/**
+ * Tasks run (and handed the turn) in this pass, its start (-1: not read
+ * yet), and whether its budget is spent.
+ */
 let passSteps = 0;
-let passStart = 0;
+let passStart = -1;
 let passOver = false;
 let passQueued = false;
 let timer: NodeJS.Timeout | null = null;
@@ -54,11 +57,17 @@ export function schedulerStats(): { passes: number; resumes: number; handOffs: n
   return { ...stats };
 }
 
-/** Every 64 steps of a pass: expire timers, see whether the budget is spent. Returns whether timers woke tasks. */
+/**
+ * Every 64 steps of a pass: expire timers, see whether the budget is spent.
+ * Returns whether timers woke tasks. A pass that started with no timer
+ * pending did not read the clock (most passes run a task or two): its
+ * budget counts from here.
+ */
 function passCheck(): boolean {
   if ((++passSteps & 63) !== 0) return false;
   const now = clock();
-  const woke = S.expire(now) > 0;
+  if (passStart < 0) passStart = now;
+  const woke = io[K.IO_TIMED] > 0 && S.expire(now) > 0;
   if (now - passStart > PASS_BUDGET_US) passOver = true;
   return woke;
 }
@@ -74,9 +83,9 @@ function onTimer(): void {
   runPass();
 }
 
-/** Keeps the Node timer on the earliest deadline. */
+/** Keeps the Node timer on the earliest deadline (none without a call when io[TIMED] is 0). */
 function arm(): void {
-  const d = S.next_deadline();
+  const d = io[K.IO_TIMED] > 0 ? S.next_deadline() : -1;
   if (d < 0) {
     if (timer) {
       clearTimeout(timer);
@@ -105,13 +114,26 @@ export function kick(): void {
 }
 
 /**
- * A wake from a promise reaction (ko.await): the woken task runs now, in
+ * A wake from a promise reaction (ko.await) may run the woken task now, in
  * this microtask, where a plain `await`'s continuation would run, not one
- * event-loop turn later. Inside a pass or a task, the pass picks it up.
- * @internal
+ * event-loop turn later: outside a pass and a task. Inside one, the pass
+ * picks it up (kick()). @internal
  */
-export function wakeFromReaction(): void {
-  if (inPass || running !== null) return kick();
+export function canRunNow(): boolean {
+  return !inPass && running === null;
+}
+
+/**
+ * Runs a pass starting with task handle `h`, which the core has already
+ * popped (wake_external with pop; -1: the queue was empty). @internal
+ */
+export function runPassFrom(h: number): void {
+  if (h >= 0) {
+    pfH = h;
+    pfStatus = io[K.IO_STATUS];
+    pfFired = io[K.IO_FIRED];
+    pfValue = io[K.IO_VALUE];
+  }
   runPass();
 }
 
@@ -119,11 +141,11 @@ function runPass(): void {
   if (inPass) return;
   inPass = true;
   stats.passes++;
-  passStart = clock();
+  passStart = io[K.IO_TIMED] > 0 ? clock() : -1;
   passSteps = 0;
   passOver = false;
   try {
-    S.expire(passStart);
+    if (passStart >= 0) S.expire(passStart);
     while (!passOver) {
       let h: number;
       let status: number;

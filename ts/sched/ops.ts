@@ -7,7 +7,7 @@ import { KorutinError } from '../errors';
 import { K } from '../vocab';
 import type { Engine } from '../engine';
 import { S, clock, io, timeoutUs } from './binding';
-import { kick, self, suspend, waitError, wakeFromReaction } from './driver';
+import { canRunNow, kick, runPassFrom, self, suspend, waitError } from './driver';
 import { SpawnOptions, Task, TaskInfo, tasksByH } from './task';
 
 /**
@@ -50,10 +50,12 @@ export function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /** A promise awaited by task `t` (wait number `seq`) settled: wake it, unless that wait already ended (timeout, cancel). */
 function settleAwait(t: Task<any>, seq: number, ok: boolean, v: unknown): void {
-  if (S.wake_external(t.h, seq, K.OK) !== K.OK) return;
+  const pop = canRunNow();
+  if (S.wake_external(t.h, seq, K.OK, pop ? 1 : 0) !== K.OK) return;
   t.awaitOk = ok;
   t.awaitValue = v;
-  wakeFromReaction();
+  if (pop) runPassFrom(io[K.IO_NEXT]);
+  else kick();
 }
 
 /**

@@ -183,6 +183,7 @@ static void heap_remove(ks_core *c, ks_task *t) {
 }
 
 ks_time ks_next_deadline(const ks_core *c) { return c->nheap ? c->heap[0]->deadline : UINT64_MAX; }
+uint32_t ks_timed_count(const ks_core *c) { return c->nheap; }
 
 /* -------------------------------------------------------- generic waiting */
 

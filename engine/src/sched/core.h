@@ -240,6 +240,8 @@ int ks_wake_external(ks_core *c, ks_task *t, uint32_t seq, int status, uint64_t 
 uint32_t ks_expire(ks_core *c, ks_time now);
 /* The earliest deadline, or UINT64_MAX when none. */
 ks_time ks_next_deadline(const ks_core *c);
+/* Waits with a deadline (0: no timer to arm or expire). */
+uint32_t ks_timed_count(const ks_core *c);
 
 /* -------------------------------------------------------------- channels */
 ks_chan *ks_chan_new(ks_core *c, uint32_t cap);
