@@ -22,6 +22,8 @@
 #include <cstring>
 #include <vector>
 
+#include <uv.h>
+
 #include "korutin.h"
 #include "sched/core.h"
 
@@ -37,7 +39,16 @@ struct Sched {
   napi_ref io_ref = nullptr;
   napi_ref cases_ref = nullptr;
   std::vector<ks_case> kcases;
+  // The core's clock is ts/sched/binding.ts clock() (performance.now() in
+  // microseconds): uv_hrtime() less this, measured in set_buffers().
+  int64_t clock_offset = 0;
 };
+
+// The core's clock (see Sched::clock_offset), for its passes.
+ks_time Clock(void *arg) {
+  int64_t now = (int64_t)(uv_hrtime() / 1000) - static_cast<Sched *>(arg)->clock_offset;
+  return now > 0 ? (ks_time)now : 0;
+}
 
 void Cleanup(void *arg) {
   Sched *s = static_cast<Sched *>(arg);
@@ -125,7 +136,7 @@ void PopNext(const Call &c, ks_task *n) {
 // without a next() call: one crossing less per switch. Proxies do not
 // suspend, so nothing is popped for them.
 napi_value Blocked(const Call &c, ks_task *t, int r) {
-  if (r == KS_BLOCK && t && !t->proxy) PopNext(c, ks_next(c.core));
+  if (r == KS_BLOCK && t && !t->proxy) PopNext(c, ks_pass_next(c.core, 0));
   return c.RetI(r);
 }
 
@@ -157,10 +168,13 @@ ks_obj *ObjOf(T *p) { return p ? &p->o : nullptr; }
     return Blocked(c, t, expr);            \
   }
 
-// set_buffers(io: Int32Array(IO_SIZE), cases: Float64Array(3 * n))
+// set_buffers(io: Int32Array(IO_SIZE), cases: Float64Array(3 * n), now):
+// `now` is the driver's clock, read just before (see Sched::clock_offset).
 FN(set_buffers) {
   Call c(env, info);
   Sched *s = c.s;
+  // read after the caller's clock: the core's never runs ahead of it
+  s->clock_offset = (int64_t)(uv_hrtime() / 1000) - c.L(2);
   napi_typedarray_type type;
   size_t len;
   void *data;
@@ -204,7 +218,7 @@ FN(wake_external) {
   Call c(env, info);
   ks_task *o = c.Task(0);
   int r = o ? ks_wake_external(c.core, o, (uint32_t)c.I(1), c.I(2), 0) : KO_EINVAL;
-  if (c.I(3)) PopNext(c, r == KO_OK ? ks_next(c.core) : nullptr);
+  if (c.I(3)) PopNext(c, r == KO_OK ? ks_pass_next(c.core, 1) : nullptr);
   return c.RetI(r);
 }
 // task_info(h) -> state (KS_STATE_MAP); io[AUX] = end, io[SERIAL] = serial
@@ -213,10 +227,11 @@ OBJ_OP(task_info, ks_task, KS_TASK, 0,
 // join(h, target, now, timeout)
 WAIT_OP(join, ks_task, KS_TASK, ks_join(c.core, t, o, c.Now(2), c.L(3)))
 
-// next() -> handle of the task to run (io: status, fired, value), or -1.
+// next(begin) -> handle of the next task of the pass (io: status, fired,
+// value), or -1: none ready, or the pass has had its time (ks_pass_next).
 FN(next) {
   Call c(env, info);
-  ks_task *t = ks_next(c.core);
+  ks_task *t = ks_pass_next(c.core, c.I(0));
   if (!t) return c.RetI(-1);
   int32_t *io = c.s->io;
   io[KS_IO_STATUS] = t->status;
@@ -430,6 +445,7 @@ void InitScheduler(Napi::Env env, Napi::Object exports) {
   Sched *s = new Sched();
   uint64_t seed = 0x243F6A8885A308D3ull ^ (uint64_t)(uintptr_t)s;
   s->core = ks_core_new(seed);
+  ks_core_set_clock(s->core, Clock, s);
   s->io = s->scratch;  // until set_buffers() hands over the shared array
   napi_add_env_cleanup_hook(env, Cleanup, s);
   Napi::Object sched = Napi::Object::New(env);

@@ -1,7 +1,7 @@
 /*
  * sched_basic.c - tasks on a libuv loop: start order, join (and its
  * timeout), sleep in deadline order, fair yield, wakeup, cancel, detach,
- * descriptions, deadlock detection.
+ * descriptions, deadlock detection, passes that give the loop its turn.
  */
 #include "check.h"
 
@@ -139,6 +139,43 @@ static void *yield_body(void *arg) {
   return NULL;
 }
 
+static int timer_fired;
+static void on_timer_fired(uv_timer_t *h) {
+  (void)h;
+  timer_fired = 1;
+}
+
+/* The core ends a pass after KS_PASS_BUDGET_US: a task that never stops
+ * yielding (it is its own successor) still lets the loop run its timers. */
+static uv_timer_t busy_timer; /* not on the task's stack: it closes after the task ends */
+static void *busy_yield_body(void *arg) {
+  uv_timer_init((uv_loop_t *)arg, &busy_timer);
+  timer_fired = 0;
+  uv_timer_start(&busy_timer, on_timer_fired, 1, 0);
+  long n = 0;
+  while (!timer_fired && n < 50000000) {
+    CHECK_EQ(ko_yield_now(), KO_OK);
+    n++;
+  }
+  CHECK(timer_fired);
+  uv_close((uv_handle_t *)&busy_timer, NULL);
+  return NULL;
+}
+
+static void test_busy_yield(void) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ko_sched *s = test_sched(&loop, 1);
+  ko_task *t;
+  CHECK_EQ(ko_spawn(s, &t, busy_yield_body, &loop, NULL), KO_OK);
+  CHECK_EQ(ko_sched_run(s), 0);
+  CHECK_EQ(ko_join(t, KO_FOREVER, NULL), KO_OK);
+  CHECK_EQ(ko_sched_free(s), KO_OK);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ(uv_loop_close(&loop), 0);
+  printf("ok  %-28s [%s]\n", "a pass gives the loop a turn", test_backend_name);
+}
+
 static void *long_sleeper(void *arg) {
   (void)arg;
   uint64_t t0 = ms_now();
@@ -258,5 +295,6 @@ int main(int argc, char **argv) {
   run_test("cancel", cancel_body, NULL);
   run_test("detach", detached_body, NULL);
   test_deadlock();
+  test_busy_yield();
   return 0;
 }

@@ -14,11 +14,13 @@ import { K } from '../vocab';
  * numbers it speaks are {@link K}'s. @internal
  */
 export interface SchedBinding {
-  set_buffers(io: Int32Array, cases: Float64Array): number;
+  /** `now`: {@link clock}(), from which the core's own clock (for its passes' budget) is set. */
+  set_buffers(io: Int32Array, cases: Float64Array, now: number): number;
   spawn(): number;
   proxy(): number;
   release(h: number): number;
-  next(): number;
+  /** The next task of the pass (the core decides: ks_pass_next); `begin` 1: a new pass's first. -1: none now. */
+  next(begin: number): number;
   unnext(h: number): number;
   exit(h: number, end: number): number;
   cancel(h: number): number;
@@ -74,13 +76,13 @@ export const S: SchedBinding = { ...binding };
 export const io = new Int32Array(K.IO_SIZE);
 /** Select cases: [op, handle, value] each. @internal */
 export let caseBuf = new Float64Array(3 * 256);
-S.set_buffers(io, caseBuf);
+S.set_buffers(io, caseBuf, clock());
 
 /** Makes room for n select cases. @internal */
 export function caseRoom(n: number): Float64Array {
   if (3 * n > caseBuf.length) {
     caseBuf = new Float64Array(3 * Math.max(n, 2 * (caseBuf.length / 3)));
-    S.set_buffers(io, caseBuf);
+    S.set_buffers(io, caseBuf, clock());
   }
   return caseBuf;
 }

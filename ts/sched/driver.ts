@@ -15,28 +15,22 @@ const freeProxies: number[] = [];
 /** The task running now, or null. @internal */
 export let running: Task<any> | null = null;
 /**
- * When a task blocks, the core pops the task to run after it at once
- * (sched_binding.cc, Blocked()): its handle and outcome wait here for the
- * driver, which then needs no next() call. -1: none; -2: the queue was empty.
+ * Who runs next is the core's decision (ks_pass_next: the ready queue, the
+ * pass's budget, timers). When a task blocks, the core pops the task to run
+ * after it at once (sched_binding.cc, Blocked()): its handle and outcome
+ * wait here for the pass, which then needs no next() call. -1: none; -2:
+ * the core had none (none ready, or the pass has had its time).
  */
 let pfH = -1;
 let pfStatus = 0;
 let pfFired = -1;
 let pfValue = 0;
 let inPass = false;
-/**
- * Tasks run (and handed the turn) in this pass, its start (-1: not read
- * yet), and whether its budget is spent.
- */
-let passSteps = 0;
-let passStart = -1;
-let passOver = false;
+/** The core's pass has begun (its first pop was made). */
+let passBegun = false;
 let passQueued = false;
 let timer: NodeJS.Timeout | null = null;
 let armedAt = -1;
-
-/** A pass gives the event loop a turn after this many microseconds. */
-const PASS_BUDGET_US = 10_000;
 
 /**
  * Tasks are run in chains (see ts/coroutine.ts): a task that blocks hands
@@ -55,21 +49,6 @@ const stats = { passes: 0, resumes: 0, handOffs: 0 };
  */
 export function schedulerStats(): { passes: number; resumes: number; handOffs: number } {
   return { ...stats };
-}
-
-/**
- * Every 64 steps of a pass: expire timers, see whether the budget is spent.
- * Returns whether timers woke tasks. A pass that started with no timer
- * pending did not read the clock (most passes run a task or two): its
- * budget counts from here.
- */
-function passCheck(): boolean {
-  if ((++passSteps & 63) !== 0) return false;
-  const now = clock();
-  if (passStart < 0) passStart = now;
-  const woke = io[K.IO_TIMED] > 0 && S.expire(now) > 0;
-  if (now - passStart > PASS_BUDGET_US) passOver = true;
-  return woke;
 }
 
 function queuedPass(): void {
@@ -124,10 +103,12 @@ export function canRunNow(): boolean {
 }
 
 /**
- * Runs a pass starting with task handle `h`, which the core has already
- * popped (wake_external with pop; -1: the queue was empty). @internal
+ * Runs a pass the core has just begun with task handle `h` (wake_external
+ * with pop; -1: none was ready). @internal
  */
 export function runPassFrom(h: number): void {
+  if (inPass) return;
+  passBegun = true;
   if (h >= 0) {
     pfH = h;
     pfStatus = io[K.IO_STATUS];
@@ -141,12 +122,8 @@ function runPass(): void {
   if (inPass) return;
   inPass = true;
   stats.passes++;
-  passStart = io[K.IO_TIMED] > 0 ? clock() : -1;
-  passSteps = 0;
-  passOver = false;
   try {
-    if (passStart >= 0) S.expire(passStart);
-    while (!passOver) {
+    for (;;) {
       let h: number;
       let status: number;
       let fired: number;
@@ -161,7 +138,8 @@ function runPass(): void {
         pfH = -1;
         break;
       } else {
-        h = S.next();
+        h = S.next(passBegun ? 0 : 1);
+        passBegun = true;
         if (h < 0) break;
         status = io[K.IO_STATUS];
         fired = io[K.IO_FIRED];
@@ -181,11 +159,11 @@ function runPass(): void {
           settle(status, fired, value);
         }
       }
-      if (passCheck() && pfH === -2) pfH = -1; // the queue is not empty any more
     }
   } finally {
     if (pfH >= 0) S.unnext(pfH); // popped early but not run: back to the head
     pfH = -1;
+    passBegun = false;
     inPass = false;
   }
   if (io[K.IO_READY] > 0 && !passQueued) {
@@ -246,10 +224,9 @@ export function suspend(t: Task<any>): number {
   const status = io[K.IO_STATUS];
   const fired = io[K.IO_FIRED];
   const value = io[K.IO_VALUE];
-  const woke = inPass && passCheck();
   if (next >= 0) {
     const nt = tasksByH[next];
-    if (nt !== undefined && nt !== t && !passOver && inPass && canHandOff()) {
+    if (nt !== undefined && nt !== t && inPass && canHandOff()) {
       // straight to the next task; back here when t is resumed
       nt.wStatus = status;
       nt.wFired = fired;
@@ -273,7 +250,7 @@ export function suspend(t: Task<any>): number {
     pfValue = value;
     pfH = next;
   } else {
-    pfH = woke ? -1 : -2;
+    pfH = -2;
   }
   yieldValue();
   return t.wStatus;

@@ -185,6 +185,38 @@ static void heap_remove(ks_core *c, ks_task *t) {
 ks_time ks_next_deadline(const ks_core *c) { return c->nheap ? c->heap[0]->deadline : UINT64_MAX; }
 uint32_t ks_timed_count(const ks_core *c) { return c->nheap; }
 
+/* ---------------------------------------------------------------- passes */
+
+#define KS_UNREAD UINT64_MAX
+
+void ks_core_set_clock(ks_core *c, ks_time (*now)(void *arg), void *arg) {
+  c->now = now;
+  c->now_arg = arg;
+}
+
+static ks_time core_now(ks_core *c) { return c->now ? c->now(c->now_arg) : 0; }
+
+ks_task *ks_pass_next(ks_core *c, int begin) {
+  if (begin || !c->in_pass) {
+    c->in_pass = 1;
+    c->pass_over = 0;
+    c->pass_pops = 0;
+    c->pass_start = KS_UNREAD;
+    if (c->nheap) ks_expire(c, c->pass_start = core_now(c));
+  } else if (c->pass_over) {
+    return NULL;
+  } else if (++c->pass_pops % KS_PASS_CHECK == 0) {
+    ks_time now = core_now(c);
+    if (c->pass_start == KS_UNREAD) c->pass_start = now;
+    if (c->nheap) ks_expire(c, now);
+    if (now - c->pass_start > KS_PASS_BUDGET_US) {
+      c->pass_over = 1;
+      return NULL;
+    }
+  }
+  return ks_next(c);
+}
+
 /* -------------------------------------------------------- generic waiting */
 
 static void runq_push(ks_core *c, ks_task *t) {

@@ -243,6 +243,24 @@ ks_time ks_next_deadline(const ks_core *c);
 /* Waits with a deadline (0: no timer to arm or expire). */
 uint32_t ks_timed_count(const ks_core *c);
 
+/* ---------------------------------------------------------------- passes */
+/* Drivers run ready tasks in passes, and who runs next is decided here, for
+ * every driver (engine/src/sched/uv_driver.c, ts/sched/driver.ts): a pass
+ * pops ready tasks until none is ready or it has run KS_PASS_BUDGET_US, so
+ * that the event loop gets its turn. It expires timers when it begins (if
+ * any is pending) and, with the budget, every KS_PASS_CHECK pops; a pass
+ * that began with no timer pending reads the clock first there (most
+ * passes run a task or two), and its budget counts from then. */
+#define KS_PASS_BUDGET_US 10000
+#define KS_PASS_CHECK 64
+/* The driver's clock, in the microseconds of its deadlines. */
+void ks_core_set_clock(ks_core *c, ks_time (*now)(void *arg), void *arg);
+/* The next task of the pass, popped as by ks_next(). `begin`: the first pop
+ * of a new pass (so is any pop while no pass is under way). NULL when none
+ * is ready or the pass's time is up; once it is up, NULL until a new pass
+ * begins. The task a blocking task hands the turn to comes from here too. */
+ks_task *ks_pass_next(ks_core *c, int begin);
+
 /* -------------------------------------------------------------- channels */
 ks_chan *ks_chan_new(ks_core *c, uint32_t cap);
 /* KO_EBUSY if a task waits on it. Buffered values are dropped: take them

@@ -28,11 +28,8 @@ struct ko_sched {
   drv_handles *h;
   ko_options copt;
   ks_time armed; /* the deadline the timer is set for; UINT64_MAX: none */
-  int in_pass;
+  int in_pass;         /* run_pass() is under way (the core keeps the pass itself) */
   int transfer;        /* tasks switch to each other (ko__can_transfer) */
-  ks_time pass_start;  /* the running pass: when it began, */
-  unsigned pass_ops;   /* how many tasks it popped, */
-  int pass_over;       /* and whether its time is up */
   ko_task *tasks; /* every task not freed yet */
   /* compute sections (compute.c) */
   unsigned computing;   /* tasks away on compute threads (loop thread only) */

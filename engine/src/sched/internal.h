@@ -46,6 +46,13 @@ struct ks_core {
   uint64_t serial[KS_KIND_COUNT];
   uint64_t rng;
   void *user;
+  /* passes (see ks_pass_next): the driver's clock; whether a pass is under
+   * way and its time is up, its start (KS_UNREAD: not read yet), its pops */
+  ks_time (*now)(void *arg);
+  void *now_arg;
+  int in_pass, pass_over;
+  ks_time pass_start;
+  uint32_t pass_pops;
 };
 
 /* Registers a new object (zeroed, `size` bytes); NULL when out of memory. */

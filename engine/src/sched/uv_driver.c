@@ -2,8 +2,9 @@
  * uv_driver.c - the C driver of the scheduler core: tasks are ko_coro
  * coroutines resumed from a libuv loop.
  *
- * A pass pops ready tasks from the core and resumes each until it blocks,
- * yields or ends. A uv_idle handle is active while tasks are ready (so the
+ * A pass pops ready tasks from the core (which decides who runs next and
+ * when the pass has had its time: ks_pass_next) and resumes each until it
+ * blocks, yields or ends. A uv_idle handle is active while tasks are ready (so the
  * loop does not sleep in poll), a uv_timer is armed for the earliest
  * deadline, and compute threads hand tasks back through a uv_async. The
  * clock is uv_hrtime(), in microseconds for the core. The rest of the C
@@ -17,9 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
-
-/* A pass gives the loop a turn after this long (microseconds). */
-#define PASS_BUDGET_US 10000
 
 /* The task running on this OS thread (set inside the coroutine, so it also
  * holds on backends that give each coroutine a thread of its own). */
@@ -39,7 +37,7 @@ void drv_set_task_here(ko_task *t) {
   drv_tls_task = t;
 }
 
-static ko_task *pass_pop(ko_sched *s);
+static ko_task *pass_pop(ko_sched *s, int begin);
 
 /* Task to task where the backend allows (ko__transfer): the next ready
  * task of the pass runs at once, with one switch instead of two through
@@ -47,7 +45,7 @@ static ko_task *pass_pop(ko_sched *s);
  * yields its own record, so that the pass knows who came back. */
 int drv_suspend(ko_task *t) {
   ko_sched *s = t->s;
-  ko_task *next = s->transfer ? pass_pop(s) : NULL;
+  ko_task *next = s->transfer ? pass_pop(s, 0) : NULL;
   if (!next) ko_yield(t);
   else if (next != t) ko__transfer(next->co, NULL);
   /* (next == t: the task is its own successor; it just goes on) */
@@ -58,6 +56,11 @@ int drv_suspend(ko_task *t) {
 /* ------------------------------------------------------------- the loop */
 
 static void run_pass(ko_sched *s);
+
+static ks_time core_clock(void *arg) {
+  (void)arg;
+  return drv_now();
+}
 
 static void on_idle(uv_idle_t *h) { run_pass(((drv_handles *)h->data)->s); }
 
@@ -109,21 +112,14 @@ void drv_finish(ko_sched *s, ko_task *t) {
 }
 
 /* The next task of the pass (now running to the core), or NULL when none is
- * ready or the pass has used its time; a task cancelled before it ever ran
- * is ended here instead. Called by the pass and by suspend(). */
-static ko_task *pass_pop(ko_sched *s) {
+ * ready or the pass has used its time (the core decides: ks_pass_next); a
+ * task cancelled before it ever ran is ended here instead. Called by the
+ * pass (`begin` for its first pop) and by suspend(). */
+static ko_task *pass_pop(ko_sched *s, int begin) {
   for (;;) {
-    if (s->pass_over) return NULL;
-    if ((++s->pass_ops & 63) == 0) {
-      ks_time now = drv_now();
-      ks_expire(s->core, now);
-      if (now - s->pass_start > PASS_BUDGET_US) {
-        s->pass_over = 1;
-        return NULL;
-      }
-    }
-    ks_task *kt = ks_next(s->core);
+    ks_task *kt = ks_pass_next(s->core, begin);
     if (!kt) return NULL;
+    begin = 0;
     ko_task *t = (ko_task *)kt->user;
     if (!t->started) {
       t->started = 1;
@@ -139,12 +135,8 @@ static ko_task *pass_pop(ko_sched *s) {
 static void run_pass(ko_sched *s) {
   if (s->in_pass) return;
   s->in_pass = 1;
-  s->pass_start = drv_now();
-  s->pass_ops = 0;
-  s->pass_over = 0;
-  ks_expire(s->core, s->pass_start);
   ko_task *t;
-  while ((t = pass_pop(s))) {
+  for (int begin = 1; (t = pass_pop(s, begin)); begin = 0) {
     void *back = t;
     ko_resume(t->co, NULL, &back);
     drv_tls_task = NULL;
@@ -176,6 +168,7 @@ int ko_sched_new(ko_sched **out, uv_loop_t *loop, const ko_sched_options *opt) {
   }
   s->core = core;
   ks_core_set_user(core, s);
+  ks_core_set_clock(core, core_clock, NULL);
   s->loop = loop;
   s->h = h;
   s->armed = UINT64_MAX;
