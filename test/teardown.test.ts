@@ -15,7 +15,7 @@ function workerCode(backend: string, n: number, parked: number, tidy: boolean): 
     const ko = require(${JSON.stringify(PACKAGE_ENTRY)}).createEngine({ backend: ${JSON.stringify(backend)} });
     const held = [];
     for (let i = 0; i < ${n}; i++) {
-      const co = ko.create(() => { try { ko.yield(i); } finally { globalThis.unwound = (globalThis.unwound || 0) + 1; } });
+      const co = ko.create(() => { try { for (;;) ko.yield(i); } finally { globalThis.unwound = (globalThis.unwound || 0) + 1; } });
       co.resume();
       held.push(co);
     }
@@ -24,7 +24,10 @@ function workerCode(backend: string, n: number, parked: number, tidy: boolean): 
     for (const co of done) co.resume();  // they finish and park in the pool
     for (let i = 0; i < 8; i++) held.push(ko.create(() => 0));  // never started
     if (${tidy}) for (const co of held) co.dispose();
-    parentPort.postMessage('ok');`;
+    parentPort.postMessage('ok');
+    // Last, a round of switches: the Worker ends while (threads backend)
+    // the coroutines' threads are still on their way back to sleep.
+    if (!${tidy}) for (let i = 0; i < ${n}; i++) held[i].resume();`;
 }
 
 /** A script for the child process: runs Workers one after the other (each
@@ -94,7 +97,7 @@ for (const backend of testBackends()) {
       // of a coroutine may still run (or wake up) in it then. Before, on
       // threads, such a process died of SIGSEGV in most runs under load.
       const codes = [];
-      for (let i = 0; i < 3; i++) codes.push(workerCode(backend, 100, 4, false));
+      for (let i = 0; i < 4; i++) codes.push(workerCode(backend, 100, 4, false));
       const script = runWorkers(codes, false).replace(
         'console.log(JSON.stringify(out));',
         `process.on('SIGUSR2', () => {});
