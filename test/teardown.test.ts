@@ -131,5 +131,35 @@ for (const backend of testBackends()) {
       assert.equal(r.status, 0, `status ${r.status} signal ${r.signal}\n${r.stderr}`);
       assert.equal(r.stdout.trim(), 'terminated 1');  // no finally block ran at teardown
     });
+
+    it('a Worker that exits with blocked tasks, nested coroutines and one suspended in vm code ends cleanly', () => {
+      const entry = JSON.stringify(PACKAGE_ENTRY);
+      const worker = `const vm = require('vm');
+        const ko = require(${entry}).createEngine({ backend: ${JSON.stringify(backend)} });
+        const ch = new (require(${entry}).Channel)(0);
+        for (let i = 0; i < 20; i++) ko.spawn(() => ko.sleep(1e9));
+        for (let i = 0; i < 20; i++) ko.spawn(() => ch.recv());
+        const outer = [];
+        for (let i = 0; i < 20; i++) {
+          const co = ko.create(() => { const inner = ko.create(() => { for (;;) ko.yield(1); }); inner.resume(); for (;;) ko.yield(inner.resume().value); });
+          co.resume();
+          outer.push(co);
+        }
+        const ctx = vm.createContext({ y: () => ko.yield(2) });
+        const inVm = ko.create(() => vm.runInContext('for (;;) y()', ctx));
+        inVm.resume();
+        setTimeout(() => process.exit(0), 50);`;
+      const r = runNode(
+        `const { Worker } = require('worker_threads');
+         let n = 0;
+         for (let i = 0; i < 3; i++) new Worker(${JSON.stringify(worker)}, { eval: true }).on('exit', (code) => {
+           if (code !== 0) { console.log('exit ' + code); process.exit(1); }
+           if (++n === 3) { gc(); console.log('ok'); }
+         });`,
+        ['--expose-gc'],
+      );
+      assert.equal(r.status, 0, `status ${r.status} signal ${r.signal}\n${r.stderr}`);
+      assert.equal(r.stdout.trim(), 'ok');
+    });
   });
 }
