@@ -10,7 +10,11 @@
  * A back context (the resumer's) is zero-filled and only ever waits, so it
  * needs no thread. Destroying a context that never finished wakes its
  * thread with `dying` set; the thread leaves through a longjmp to its start
- * routine, running nothing of the coroutine's frames.
+ * routine, running nothing of the coroutine's frames (no C++ destructor of
+ * them either: a coroutine abandoned at a Node environment's teardown has
+ * v8::Locker/Unlocker frames there, whose isolate may be gone), and is
+ * joined before destroy returns, so no thread of a context outlives it
+ * (nor runs in a library unloaded after it).
  */
 #include "backend.h"
 

@@ -235,12 +235,16 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   }
 
   ~Coroutine() override {
-    // A coroutine suspended mid-body still has a V8 thread archived on its
-    // stack (only possible at environment teardown: a running one is held
-    // by a reference), so its stack is left mapped.
+    // Only one finished or never started is freed here; one suspended
+    // mid-body (held by a reference until it finishes, so this is
+    // environment teardown) was freed by CleanupCoroutines before.
     if (!js_.co || (js_.started && !js_.finished)) return;
     Free();
   }
+
+  // At environment teardown (CleanupCoroutines): frees it whatever its state
+  // (not running), without running JavaScript.
+  void Teardown() { Free(); }
 
  public:
   static v8::Local<v8::Value> ToV8(const Napi::Value &v) {
@@ -416,13 +420,33 @@ Napi::Value PoolTick(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)inst->pool.idle.size());
 }
 
-// At environment teardown (main thread or Worker): pooled coroutines leave
-// their body loops, so their V8 threads and stacks are freed.
-void CleanupPool(void *arg) {
+// At environment teardown (main thread or Worker), before N-API's own
+// cleanup (the finalizers) and before the addon may be unloaded: every
+// coroutine of this environment is freed natively. Pooled ones leave their
+// body loops; those suspended mid-body are abandoned (see JsDestroy: no
+// JavaScript runs, their `finally` blocks never do); those never started are
+// discarded. Their V8 threads, stacks and (threads backend) OS threads are
+// gone when this returns, so no thread of a coroutine is left to run in the
+// addon once Node unloads it with the last environment that loaded it.
+void CleanupCoroutines(void *arg) {
   Instance *inst = static_cast<Instance *>(arg);
   inst->pool.cap = 0;
   v8::HandleScope scope(inst->isolate);
   TrimPool(inst, 0);
+  for (size_t i = 0; i < inst->coros.size(); i++) {
+    JsCoroutine *c = inst->coros[i].co;
+    if (!c) continue;
+    // One running (or resuming another) is on a stack below this one: a
+    // teardown inside a coroutine. It cannot be freed from here.
+    if (c->co && ko_status(c->co) != KO_SUSPENDED && ko_status(c->co) != KO_DONE) continue;
+    if (c->owner) {
+      static_cast<Coroutine *>(c->owner)->Teardown();
+      continue;
+    }
+    inst->Remove(c->no);
+    c->no = -1;
+    Release(inst, c, false);
+  }
 }
 
 // The switch functions: plain N-API callbacks (the hot path), with the
@@ -813,7 +837,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   inst->env = env;
   inst->bridge = JsIsolateSetup(inst->isolate);
   env.SetInstanceData(inst);
-  napi_add_env_cleanup_hook(env, CleanupPool, inst);
+  napi_add_env_cleanup_hook(env, CleanupCoroutines, inst);
   exports.Set("set_error_class", Napi::Function::New<SetErrorClass>(env, "set_error_class"));
   exports.Set("trim_pool", Napi::Function::New<TrimPoolFn>(env, "trim_pool"));
   exports.Set("pool_info", Napi::Function::New<PoolInfo>(env, "pool_info"));

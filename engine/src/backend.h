@@ -45,7 +45,12 @@ struct ko_backend {
    * anything of the engine to run after it. A new context ignores the
    * value of the jump that starts it. */
   void *(*jump)(void *from, void *to, void *value);
-  /* Releases what make() acquired (for a context that is not running). */
+  /* Releases what make() acquired (for a context that is not running).
+   * A context suspended in jump() is never returned into: none of its
+   * frames run again (the engine may destroy a coroutine suspended
+   * mid-body, e.g. at a Node environment's teardown), and whatever the
+   * context holds (an OS thread: it leaves from its wait straight back to
+   * its start routine) is gone when destroy() returns. */
   void (*destroy)(void *ctx);
 };
 

@@ -160,6 +160,20 @@ size_t ko_stack_pool_limit(size_t max) {
   return old;
 }
 
+/* The pool belongs to this copy of the library: when it is unloaded (Node
+ * unloads an addon loaded only by Workers once the last of them is gone),
+ * nothing would find its stacks again, so they are unmapped then (and at
+ * exit). The pool stays usable: a stack freed later is pooled as before. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((destructor)) static void drain_pool_at_unload(void) {
+  pthread_mutex_lock(&pool_lock);
+  size_t max = pool_max;
+  pthread_mutex_unlock(&pool_lock);
+  ko_stack_pool_limit(0);
+  ko_stack_pool_limit(max);
+}
+#endif
+
 /* --------------------------------------------- the mapping budget (above) */
 
 /* Mappings left to the rest of the process: libraries, malloc, a JIT. */

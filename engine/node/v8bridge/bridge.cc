@@ -44,6 +44,7 @@ struct ProfilerLoan {
 };
 
 void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry);
+[[noreturn]] void Abandon(JsCoroutine *c, v8::Unlocker *unlocker);
 
 // Whether a coroutine whose body just returned may park in its pool.
 bool MayPark(JsCoroutine *c) {
@@ -56,6 +57,7 @@ void *Entry(ko_coro *, void *arg) {
   v8::Isolate *iso = c->isolate;
   {
     v8::Locker locker(iso);  // a fresh V8 thread: new id, new stack guard
+    c->locker = &locker;
     if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
     iso->SetStackLimit(c->js_limit);
     VerifyStackSizeField(iso, *SlotsOfThisThread().stack_start, c->js_limit);  // what GetStackStart() returns here
@@ -67,6 +69,7 @@ void *Entry(ko_coro *, void *arg) {
     for (;;) {
       {
         v8::HandleScope scope(iso);
+        c->body_scope = &scope;
         v8::Local<v8::Context> ctx = c->context.Get(iso);
         v8::Context::Scope context_scope(ctx);
 #if KO_CARRY_CONTINUATION_DATA
@@ -79,6 +82,7 @@ void *Entry(ko_coro *, void *arg) {
         // cancels it: note it, for the resumer to be terminated in turn.
         if (try_catch.HasTerminated() || iso->IsExecutionTerminating()) c->terminated = true;
       }
+      c->body_scope = nullptr;
       if (!MayPark(c)) break;
       c->finished = true;
       c->parked = true;
@@ -94,6 +98,7 @@ void *Entry(ko_coro *, void *arg) {
       ProfilerOwnThreadOut();
       iso->Exit();
     }
+    c->locker = nullptr;
   }  // the top-level Locker frees this V8 thread's resources
   iso->DiscardThreadSpecificMetadata();
   c->finished = true;
@@ -196,6 +201,7 @@ void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
     }
     c->next = next;
     ko_yield(nullptr);
+    if (c->abandon) Abandon(c, &unlocker);
     // Own thread: enter the isolate again before the Locker restores this
     // V8 thread. Restoring its debug state re-applies breakpoints, which
     // needs Isolate::Current() on this OS thread (it crashed in
@@ -209,6 +215,32 @@ void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
 #if KO_CARRY_CONTINUATION_DATA
   if (carry) iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif
+}
+
+// A suspended coroutine woken by JsDestroy at environment teardown, in its
+// suspension point: what leaving its frames would do to V8, without leaving
+// them (they hold JavaScript, which must not run now). Its Unlocker takes
+// this V8 thread back; the body's outermost HandleScope, closed, frees the
+// handle blocks of every scope its frames opened; the top-level Locker,
+// destroyed, frees the V8 thread (as when a body returns) and unlocks. None
+// of these objects is destroyed again: the frames they live in are never
+// returned into. It then waits, suspended, to be destroyed with its stack
+// (on threads, its OS thread leaves from that wait without unwinding).
+[[noreturn]] void Abandon(JsCoroutine *c, v8::Unlocker *unlocker) {
+  v8::Isolate *iso = c->isolate;
+  unlocker->~Unlocker();
+  if (c->body_scope) c->body_scope->~HandleScope();
+  c->body_scope = nullptr;
+  c->locker->~Locker();
+  c->locker = nullptr;
+  iso->DiscardThreadSpecificMetadata();
+  c->finished = true;
+  c->entered = false;
+  c->next = nullptr;
+  if (!c->own_thread) {
+    SwapSlots(&c->tid, &c->stack_start, c->back_tid, c->back_stack_start);
+  }
+  for (;;) ko_yield(nullptr);
 }
 }  // namespace
 
@@ -227,6 +259,10 @@ void JsDestroy(JsCoroutine *c) {
     c->quit = true;
     v8::HandleScope scope(c->isolate);
     JsResume(c, false);  // leaves its body loop: its V8 thread is freed
+  } else if (c->co && c->entered && !c->finished && ko_status(c->co) == KO_SUSPENDED) {
+    c->abandon = true;
+    v8::HandleScope scope(c->isolate);
+    JsResume(c, false);  // frees its V8 thread in Abandon and comes straight back
   }
   if (c->co) ko_destroy(c->co);
   c->co = nullptr;

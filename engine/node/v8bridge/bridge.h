@@ -93,6 +93,13 @@ struct JsCoroutine {
   const ko_backend *backend = nullptr;
   size_t req_stack = 0;
   size_t req_guard = 0;
+  // Abandoning (JsDestroy of one suspended mid-body, at environment
+  // teardown): set by the destroyer, seen by the coroutine when it wakes in
+  // its suspension point. Its body's outermost HandleScope and its V8
+  // thread's top-level Locker, on its own stack, are what it closes then.
+  bool abandon = false;
+  v8::HandleScope *body_scope = nullptr;
+  v8::Locker *locker = nullptr;
   // Its number in the binding's table while it is in use, else -1.
   double no = -1;
   // Until it starts: a weak handle on the JS object that stands for it, so
@@ -112,9 +119,15 @@ void JsYield(JsCoroutine *c);
 // (c->chained): suspends it and has the resumer resume `next` (suspended,
 // not c) at once.
 void JsYieldTo(JsCoroutine *c, JsCoroutine *next);
-// Frees a coroutine that has finished or never started. A parked one
-// (c->parked) is first woken to leave its body loop, which frees its V8
-// thread (caller holds the isolate).
+// Frees a coroutine that is not running (caller holds the isolate). A
+// parked one (c->parked) is first woken to leave its body loop, which frees
+// its V8 thread. One suspended mid-body is abandoned, which only
+// environment teardown may do (the binding refuses it otherwise): woken
+// once, it frees its V8 thread without running any JavaScript or unwinding
+// its frames (its `finally` blocks and C++ destructors never run, as for a
+// generator never resumed), then waits to be destroyed with its stack; on
+// the threads backend its OS thread leaves through the backend (see
+// backends/threads) and is joined before this returns.
 void JsDestroy(JsCoroutine *c);
 // A parked coroutine, ready to run a new body: clears what its last use
 // left (async contexts, continuation data, hand-off state).
