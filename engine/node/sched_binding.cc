@@ -264,11 +264,6 @@ FN(block_external) {
   return Blocked(c, t, r);
 }
 
-FN(expire) {
-  Call c(env, info);
-  return c.RetI((int32_t)ks_expire(c.core, c.Now(0)));
-}
-
 FN(next_deadline) {
   Call c(env, info);
   ks_time d = ks_next_deadline(c.core);
@@ -422,7 +417,7 @@ FN(obj_free) {
 
 #define KS_BINDING_OPS(XX)                                                                                      \
   XX(set_buffers) XX(spawn) XX(proxy) XX(release) XX(next) XX(unnext) XX(exit) XX(cancel) XX(wakeup) XX(yield) \
-  XX(sleep) XX(join) XX(block_external) XX(wake_external) XX(expire) XX(next_deadline) XX(task_info)          \
+  XX(sleep) XX(join) XX(block_external) XX(wake_external) XX(next_deadline) XX(task_info)                     \
   XX(describe) XX(live_count) XX(chan_new) XX(chan_send) XX(chan_recv) XX(chan_try_send) XX(chan_try_recv)   \
   XX(chan_close) XX(chan_info) XX(select) XX(mutex_new) XX(mutex_lock) XX(mutex_trylock) XX(mutex_unlock)    \
   XX(mutex_info) XX(cond_new) XX(cond_wait) XX(cond_signal) XX(cond_broadcast) XX(sem_new) XX(sem_acquire)   \

@@ -31,7 +31,6 @@ export interface SchedBinding {
   block_external(h: number, now: number, timeout: number, kind: number): number;
   /** With `pop` 1, the task now at the head of the queue is popped into io[NEXT] (-1: none). */
   wake_external(h: number, seq: number, status: number, pop: number): number;
-  expire(now: number): number;
   next_deadline(): number;
   task_info(h: number): number;
   describe(h: number, now: number): string;
