@@ -44,6 +44,17 @@ struct ProfilerLoan {
 };
 
 void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry);
+
+// Own thread (threads backend): when the Locker restores a V8 thread, V8
+// restores its debug state and re-applies breakpoints, which needs
+// Isolate::Current() on this OS thread. V8 12 and later enter the isolate
+// there themselves (Debug::RestoreDebug); V8 11 (Node 20) does not, and a
+// coroutine resumed after a debugger pause crashed in
+// Isolate::main_thread_local_heap(): there the coroutine's thread enters
+// the isolate before the Locker (the resumer waits in ko_resume meanwhile,
+// so entries stay LIFO). Later V8s must enter after it: entered before,
+// Wasm code GC on Node 26 fails `isolate->thread_id() == ThreadId::Current()`.
+#define KO_ENTER_BEFORE_LOCK (V8_MAJOR_VERSION < 12)
 [[noreturn]] void Abandon(JsCoroutine *c, v8::Unlocker *unlocker);
 
 // Whether a coroutine whose body just returned may park in its pool.
@@ -202,13 +213,15 @@ void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
     c->next = next;
     ko_yield(nullptr);
     if (c->abandon) Abandon(c, &unlocker);
-    // Own thread: enter the isolate again before the Locker restores this
-    // V8 thread. Restoring its debug state re-applies breakpoints, which
-    // needs Isolate::Current() on this OS thread (it crashed in
-    // Isolate::main_thread_local_heap() after a pause in a coroutine). The
-    // resumer waits in ko_resume meanwhile, so entries stay LIFO.
+#if KO_ENTER_BEFORE_LOCK
+    if (c->own_thread) iso->Enter();
+#endif
   }
+#if KO_ENTER_BEFORE_LOCK
+  if (!c->own_thread) RefreshStackStart(iso);
+#else
   if (c->own_thread) iso->Enter(); else RefreshStackStart(iso);
+#endif
   if ((size_field = StackSizeField(iso))) *size_field = c->v8_stack_size;
   ProfilerLend();
   if (c->own_thread) ProfilerOwnThreadIn(iso);
