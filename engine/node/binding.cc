@@ -449,6 +449,21 @@ void CleanupCoroutines(void *arg) {
   }
 }
 
+// The arguments and the Instance of a plain N-API callback (the fast paths
+// take the Instance as their data, not through node-addon-api).
+template <size_t N>
+struct RawCall {
+  napi_env env;
+  Instance *inst;
+  size_t argc = N;
+  napi_value argv[N];
+  RawCall(napi_env e, napi_callback_info info) : env(e) {
+    void *data;
+    napi_get_cb_info(e, info, &argc, argv, nullptr, &data);
+    inst = static_cast<Instance *>(data);
+  }
+};
+
 // The switch functions: plain N-API callbacks (the hot path), with the
 // Instance as their data; a coroutine is named by its number.
 struct SwitchCall {
@@ -561,11 +576,9 @@ napi_value YieldTo(napi_env env, napi_callback_info info) {
 // sizes waits there (its stack and V8 thread are reused), else made anew.
 // `backend` is the index in backends().
 napi_value Create(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  void *data;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
-  Instance *inst = static_cast<Instance *>(data);
+  RawCall<8> call(env, info);
+  Instance *inst = call.inst;
+  napi_value *argv = call.argv;
   if (!inst->pool.dropped.empty()) DrainDropped(inst);
   Napi::Env e(env);
   const Discovery &d = Discover();
@@ -633,14 +646,14 @@ napi_value Create(napi_env env, napi_callback_info info) {
   }
 #endif
   c->no = inst->Add(c);
-  if (argc >= 5) {
+  if (call.argc >= 5) {
     v8::Local<v8::Value> holder = Coroutine::ToV8(Napi::Value(env, argv[4]));
     if (holder->IsObject()) {
       c->holder.Reset(iso, holder.As<v8::Object>());
       c->holder.SetWeak(c, OnDropped, v8::WeakCallbackType::kParameter);
     }
   }
-  if (argc >= 8) {
+  if (call.argc >= 8) {
     // its base async context (as setBase), for resumeScoped and chains
     napi_get_value_double(env, argv[5], &c->base_id);
     napi_get_value_double(env, argv[6], &c->base_trigger);
@@ -668,12 +681,9 @@ JsCoroutine *Owned(napi_env env, Instance *inst, napi_value arg) {
 // destroy(no): frees coroutine `no`, which must not be started (it may
 // go back to the pool).
 napi_value DestroyNo(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg;
-  void *data;
-  napi_get_cb_info(env, info, &argc, &arg, nullptr, &data);
-  Instance *inst = static_cast<Instance *>(data);
-  JsCoroutine *c = Owned(env, inst, arg);
+  RawCall<1> call(env, info);
+  Instance *inst = call.inst;
+  JsCoroutine *c = Owned(env, inst, call.argv[0]);
   if (!c) return nullptr;
   if (c->started && !c->finished) {
     Throw(Napi::Env(env), KO_EBUSY, "a started coroutine must finish (return() it) before it is destroyed");
@@ -688,12 +698,9 @@ napi_value DestroyNo(napi_env env, napi_callback_info info) {
 // setBase(no, asyncId, triggerId, resource): the async context a chain
 // runs coroutine `no` in (see ResumeChain).
 napi_value SetBaseNo(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  void *data;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
-  Instance *inst = static_cast<Instance *>(data);
-  JsCoroutine *c = Owned(env, inst, argv[0]);
+  RawCall<4> call(env, info);
+  napi_value *argv = call.argv;
+  JsCoroutine *c = Owned(env, call.inst, argv[0]);
   if (!c) return nullptr;
   napi_get_value_double(env, argv[1], &c->base_id);
   napi_get_value_double(env, argv[2], &c->base_trigger);
