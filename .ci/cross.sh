@@ -326,7 +326,14 @@ exit $status
 #endif
 
 void ko_asm_jump(void **from, void **to);
+#ifdef _WIN32
+/* Windows: and the DeallocationStack the context's TIB gets. */
+void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg, void *dealloc);
+#define MAKE(top, lo, entry, arg, base) ko_asm_make(top, lo, entry, arg, base)
+#else
 void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
+#define MAKE(top, lo, entry, arg, base) ko_asm_make(top, lo, entry, arg)
+#endif
 void ko_test_switch(void **from, void **to, const uintptr_t *fill, uintptr_t *got);
 void probe_entry(void *arg);
 void co_entry(void *arg);
@@ -442,7 +449,7 @@ static void windows_checks(int self) {
   uintptr_t top = ((uintptr_t)stack_lo[self] + STACK - TOP_OFFSET) & ~(uintptr_t)15;
   CHECK((uintptr_t)tib->StackBase == top, "StackBase %p", tib->StackBase);
   CHECK((unsigned char *)tib->StackLimit == stack_lo[self] + LO_OFFSET, "StackLimit %p", tib->StackLimit);
-  CHECK((unsigned char *)__readgsqword(0x1478) == stack_lo[self] + LO_OFFSET, "DeallocationStack");
+  CHECK((unsigned char *)__readgsqword(0x1478) == stack_lo[self], "DeallocationStack");
   CHECK(__readgsqword(0) == ~0ull, "ExceptionList %#llx", __readgsqword(0));
   /* The Windows unwinder must walk this stack to a null return address. */
   CONTEXT c;
@@ -551,7 +558,7 @@ int main(void) {
     }
     memset(stack_lo[i], 0xa5, STACK);
     unsigned char *top = stack_lo[i] + STACK - TOP_OFFSET;
-    ctx[i] = ko_asm_make(top, stack_lo[i] + LO_OFFSET, probe_entry, &markers[i]);
+    ctx[i] = MAKE(top, stack_lo[i] + LO_OFFSET, probe_entry, &markers[i], stack_lo[i]);
     CHECK((uintptr_t)ctx[i] < (uintptr_t)top && (uintptr_t)ctx[i] > (uintptr_t)top - 1024, "ko_asm_make returned %p", ctx[i]);
   }
   fesetround(FE_TONEAREST);
