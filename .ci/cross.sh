@@ -320,9 +320,20 @@ exit $status
 #ifdef _WIN32
 #include <windows.h>
 #include <intrin.h>
-#else
+#endif
+#if !defined(_WIN32)
 #include <sys/mman.h>
+#endif
+#if !defined(_WIN64)
 #include <unwind.h>
+#endif
+/* The TEB's ExceptionList and DeallocationStack (Win64: gs, Win32: fs). */
+#if defined(_WIN64)
+#define TEB_EXCEPT() ((uintptr_t)__readgsqword(0))
+#define TEB_DEALLOC() ((uintptr_t)__readgsqword(0x1478))
+#elif defined(_WIN32)
+#define TEB_EXCEPT() ((uintptr_t)__readfsdword(0))
+#define TEB_DEALLOC() ((uintptr_t)__readfsdword(0xE0C))
 #endif
 
 void ko_asm_jump(void **from, void **to);
@@ -441,6 +452,31 @@ static int hop(int self, int next, int round, int depth, uint64_t rng) {
   return bad;
 }
 
+#if !defined(_WIN64)
+struct bt { int n; uintptr_t last; };
+static _Unwind_Reason_Code bt_cb(struct _Unwind_Context *c, void *p) {
+  struct bt *b = p;
+  uintptr_t ip = (uintptr_t)_Unwind_GetIP(c);
+  b->n++;
+  if (ip) b->last = ip;
+  return b->n > 100 ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+static void unwind_checks(void) {
+  struct bt b = {0, 0};
+  _Unwind_Reason_Code r = _Unwind_Backtrace(bt_cb, &b);
+#if defined(__arm__)
+  /* EHABI: ko_asm_start is EXIDX_CANTUNWIND; the walk stops there. */
+  CHECK(b.n >= 1 && b.n < 10 && r == _URC_FAILURE, "the unwind did not stop at the first frame: %d frames, code %d", b.n, (int)r);
+#else
+  /* DWARF: ko_asm_start's return address is undefined; it follows ko_asm_make. */
+  CHECK(b.n < 10 && r == _URC_END_OF_STACK && b.last > (uintptr_t)ko_asm_make &&
+        b.last < (uintptr_t)ko_asm_make + 0x200,
+        "the unwind did not end at ko_asm_start: %d frames, code %d, last ip %#lx", b.n, (int)r, (unsigned long)b.last);
+#endif
+}
+#endif
+
 #ifdef _WIN32
 int cxx_throw_catch(int v);
 
@@ -449,8 +485,9 @@ static void windows_checks(int self) {
   uintptr_t top = ((uintptr_t)stack_lo[self] + STACK - TOP_OFFSET) & ~(uintptr_t)15;
   CHECK((uintptr_t)tib->StackBase == top, "StackBase %p", tib->StackBase);
   CHECK((unsigned char *)tib->StackLimit == stack_lo[self] + LO_OFFSET, "StackLimit %p", tib->StackLimit);
-  CHECK((unsigned char *)__readgsqword(0x1478) == stack_lo[self], "DeallocationStack");
-  CHECK(__readgsqword(0) == ~0ull, "ExceptionList %#llx", __readgsqword(0));
+  CHECK((unsigned char *)TEB_DEALLOC() == stack_lo[self], "DeallocationStack");
+  CHECK(TEB_EXCEPT() == ~(uintptr_t)0, "ExceptionList %#lx", (unsigned long)TEB_EXCEPT());
+#if defined(_WIN64)
   /* The Windows unwinder must walk this stack to a null return address. */
   CONTEXT c;
   RtlCaptureContext(&c);
@@ -476,31 +513,12 @@ static void windows_checks(int self) {
   /* ko_asm_start, the first frame, directly follows ko_asm_make. */
   CHECK(lastpc > (DWORD64)(uintptr_t)ko_asm_make && lastpc < (DWORD64)(uintptr_t)ko_asm_make + 0x200,
         "the last frame %#llx is not ko_asm_start", (unsigned long long)lastpc);
+#else
+  /* Win32 code from mingw-w64 unwinds with DWARF CFI, as on Linux. */
+  unwind_checks();
+#endif
   /* SEH dispatch checks frames against the TIB's stack bounds. */
   CHECK(cxx_throw_catch(self) == self * 7, "a C++ exception thrown and caught inside the coroutine");
-}
-#else
-struct bt { int n; uintptr_t last; };
-static _Unwind_Reason_Code bt_cb(struct _Unwind_Context *c, void *p) {
-  struct bt *b = p;
-  uintptr_t ip = (uintptr_t)_Unwind_GetIP(c);
-  b->n++;
-  if (ip) b->last = ip;
-  return b->n > 100 ? _URC_END_OF_STACK : _URC_NO_REASON;
-}
-
-static void unwind_checks(void) {
-  struct bt b = {0, 0};
-  _Unwind_Reason_Code r = _Unwind_Backtrace(bt_cb, &b);
-#if defined(__arm__)
-  /* EHABI: ko_asm_start is EXIDX_CANTUNWIND; the walk stops there. */
-  CHECK(b.n >= 1 && b.n < 10 && r == _URC_FAILURE, "the unwind did not stop at the first frame: %d frames, code %d", b.n, (int)r);
-#else
-  /* DWARF: ko_asm_start's return address is undefined; it follows ko_asm_make. */
-  CHECK(b.n < 10 && r == _URC_END_OF_STACK && b.last > (uintptr_t)ko_asm_make &&
-        b.last < (uintptr_t)ko_asm_make + 0x200,
-        "the unwind did not end at ko_asm_start: %d frames, code %d, last ip %#lx", b.n, (int)r, (unsigned long)b.last);
-#endif
 }
 #endif
 
@@ -546,7 +564,7 @@ int main(void) {
 #ifdef _WIN32
   NT_TIB *tib = (NT_TIB *)NtCurrentTeb();
   void *base0 = tib->StackBase, *limit0 = tib->StackLimit;
-  unsigned long long dealloc0 = __readgsqword(0x1478), except0 = __readgsqword(0);
+  uintptr_t dealloc0 = TEB_DEALLOC(), except0 = TEB_EXCEPT();
 #endif
   made_mode = FE_DOWNWARD;
   fesetround(made_mode);
@@ -566,8 +584,8 @@ int main(void) {
     int bad = hop(0, 1, round, round % 17, splitmix(round));
     CHECK(bad == 0, "main round %d: %d errors", round, bad);
 #ifdef _WIN32
-    CHECK(tib->StackBase == base0 && tib->StackLimit == limit0 && __readgsqword(0x1478) == dealloc0 &&
-          __readgsqword(0) == except0, "main's TIB fields were not restored");
+    CHECK(tib->StackBase == base0 && tib->StackLimit == limit0 && TEB_DEALLOC() == dealloc0 &&
+          TEB_EXCEPT() == except0, "main's TIB fields were not restored");
 #endif
   }
   for (int i = 1; i <= NCO; i++) CHECK(co_rounds[i] == ROUNDS - 1, "context %d did %d rounds", i, co_rounds[i]);
@@ -638,9 +656,14 @@ probe_entry:
     jmp co_entry
     .section .note.GNU-stack,"",%progbits
 #elif defined(__i386__)
+#ifdef _WIN32
+#define SYM(x) _##x
+#else
+#define SYM(x) x
+#endif
     .text
-    .globl ko_test_switch
-ko_test_switch:
+    .globl SYM(ko_test_switch)
+SYM(ko_test_switch):
     pushl %ebp; pushl %ebx; pushl %esi; pushl %edi
     movl 32(%esp), %eax; pushl %eax      /* got */
     movl 32(%esp), %eax                  /* fill */
@@ -649,18 +672,20 @@ ko_test_switch:
     movl 0(%eax), %ebx; movl 4(%eax), %esi; movl 8(%eax), %edi; movl 12(%eax), %ebp
     pushl %edx; pushl %ecx
     movl $-1, %eax; movl $-1, %ecx; movl $-1, %edx
-    call ko_asm_jump
+    call SYM(ko_asm_jump)
     addl $8, %esp
     movl (%esp), %eax
     movl %ebx, 0(%eax); movl %esi, 4(%eax); movl %edi, 8(%eax); movl %ebp, 12(%eax)
     addl $4, %esp
     popl %edi; popl %esi; popl %ebx; popl %ebp
     ret
-    .globl probe_entry
-probe_entry:
-    movl %esp, probe_sp
-    jmp co_entry
+    .globl SYM(probe_entry)
+SYM(probe_entry):
+    movl %esp, SYM(probe_sp)
+    jmp SYM(co_entry)
+#ifndef _WIN32
     .section .note.GNU-stack,"",%progbits
+#endif
 #elif defined(__aarch64__)
     .text
     .globl ko_test_switch
