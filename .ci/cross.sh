@@ -19,21 +19,27 @@
 # children (Debian 12's qemu 7.2 with glibc 2.36: a fork() child hangs).
 # Under qemu, failures of the tests in QEMU_UNJUDGED_TESTS are shown but do
 # not fail the target (the reason is printed); every other failure does.
-# For x86_64-w64-mingw32: compiles every library object it can (a full
-# Windows build is not expected yet: engine/src/stack.c uses mmap) and
-# requires the asm backend's two; with wine installed, it also runs asm-abi
-# there (plus the TIB stack bounds, a Windows unwind walk and a C++ exception
-# thrown and caught inside a coroutine).
+# For x86_64-w64-mingw32 and i686-w64-mingw32: builds asm-abi (on Windows
+# it also checks the TIB stack bounds per context, a Windows unwind walk on
+# Win64 or a DWARF one on Win32, and a C++ exception thrown and caught
+# inside a coroutine), then libkorutin and korutin-selfcheck with CMake
+# (statically linked), and runs both under wine. A wine that cannot run
+# the target's programs (32-bit ones need wine32) makes the target BUILT,
+# with the reason. The scheduler is not built (KORUTIN_WITH_SCHED is off in
+# cross builds; Debian has no mingw build of libuv).
 # "native" (not in the default list) does steps 1 and 2 on the build host.
 #
 # Debian packages it needs (it installs nothing itself):
 #   cmake make gcc-i686-linux-gnu gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
-#   qemu-user gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64
-#   wine (optional: the Windows run; wine64 is enough)
+#   qemu-user gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 gcc-mingw-w64-i686
+#   g++-mingw-w64-i686
+#   wine (optional: the Windows runs; wine64 runs x86_64 only, i686 needs
+#   wine32:i386 too)
 #
 # Usage: .ci/cross.sh [TARGET...]
 #   TARGET: i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf
-#           x86_64-w64-mingw32 native          (default: the first four)
+#           x86_64-w64-mingw32 i686-w64-mingw32 native
+#           (default: all but native)
 # Environment: KO_CROSS_DIR  build root (default: ${TMPDIR:-/tmp}/korutin-cross)
 #              KO_JOBS       parallel build jobs (default: 2)
 # Prints one line per target, "cross: TARGET: PASS|FAIL|BUILT (...)", and
@@ -47,7 +53,7 @@ TIMEOUT=900
 mkdir -p "$OUT"
 
 if [ $# -eq 0 ]; then
-  set -- i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf x86_64-w64-mingw32
+  set -- i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf x86_64-w64-mingw32 i686-w64-mingw32
 fi
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -239,51 +245,82 @@ linux_target() {
   fi
 }
 
+# wine_runs EXE: can this wine run EXE (a program that only returns 42)?
+wine_runs() {
+  WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all timeout 120 wine "$1" >/dev/null 2>&1
+  [ $? = 42 ]
+}
+
+# Summary of a korutin-selfcheck log: its last "selfcheck: " line and each
+# backend's counts from the table above it.
+selfcheck_summary() {
+  local s
+  s=$(grep -E '^selfcheck: ' "$1" | tail -n 1)
+  [ -n "$s" ] && s="$s [$(awk '/^backend +passed/ {on = 1; next} on && NF == 0 {on = 0}
+    on && $2 ~ /^[0-9]+$/ {printf "%s%s %s passed %s failed %s skipped", sep, $1, $2, $3, $4; sep = ", "}' "$1")]"
+  echo "$s"
+}
+
+# x86_64-w64-mingw32, i686-w64-mingw32: asm-abi (plus, on Windows, the TIB
+# stack bounds, a Windows unwind walk on Win64 or a DWARF one on Win32, and
+# a C++ exception thrown and caught inside a coroutine), then the library
+# and korutin-selfcheck built with CMake, both run under wine.
 mingw_target() {
-  local t=x86_64-w64-mingw32 dir="$OUT/x86_64-w64-mingw32"
-  for tool in $t-gcc cmake make; do
+  local t=$1 dir="$OUT/$1" cc=$1-gcc tool
+  for tool in $t-gcc $t-g++ cmake make; do
     have "$tool" || { echo "cross: $t: FAIL (missing $tool; see the package list at the top of .ci/cross.sh)"; return 1; }
   done
-  if ! configure "$t" "$dir" -G "Unix Makefiles"; then
-    echo "cross: $t: FAIL (configure failed; $dir.configure.log)"; return 1
-  fi
-  # Each object on its own: which ones build for Windows today.
-  local objs built=() failed=() o
-  objs=$(make -C "$dir" help 2>/dev/null | sed -n 's/^\.\.\. \(.*\.obj\)$/\1/p')
-  for o in $objs; do
-    if make -C "$dir" "$o" >"$dir.$(basename "$o").log" 2>&1; then built+=("$o"); else failed+=("$o"); fi
-  done
-  local need ok=1 asmsrc
-  asmsrc=$(asm_file_for "$t" "$t-gcc")
-  for need in backends/asm/asm.obj "${asmsrc%.S}.obj"; do
-    case " ${built[*]} " in *" $need "*) ;; *) ok=0 ;; esac
-  done
-  local res_obj="objects built: ${built[*]:-none}; not built: ${failed[*]:-none}"
-  if [ $ok = 0 ]; then
-    echo "cross: $t: FAIL (the asm backend's objects did not build; $res_obj)"; return 1
-  fi
-
-  local abi="$dir-asm-abi" res_abi
+  local asmsrc abi="$dir-asm-abi"
+  asmsrc=$(asm_file_for "$t" "$cc") || { echo "cross: $t: FAIL (no row for it in backends/asm/arch.txt)"; return 1; }
   write_abi_sources "$abi"
-  if ! have $t-g++; then
-    res_abi="asm-abi not built: $t-g++ missing"
-    echo "cross: $t: BUILT ($res_obj; $res_abi)"; return 0
-  fi
-  if ! { $t-gcc -O2 -g -c -o "$abi/check.o" "$abi/asm_abi_check.c" &&
-         $t-gcc -c -o "$abi/regs.o" "$abi/asm_abi_regs.S" &&
-         $t-gcc -c -o "$abi/switch.o" "$ROOT/$asmsrc" &&
+  if ! { $cc -O2 -g -c -o "$abi/check.o" "$abi/asm_abi_check.c" &&
+         $cc -c -o "$abi/regs.o" "$abi/asm_abi_regs.S" &&
+         $cc -c -o "$abi/switch.o" "$ROOT/$asmsrc" &&
          $t-g++ -O2 -c -o "$abi/cxx.o" "$abi/asm_abi_cxx.cc" &&
          $t-g++ -static -o "$abi/asm_abi_check.exe" "$abi/check.o" "$abi/regs.o" "$abi/switch.o" "$abi/cxx.o"; } >"$abi/build.log" 2>&1; then
-    echo "cross: $t: FAIL ($res_obj; asm-abi build failed: $abi/build.log)"; return 1
+    echo "cross: $t: FAIL (asm-abi build failed: $abi/build.log)"; return 1
   fi
+  # Static: the runtime DLLs (libgcc, libwinpthread) need no PATH under wine.
+  if ! configure "$t" "$dir" -G "Unix Makefiles" -DCMAKE_EXE_LINKER_FLAGS=-static; then
+    echo "cross: $t: FAIL (configure failed; $dir.configure.log)"; return 1
+  fi
+  if ! run_logged "$dir.build.log" cmake --build "$dir" -j "$JOBS" --target korutin korutin-selfcheck; then
+    echo "cross: $t: FAIL (build of libkorutin and korutin-selfcheck failed; $dir.build.log)"; return 1
+  fi
+  local built="built: asm-abi, libkorutin, korutin-selfcheck ($asmsrc)"
   if ! have wine; then
-    echo "cross: $t: BUILT ($res_obj; asm-abi built, not run: wine is not installed)"; return 0
+    echo "cross: $t: BUILT ($built; not run: wine is not installed)"; return 0
   fi
-  mkdir -p "$OUT/wineprefix"
+  mkdir -p "$OUT/wineprefix" "$OUT/probe-$t"
+  printf 'int main(void) { return 42; }\n' > "$OUT/probe-$t/plain.c"
+  $cc -o "$OUT/probe-$t/plain.exe" "$OUT/probe-$t/plain.c" >/dev/null 2>&1
+  if ! wine_runs "$OUT/probe-$t/plain.exe"; then
+    local why="this wine cannot run $t programs"
+    case $t in i686-*) why="$why (32-bit Windows programs need wine32; Debian: dpkg --add-architecture i386, then apt-get install wine32:i386)" ;; esac
+    echo "cross: $t: BUILT ($built; not run: $why)"; return 0
+  fi
+  local ok=1 res_abi res_sc exe
   if WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all run_logged "$abi/run.log" wine "$abi/asm_abi_check.exe"; then
-    echo "cross: $t: PASS (wine; asm-abi: $(grep 'checks,' "$abi/run.log" | tail -n 1); $res_obj)"
+    res_abi="asm-abi: $(grep 'checks,' "$abi/run.log" | tail -n 1)"
   else
-    echo "cross: $t: FAIL (wine; asm-abi: exit $?, $(grep -m1 -E 'FAIL|terminate' "$abi/run.log"); log $abi/run.log; $res_obj)"
+    res_abi="asm-abi: FAILED, exit $? ($(grep -m1 -E 'FAIL|terminate' "$abi/run.log"); log $abi/run.log)"; ok=0
+  fi
+  exe=$(find "$dir" -type f -name korutin-selfcheck.exe | head -n 1)
+  WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all run_logged "$dir.selfcheck.log" wine "$exe" --backend all -v
+  local rc=$? summary fails
+  summary=$(selfcheck_summary "$dir.selfcheck.log")
+  fails=$(sed -n 's/^  \([a-z0-9_-]*\) \{1,\}\([a-z0-9_-]*\) \{1,\}FAIL.*/\1\/\2/p' "$dir.selfcheck.log" | tr '\n' ' ')
+  if [ -z "$summary" ]; then
+    res_sc="korutin-selfcheck --backend all: FAILED, exit $rc and no summary (log $dir.selfcheck.log)"; ok=0
+  elif [ $rc != 0 ] || [ -n "$fails" ]; then
+    res_sc="korutin-selfcheck --backend all: $summary; failed: ${fails:-?}(log $dir.selfcheck.log)"; ok=0
+  else
+    res_sc="korutin-selfcheck --backend all: $summary"
+  fi
+  if [ $ok = 1 ]; then
+    echo "cross: $t: PASS (wine $(wine --version 2>/dev/null | sed 's/^wine-//'); $res_abi; $res_sc)"
+  else
+    echo "cross: $t: FAIL (wine; $res_abi; $res_sc)"
     return 1
   fi
 }
@@ -292,7 +329,7 @@ status=0
 for t in "$@"; do
   case $t in
     i686-linux-gnu|aarch64-linux-gnu|arm-linux-gnueabihf|native) linux_target "$t" || status=1 ;;
-    x86_64-w64-mingw32) mingw_target || status=1 ;;
+    x86_64-w64-mingw32|i686-w64-mingw32) mingw_target "$t" || status=1 ;;
     *) echo "cross: $t: FAIL (unknown target)"; status=1 ;;
   esac
 done
