@@ -23,9 +23,9 @@
 # it also checks the TIB stack bounds per context, a Windows unwind walk on
 # Win64 or a DWARF one on Win32, and a C++ exception thrown and caught
 # inside a coroutine), then libkorutin and korutin-selfcheck with CMake
-# (statically linked), and runs both under wine. A wine that cannot run
-# the target's programs (32-bit ones need wine32) makes the target BUILT,
-# with the reason. The scheduler is not built (KORUTIN_WITH_SCHED is off in
+# (statically linked), and runs both under wine (32-bit programs: see the
+# package list). A wine that cannot run the target's programs makes the
+# target BUILT, with the reason. The scheduler is not built (KORUTIN_WITH_SCHED is off in
 # cross builds; Debian has no mingw build of libuv).
 # "native" (not in the default list) does steps 1 and 2 on the build host.
 #
@@ -33,8 +33,9 @@
 #   cmake make gcc-i686-linux-gnu gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
 #   qemu-user gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 gcc-mingw-w64-i686
 #   g++-mingw-w64-i686
-#   wine (optional: the Windows runs; wine64 runs x86_64 only, i686 needs
-#   wine32:i386 too)
+#   wine (optional: the Windows runs; wine64 runs x86_64 only: for i686,
+#   wine32:i386 when installed, else .ci/wine32.sh unpacks Debian's wine32
+#   privately, which needs libz-mingw-w64, python3 and network access)
 #
 # Usage: .ci/cross.sh [TARGET...]
 #   TARGET: i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf
@@ -245,9 +246,10 @@ linux_target() {
   fi
 }
 
-# wine_runs EXE: can this wine run EXE (a program that only returns 42)?
+# The wine that runs a target's programs: WRUN (a command prefix).
+# wine_runs EXE: can WRUN run EXE (a program that only returns 42)?
 wine_runs() {
-  WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all timeout 120 wine "$1" >/dev/null 2>&1
+  timeout 300 "${WRUN[@]}" "$1" >/dev/null 2>&1
   [ $? = 42 ]
 }
 
@@ -294,19 +296,31 @@ mingw_target() {
   mkdir -p "$OUT/wineprefix" "$OUT/probe-$t"
   printf 'int main(void) { return 42; }\n' > "$OUT/probe-$t/plain.c"
   $cc -o "$OUT/probe-$t/plain.exe" "$OUT/probe-$t/plain.c" >/dev/null 2>&1
+  local how="wine $(wine --version 2>/dev/null | sed 's/^wine-//')"
+  WRUN=(env WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all wine)
   if ! wine_runs "$OUT/probe-$t/plain.exe"; then
     local why="this wine cannot run $t programs"
-    case $t in i686-*) why="$why (32-bit Windows programs need wine32; Debian: dpkg --add-architecture i386, then apt-get install wine32:i386)" ;; esac
-    echo "cross: $t: BUILT ($built; not run: $why)"; return 0
+    case $t in
+      i686-*)
+        # wine64 alone runs no 32-bit programs; .ci/wine32.sh unpacks
+        # Debian's wine32 privately (no dpkg change) and runs them with it.
+        WRUN=(bash "$ROOT/.ci/wine32.sh")
+        how="$how, 32-bit side: Debian's wine32 unpacked by .ci/wine32.sh"
+        wine_runs "$OUT/probe-$t/plain.exe" && why="" ||
+          why="$why: 32-bit Windows programs need wine32 (Debian: wine32:i386), and .ci/wine32.sh could not provide it ($(bash "$ROOT/.ci/wine32.sh" /dev/null 2>&1 | grep -m1 'wine32.sh:'))" ;;
+    esac
+    if [ -n "$why" ]; then
+      echo "cross: $t: BUILT ($built; not run: $why)"; return 0
+    fi
   fi
   local ok=1 res_abi res_sc exe
-  if WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all run_logged "$abi/run.log" wine "$abi/asm_abi_check.exe"; then
+  if run_logged "$abi/run.log" "${WRUN[@]}" "$abi/asm_abi_check.exe"; then
     res_abi="asm-abi: $(grep 'checks,' "$abi/run.log" | tail -n 1)"
   else
     res_abi="asm-abi: FAILED, exit $? ($(grep -m1 -E 'FAIL|terminate' "$abi/run.log"); log $abi/run.log)"; ok=0
   fi
   exe=$(find "$dir" -type f -name korutin-selfcheck.exe | head -n 1)
-  WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all run_logged "$dir.selfcheck.log" wine "$exe" --backend all -v
+  run_logged "$dir.selfcheck.log" "${WRUN[@]}" "$exe" --backend all -v
   local rc=$? summary fails
   summary=$(selfcheck_summary "$dir.selfcheck.log")
   fails=$(sed -n 's/^  \([a-z0-9_-]*\) \{1,\}\([a-z0-9_-]*\) \{1,\}FAIL.*/\1\/\2/p' "$dir.selfcheck.log" | tr '\n' ' ')
@@ -318,9 +332,9 @@ mingw_target() {
     res_sc="korutin-selfcheck --backend all: $summary"
   fi
   if [ $ok = 1 ]; then
-    echo "cross: $t: PASS (wine $(wine --version 2>/dev/null | sed 's/^wine-//'); $res_abi; $res_sc)"
+    echo "cross: $t: PASS ($how; $res_abi; $res_sc)"
   else
-    echo "cross: $t: FAIL (wine; $res_abi; $res_sc)"
+    echo "cross: $t: FAIL ($how; $res_abi; $res_sc)"
     return 1
   fi
 }
