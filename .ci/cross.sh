@@ -19,21 +19,28 @@
 # children (Debian 12's qemu 7.2 with glibc 2.36: a fork() child hangs).
 # Under qemu, failures of the tests in QEMU_UNJUDGED_TESTS are shown but do
 # not fail the target (the reason is printed); every other failure does.
-# For x86_64-w64-mingw32: compiles every library object it can (a full
-# Windows build is not expected yet: engine/src/stack.c uses mmap) and
-# requires the asm backend's two; with wine installed, it also runs asm-abi
-# there (plus the TIB stack bounds, a Windows unwind walk and a C++ exception
-# thrown and caught inside a coroutine).
+# For x86_64-w64-mingw32 and i686-w64-mingw32: builds asm-abi (on Windows
+# it also checks the TIB stack bounds per context, a Windows unwind walk on
+# Win64 or a DWARF one on Win32, and a C++ exception thrown and caught
+# inside a coroutine), then libkorutin and korutin-selfcheck with CMake
+# (statically linked), and runs both under wine (32-bit programs: see the
+# package list). A wine that cannot run the target's programs makes the
+# target BUILT, with the reason. The scheduler is not built (KORUTIN_WITH_SCHED is off in
+# cross builds; Debian has no mingw build of libuv).
 # "native" (not in the default list) does steps 1 and 2 on the build host.
 #
 # Debian packages it needs (it installs nothing itself):
 #   cmake make gcc-i686-linux-gnu gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
-#   qemu-user gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64
-#   wine (optional: the Windows run; wine64 is enough)
+#   qemu-user gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 gcc-mingw-w64-i686
+#   g++-mingw-w64-i686
+#   wine (optional: the Windows runs; wine64 runs x86_64 only: for i686,
+#   wine32:i386 when installed, else .ci/wine32.sh unpacks Debian's wine32
+#   privately, which needs libz-mingw-w64, python3 and network access)
 #
 # Usage: .ci/cross.sh [TARGET...]
 #   TARGET: i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf
-#           x86_64-w64-mingw32 native          (default: the first four)
+#           x86_64-w64-mingw32 i686-w64-mingw32 native
+#           (default: all but native)
 # Environment: KO_CROSS_DIR  build root (default: ${TMPDIR:-/tmp}/korutin-cross)
 #              KO_JOBS       parallel build jobs (default: 2)
 # Prints one line per target, "cross: TARGET: PASS|FAIL|BUILT (...)", and
@@ -47,7 +54,7 @@ TIMEOUT=900
 mkdir -p "$OUT"
 
 if [ $# -eq 0 ]; then
-  set -- i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf x86_64-w64-mingw32
+  set -- i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf x86_64-w64-mingw32 i686-w64-mingw32
 fi
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -239,51 +246,95 @@ linux_target() {
   fi
 }
 
+# The wine that runs a target's programs: WRUN (a command prefix).
+# wine_runs EXE: can WRUN run EXE (a program that only returns 42)?
+wine_runs() {
+  timeout 300 "${WRUN[@]}" "$1" >/dev/null 2>&1
+  [ $? = 42 ]
+}
+
+# Summary of a korutin-selfcheck log: its last "selfcheck: " line and each
+# backend's counts from the table above it.
+selfcheck_summary() {
+  local s
+  s=$(grep -E '^selfcheck: ' "$1" | tail -n 1)
+  [ -n "$s" ] && s="$s [$(awk '/^backend +passed/ {on = 1; next} on && NF == 0 {on = 0}
+    on && $2 ~ /^[0-9]+$/ {printf "%s%s %s passed %s failed %s skipped", sep, $1, $2, $3, $4; sep = ", "}' "$1")]"
+  echo "$s"
+}
+
+# x86_64-w64-mingw32, i686-w64-mingw32: asm-abi (plus, on Windows, the TIB
+# stack bounds, a Windows unwind walk on Win64 or a DWARF one on Win32, and
+# a C++ exception thrown and caught inside a coroutine), then the library
+# and korutin-selfcheck built with CMake, both run under wine.
 mingw_target() {
-  local t=x86_64-w64-mingw32 dir="$OUT/x86_64-w64-mingw32"
-  for tool in $t-gcc cmake make; do
+  local t=$1 dir="$OUT/$1" cc=$1-gcc tool
+  for tool in $t-gcc $t-g++ cmake make; do
     have "$tool" || { echo "cross: $t: FAIL (missing $tool; see the package list at the top of .ci/cross.sh)"; return 1; }
   done
-  if ! configure "$t" "$dir" -G "Unix Makefiles"; then
-    echo "cross: $t: FAIL (configure failed; $dir.configure.log)"; return 1
-  fi
-  # Each object on its own: which ones build for Windows today.
-  local objs built=() failed=() o
-  objs=$(make -C "$dir" help 2>/dev/null | sed -n 's/^\.\.\. \(.*\.obj\)$/\1/p')
-  for o in $objs; do
-    if make -C "$dir" "$o" >"$dir.$(basename "$o").log" 2>&1; then built+=("$o"); else failed+=("$o"); fi
-  done
-  local need ok=1 asmsrc
-  asmsrc=$(asm_file_for "$t" "$t-gcc")
-  for need in backends/asm/asm.obj "${asmsrc%.S}.obj"; do
-    case " ${built[*]} " in *" $need "*) ;; *) ok=0 ;; esac
-  done
-  local res_obj="objects built: ${built[*]:-none}; not built: ${failed[*]:-none}"
-  if [ $ok = 0 ]; then
-    echo "cross: $t: FAIL (the asm backend's objects did not build; $res_obj)"; return 1
-  fi
-
-  local abi="$dir-asm-abi" res_abi
+  local asmsrc abi="$dir-asm-abi"
+  asmsrc=$(asm_file_for "$t" "$cc") || { echo "cross: $t: FAIL (no row for it in backends/asm/arch.txt)"; return 1; }
   write_abi_sources "$abi"
-  if ! have $t-g++; then
-    res_abi="asm-abi not built: $t-g++ missing"
-    echo "cross: $t: BUILT ($res_obj; $res_abi)"; return 0
-  fi
-  if ! { $t-gcc -O2 -g -c -o "$abi/check.o" "$abi/asm_abi_check.c" &&
-         $t-gcc -c -o "$abi/regs.o" "$abi/asm_abi_regs.S" &&
-         $t-gcc -c -o "$abi/switch.o" "$ROOT/$asmsrc" &&
+  if ! { $cc -O2 -g -c -o "$abi/check.o" "$abi/asm_abi_check.c" &&
+         $cc -c -o "$abi/regs.o" "$abi/asm_abi_regs.S" &&
+         $cc -c -o "$abi/switch.o" "$ROOT/$asmsrc" &&
          $t-g++ -O2 -c -o "$abi/cxx.o" "$abi/asm_abi_cxx.cc" &&
          $t-g++ -static -o "$abi/asm_abi_check.exe" "$abi/check.o" "$abi/regs.o" "$abi/switch.o" "$abi/cxx.o"; } >"$abi/build.log" 2>&1; then
-    echo "cross: $t: FAIL ($res_obj; asm-abi build failed: $abi/build.log)"; return 1
+    echo "cross: $t: FAIL (asm-abi build failed: $abi/build.log)"; return 1
   fi
+  # Static: the runtime DLLs (libgcc, libwinpthread) need no PATH under wine.
+  if ! configure "$t" "$dir" -G "Unix Makefiles" -DCMAKE_EXE_LINKER_FLAGS=-static; then
+    echo "cross: $t: FAIL (configure failed; $dir.configure.log)"; return 1
+  fi
+  if ! run_logged "$dir.build.log" cmake --build "$dir" -j "$JOBS" --target korutin korutin-selfcheck; then
+    echo "cross: $t: FAIL (build of libkorutin and korutin-selfcheck failed; $dir.build.log)"; return 1
+  fi
+  local built="built: asm-abi, libkorutin, korutin-selfcheck ($asmsrc)"
   if ! have wine; then
-    echo "cross: $t: BUILT ($res_obj; asm-abi built, not run: wine is not installed)"; return 0
+    echo "cross: $t: BUILT ($built; not run: wine is not installed)"; return 0
   fi
-  mkdir -p "$OUT/wineprefix"
-  if WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all run_logged "$abi/run.log" wine "$abi/asm_abi_check.exe"; then
-    echo "cross: $t: PASS (wine; asm-abi: $(grep 'checks,' "$abi/run.log" | tail -n 1); $res_obj)"
+  mkdir -p "$OUT/wineprefix" "$OUT/probe-$t"
+  printf 'int main(void) { return 42; }\n' > "$OUT/probe-$t/plain.c"
+  $cc -o "$OUT/probe-$t/plain.exe" "$OUT/probe-$t/plain.c" >/dev/null 2>&1
+  local how="wine $(wine --version 2>/dev/null | sed 's/^wine-//')"
+  WRUN=(env WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all wine)
+  if ! wine_runs "$OUT/probe-$t/plain.exe"; then
+    local why="this wine cannot run $t programs"
+    case $t in
+      i686-*)
+        # wine64 alone runs no 32-bit programs; .ci/wine32.sh unpacks
+        # Debian's wine32 privately (no dpkg change) and runs them with it.
+        WRUN=(bash "$ROOT/.ci/wine32.sh")
+        how="$how, 32-bit side: Debian's wine32 unpacked by .ci/wine32.sh"
+        wine_runs "$OUT/probe-$t/plain.exe" && why="" ||
+          why="$why: 32-bit Windows programs need wine32 (Debian: wine32:i386), and .ci/wine32.sh could not provide it ($(bash "$ROOT/.ci/wine32.sh" /dev/null 2>&1 | grep -m1 'wine32.sh:'))" ;;
+    esac
+    if [ -n "$why" ]; then
+      echo "cross: $t: BUILT ($built; not run: $why)"; return 0
+    fi
+  fi
+  local ok=1 res_abi res_sc exe
+  if run_logged "$abi/run.log" "${WRUN[@]}" "$abi/asm_abi_check.exe"; then
+    res_abi="asm-abi: $(grep 'checks,' "$abi/run.log" | tail -n 1)"
   else
-    echo "cross: $t: FAIL (wine; asm-abi: exit $?, $(grep -m1 -E 'FAIL|terminate' "$abi/run.log"); log $abi/run.log; $res_obj)"
+    res_abi="asm-abi: FAILED, exit $? ($(grep -m1 -E 'FAIL|terminate' "$abi/run.log"); log $abi/run.log)"; ok=0
+  fi
+  exe=$(find "$dir" -type f -name korutin-selfcheck.exe | head -n 1)
+  run_logged "$dir.selfcheck.log" "${WRUN[@]}" "$exe" --backend all -v
+  local rc=$? summary fails
+  summary=$(selfcheck_summary "$dir.selfcheck.log")
+  fails=$(sed -n 's/^  \([a-z0-9_-]*\) \{1,\}\([a-z0-9_-]*\) \{1,\}FAIL.*/\1\/\2/p' "$dir.selfcheck.log" | tr '\n' ' ')
+  if [ -z "$summary" ]; then
+    res_sc="korutin-selfcheck --backend all: FAILED, exit $rc and no summary (log $dir.selfcheck.log)"; ok=0
+  elif [ $rc != 0 ] || [ -n "$fails" ]; then
+    res_sc="korutin-selfcheck --backend all: $summary; failed: ${fails:-?}(log $dir.selfcheck.log)"; ok=0
+  else
+    res_sc="korutin-selfcheck --backend all: $summary"
+  fi
+  if [ $ok = 1 ]; then
+    echo "cross: $t: PASS ($how; $res_abi; $res_sc)"
+  else
+    echo "cross: $t: FAIL ($how; $res_abi; $res_sc)"
     return 1
   fi
 }
@@ -292,7 +343,7 @@ status=0
 for t in "$@"; do
   case $t in
     i686-linux-gnu|aarch64-linux-gnu|arm-linux-gnueabihf|native) linux_target "$t" || status=1 ;;
-    x86_64-w64-mingw32) mingw_target || status=1 ;;
+    x86_64-w64-mingw32|i686-w64-mingw32) mingw_target "$t" || status=1 ;;
     *) echo "cross: $t: FAIL (unknown target)"; status=1 ;;
   esac
 done
@@ -320,13 +371,31 @@ exit $status
 #ifdef _WIN32
 #include <windows.h>
 #include <intrin.h>
-#else
+#endif
+#if !defined(_WIN32)
 #include <sys/mman.h>
+#endif
+#if !defined(_WIN64)
 #include <unwind.h>
+#endif
+/* The TEB's ExceptionList and DeallocationStack (Win64: gs, Win32: fs). */
+#if defined(_WIN64)
+#define TEB_EXCEPT() ((uintptr_t)__readgsqword(0))
+#define TEB_DEALLOC() ((uintptr_t)__readgsqword(0x1478))
+#elif defined(_WIN32)
+#define TEB_EXCEPT() ((uintptr_t)__readfsdword(0))
+#define TEB_DEALLOC() ((uintptr_t)__readfsdword(0xE0C))
 #endif
 
 void ko_asm_jump(void **from, void **to);
+#ifdef _WIN32
+/* Windows: and the DeallocationStack the context's TIB gets. */
+void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg, void *dealloc);
+#define MAKE(top, lo, entry, arg, base) ko_asm_make(top, lo, entry, arg, base)
+#else
 void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
+#define MAKE(top, lo, entry, arg, base) ko_asm_make(top, lo, entry, arg)
+#endif
 void ko_test_switch(void **from, void **to, const uintptr_t *fill, uintptr_t *got);
 void probe_entry(void *arg);
 void co_entry(void *arg);
@@ -434,6 +503,31 @@ static int hop(int self, int next, int round, int depth, uint64_t rng) {
   return bad;
 }
 
+#if !defined(_WIN64)
+struct bt { int n; uintptr_t last; };
+static _Unwind_Reason_Code bt_cb(struct _Unwind_Context *c, void *p) {
+  struct bt *b = p;
+  uintptr_t ip = (uintptr_t)_Unwind_GetIP(c);
+  b->n++;
+  if (ip) b->last = ip;
+  return b->n > 100 ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+static void unwind_checks(void) {
+  struct bt b = {0, 0};
+  _Unwind_Reason_Code r = _Unwind_Backtrace(bt_cb, &b);
+#if defined(__arm__)
+  /* EHABI: ko_asm_start is EXIDX_CANTUNWIND; the walk stops there. */
+  CHECK(b.n >= 1 && b.n < 10 && r == _URC_FAILURE, "the unwind did not stop at the first frame: %d frames, code %d", b.n, (int)r);
+#else
+  /* DWARF: ko_asm_start's return address is undefined; it follows ko_asm_make. */
+  CHECK(b.n < 10 && r == _URC_END_OF_STACK && b.last > (uintptr_t)ko_asm_make &&
+        b.last < (uintptr_t)ko_asm_make + 0x200,
+        "the unwind did not end at ko_asm_start: %d frames, code %d, last ip %#lx", b.n, (int)r, (unsigned long)b.last);
+#endif
+}
+#endif
+
 #ifdef _WIN32
 int cxx_throw_catch(int v);
 
@@ -442,8 +536,9 @@ static void windows_checks(int self) {
   uintptr_t top = ((uintptr_t)stack_lo[self] + STACK - TOP_OFFSET) & ~(uintptr_t)15;
   CHECK((uintptr_t)tib->StackBase == top, "StackBase %p", tib->StackBase);
   CHECK((unsigned char *)tib->StackLimit == stack_lo[self] + LO_OFFSET, "StackLimit %p", tib->StackLimit);
-  CHECK((unsigned char *)__readgsqword(0x1478) == stack_lo[self] + LO_OFFSET, "DeallocationStack");
-  CHECK(__readgsqword(0) == ~0ull, "ExceptionList %#llx", __readgsqword(0));
+  CHECK((unsigned char *)TEB_DEALLOC() == stack_lo[self], "DeallocationStack");
+  CHECK(TEB_EXCEPT() == ~(uintptr_t)0, "ExceptionList %#lx", (unsigned long)TEB_EXCEPT());
+#if defined(_WIN64)
   /* The Windows unwinder must walk this stack to a null return address. */
   CONTEXT c;
   RtlCaptureContext(&c);
@@ -469,31 +564,12 @@ static void windows_checks(int self) {
   /* ko_asm_start, the first frame, directly follows ko_asm_make. */
   CHECK(lastpc > (DWORD64)(uintptr_t)ko_asm_make && lastpc < (DWORD64)(uintptr_t)ko_asm_make + 0x200,
         "the last frame %#llx is not ko_asm_start", (unsigned long long)lastpc);
+#else
+  /* Win32 code from mingw-w64 unwinds with DWARF CFI, as on Linux. */
+  unwind_checks();
+#endif
   /* SEH dispatch checks frames against the TIB's stack bounds. */
   CHECK(cxx_throw_catch(self) == self * 7, "a C++ exception thrown and caught inside the coroutine");
-}
-#else
-struct bt { int n; uintptr_t last; };
-static _Unwind_Reason_Code bt_cb(struct _Unwind_Context *c, void *p) {
-  struct bt *b = p;
-  uintptr_t ip = (uintptr_t)_Unwind_GetIP(c);
-  b->n++;
-  if (ip) b->last = ip;
-  return b->n > 100 ? _URC_END_OF_STACK : _URC_NO_REASON;
-}
-
-static void unwind_checks(void) {
-  struct bt b = {0, 0};
-  _Unwind_Reason_Code r = _Unwind_Backtrace(bt_cb, &b);
-#if defined(__arm__)
-  /* EHABI: ko_asm_start is EXIDX_CANTUNWIND; the walk stops there. */
-  CHECK(b.n >= 1 && b.n < 10 && r == _URC_FAILURE, "the unwind did not stop at the first frame: %d frames, code %d", b.n, (int)r);
-#else
-  /* DWARF: ko_asm_start's return address is undefined; it follows ko_asm_make. */
-  CHECK(b.n < 10 && r == _URC_END_OF_STACK && b.last > (uintptr_t)ko_asm_make &&
-        b.last < (uintptr_t)ko_asm_make + 0x200,
-        "the unwind did not end at ko_asm_start: %d frames, code %d, last ip %#lx", b.n, (int)r, (unsigned long)b.last);
-#endif
 }
 #endif
 
@@ -539,7 +615,7 @@ int main(void) {
 #ifdef _WIN32
   NT_TIB *tib = (NT_TIB *)NtCurrentTeb();
   void *base0 = tib->StackBase, *limit0 = tib->StackLimit;
-  unsigned long long dealloc0 = __readgsqword(0x1478), except0 = __readgsqword(0);
+  uintptr_t dealloc0 = TEB_DEALLOC(), except0 = TEB_EXCEPT();
 #endif
   made_mode = FE_DOWNWARD;
   fesetround(made_mode);
@@ -551,7 +627,7 @@ int main(void) {
     }
     memset(stack_lo[i], 0xa5, STACK);
     unsigned char *top = stack_lo[i] + STACK - TOP_OFFSET;
-    ctx[i] = ko_asm_make(top, stack_lo[i] + LO_OFFSET, probe_entry, &markers[i]);
+    ctx[i] = MAKE(top, stack_lo[i] + LO_OFFSET, probe_entry, &markers[i], stack_lo[i]);
     CHECK((uintptr_t)ctx[i] < (uintptr_t)top && (uintptr_t)ctx[i] > (uintptr_t)top - 1024, "ko_asm_make returned %p", ctx[i]);
   }
   fesetround(FE_TONEAREST);
@@ -559,8 +635,8 @@ int main(void) {
     int bad = hop(0, 1, round, round % 17, splitmix(round));
     CHECK(bad == 0, "main round %d: %d errors", round, bad);
 #ifdef _WIN32
-    CHECK(tib->StackBase == base0 && tib->StackLimit == limit0 && __readgsqword(0x1478) == dealloc0 &&
-          __readgsqword(0) == except0, "main's TIB fields were not restored");
+    CHECK(tib->StackBase == base0 && tib->StackLimit == limit0 && TEB_DEALLOC() == dealloc0 &&
+          TEB_EXCEPT() == except0, "main's TIB fields were not restored");
 #endif
   }
   for (int i = 1; i <= NCO; i++) CHECK(co_rounds[i] == ROUNDS - 1, "context %d did %d rounds", i, co_rounds[i]);
@@ -631,9 +707,14 @@ probe_entry:
     jmp co_entry
     .section .note.GNU-stack,"",%progbits
 #elif defined(__i386__)
+#ifdef _WIN32
+#define SYM(x) _##x
+#else
+#define SYM(x) x
+#endif
     .text
-    .globl ko_test_switch
-ko_test_switch:
+    .globl SYM(ko_test_switch)
+SYM(ko_test_switch):
     pushl %ebp; pushl %ebx; pushl %esi; pushl %edi
     movl 32(%esp), %eax; pushl %eax      /* got */
     movl 32(%esp), %eax                  /* fill */
@@ -642,18 +723,20 @@ ko_test_switch:
     movl 0(%eax), %ebx; movl 4(%eax), %esi; movl 8(%eax), %edi; movl 12(%eax), %ebp
     pushl %edx; pushl %ecx
     movl $-1, %eax; movl $-1, %ecx; movl $-1, %edx
-    call ko_asm_jump
+    call SYM(ko_asm_jump)
     addl $8, %esp
     movl (%esp), %eax
     movl %ebx, 0(%eax); movl %esi, 4(%eax); movl %edi, 8(%eax); movl %ebp, 12(%eax)
     addl $4, %esp
     popl %edi; popl %esi; popl %ebx; popl %ebp
     ret
-    .globl probe_entry
-probe_entry:
-    movl %esp, probe_sp
-    jmp co_entry
+    .globl SYM(probe_entry)
+SYM(probe_entry):
+    movl %esp, SYM(probe_sp)
+    jmp SYM(co_entry)
+#ifndef _WIN32
     .section .note.GNU-stack,"",%progbits
+#endif
 #elif defined(__aarch64__)
     .text
     .globl ko_test_switch

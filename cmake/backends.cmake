@@ -36,6 +36,12 @@ foreach(row IN LISTS KO_ASM_ROWS)
 endforeach()
 message(STATUS "korutin: asm backend: ${KO_ASM_KEY} ${KO_ASM_SOURCE}")
 
+# threads: on Windows its own Win32 code (backends/threads/threads_win.c),
+# whose WaitOnAddress (Windows 8 and later) lives in libsynchronization.
+if(WIN32)
+  list(APPEND KO_BACKEND_LIBS synchronization)
+endif()
+
 # ucontext
 check_symbol_exists(swapcontext "ucontext.h" KO_HAVE_UCONTEXT)
 if(KO_HAVE_UCONTEXT)

@@ -7,11 +7,15 @@
  *   pointer in *from, loads *to and restores the state saved there; the
  *   other side's pending ko_asm_jump returns `value` (the backend
  *   interface's jump, engine/src/backend.h).
- * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
+ * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg,
+ *                   void *dealloc);
  *   Builds a frame below `top` that ko_asm_jump can return into and returns
  *   the stack pointer to store in a context. [lo, top) becomes the stack
  *   Windows sees while the context runs (StackLimit and StackBase in the
- *   TIB, which exception dispatch and __chkstk check). entry(arg) runs with
+ *   TIB, which exception dispatch and __chkstk check), and `dealloc` its
+ *   DeallocationStack: the base of the reservation, guard pages included
+ *   (stack overflow handling looks there), or lo when there is no guard
+ *   (backends/asm/asm.c finds it). entry(arg) runs with
  *   the stack 16-byte aligned at the call and 32 bytes of home (shadow)
  *   space above its return address, and must never return.
  *
@@ -33,7 +37,7 @@
  *   sp + 0x0c8 | r15            |
  *   sp + 0x0c0 | StackBase      | gs:0x08   <- top (16-aligned), new context
  *   sp + 0x0b8 | StackLimit     | gs:0x10   <- lo, for a new context
- *   sp + 0x0b0 | DeallocationStack | gs:0x1478 <- lo, for a new context
+ *   sp + 0x0b0 | DeallocationStack | gs:0x1478 <- dealloc, new context
  *   sp + 0x0a8 | ExceptionList  | gs:0x00   <- -1 (end of list), new context
  *   sp + 0x0a4 | x87 control word | (16 bits, 16 spare)
  *   sp + 0x0a0 | MXCSR          |
@@ -187,7 +191,8 @@ ko_asm_make:
     stmxcsr 0xa0(%rax)
     fnstcw  0xa4(%rax)
     movq    $-1, 0xa8(%rax)     /* ExceptionList: empty */
-    movq    %rdx, 0xb0(%rax)    /* DeallocationStack = lo */
+    movq    0x28(%rsp), %r10    /* the 5th argument, above the home space */
+    movq    %r10, 0xb0(%rax)    /* DeallocationStack = dealloc */
     movq    %rdx, 0xb8(%rax)    /* StackLimit = lo */
     movq    %rcx, 0xc0(%rax)    /* StackBase = top (aligned) */
     movq    $0, 0xc8(%rax)      /* r15 */

@@ -127,7 +127,8 @@ typedef enum ko_state {
 typedef struct ko_options {
   const ko_backend *backend; /* NULL: ko_backend_default() */
   size_t stack_size;         /* usable bytes; 0: 64 KiB */
-  size_t guard_size;         /* bytes of guard below the stack; 0: one page */
+  size_t guard_size;         /* bytes of guard below the stack; 0: one page
+                                (Windows: at least 3 pages, see stack_win.c) */
   void *stack;               /* caller-supplied stack (no guard), or NULL */
 } ko_options;
 

@@ -4,15 +4,17 @@
 #include "kt.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -86,6 +88,11 @@ int kt_under_asan(void) {
   return 0;
 #endif
 }
+
+/* The rest is POSIX; kt_win.c has the Windows versions. */
+#ifndef _WIN32
+
+int kt_under_wine(void) { return 0; }
 
 int kt_under_qemu(void) {
   static int known = -1;
@@ -206,3 +213,5 @@ int kt_fork(void (*fn)(void *arg, int fd), void *arg, unsigned timeout_s,
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) *timed_out = 1;
   return status;
 }
+
+#endif /* !_WIN32 */

@@ -53,19 +53,27 @@ extern const kt_test kt_group_api[];
  *   if (!KT_CHECK(t, got == want, "got %d", got)) return; */
 #define KT_CHECK(t, cond, ...) kt_check((t), (cond) != 0, __FILE__, __LINE__, #cond, " " __VA_ARGS__)
 
+/* mingw: the C99 printf of its own (__USE_MINGW_ANSI_STDIO, set by the
+ * build), not msvcrt's. */
+#if defined(__MINGW32__)
+#define KT_PRINTF gnu_printf
+#else
+#define KT_PRINTF printf
+#endif
+
 int kt_check(kt *t, int ok, const char *file, int line, const char *expr, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 6, 7)))
+    __attribute__((format(KT_PRINTF, 6, 7)))
 #endif
     ;
 void kt_skip(kt *t, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+    __attribute__((format(KT_PRINTF, 2, 3)))
 #endif
     ;
 void kt_note(kt *t, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+    __attribute__((format(KT_PRINTF, 2, 3)))
 #endif
     ;
 
@@ -77,6 +85,7 @@ ko_coro *kt_create(kt *t, ko_fn fn, void *arg, size_t stack_size);
 int kt_under_valgrind(void);
 int kt_under_asan(void);
 int kt_under_qemu(void); /* qemu-user: the process is named qemu-<cpu> */
+int kt_under_wine(void); /* Windows programs run by Wine (its ntdll says so) */
 
 /* Resident set size in bytes, from /proc/self/statm (0 if unknown). */
 size_t kt_rss(void);
@@ -98,6 +107,21 @@ void kt_child_send(int fd, const char *text);
  * gone within a few seconds (under qemu-i386 with a dynamically linked
  * glibc, fork()'s child hangs). NULL when it works, else why not. */
 const char *kt_fork_broken(void);
+
+#ifdef _WIN32
+/* Windows has no fork(): kt_fork() fails there, and a child is this
+ * program run again (CreateProcess) with `args` after its name. The
+ * child's stdout (up to `cap` bytes) lands in `out`; it gets `timeout_s`
+ * seconds. Returns its exit code (an NTSTATUS such as 0xC00000FD when an
+ * exception ended it), or -1 when it could not be started. (kt_win.c) */
+long kt_spawn_self(const char *args, unsigned timeout_s, void *out, size_t cap, size_t *got,
+                   int *timed_out);
+/* In such a child: writes to the parent (stdout, binary). */
+void kt_child_write(const void *p, size_t n);
+/* The tests a child may be asked to run that are not in a group
+ * (`korutin-selfcheck --child BACKEND NAME`). */
+extern const kt_test kt_children[];
+#endif
 
 /* A fast deterministic generator (xorshift64*). */
 static inline uint64_t kt_rand(uint64_t *s) {

@@ -10,6 +10,10 @@
  * backend that is not built in or cannot run here is reported with its
  * reason, not as a failure. Exits 1 when any test failed, 2 on bad usage.
  *
+ * On Windows, which has no fork(), each test's process is this program run
+ * again (hidden option: --child BACKEND TEST, which runs that one test and
+ * writes its result to stdout; kt_win.c).
+ *
  * Environment: KO_SELFCHECK_TIMEOUT (seconds per test; default 120, 1800
  * under valgrind or qemu-user), KO_SELFCHECK_SEED (the random walk's seed).
  */
@@ -19,9 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#else
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 static const kt_test *const groups[] = {
   kt_group_regs, kt_group_fpu, kt_group_align, kt_group_stack,
@@ -69,19 +78,55 @@ static void job_run(job *j, kt *t) {
   j->fn(t);
 }
 
+#ifdef _WIN32
+/* The test in a child process: this program again (see the top). */
+static void run_child(const ko_backend *be, const char *name, kt *t) {
+  char args[160];
+  snprintf(args, sizeof args, "--child %s %s", ko_backend_name(be), name);
+  size_t got = 0;
+  int timed_out = 0;
+  long code = kt_spawn_self(args, cfg.timeout, t, sizeof *t, &got, &timed_out);
+  unsigned long ucode = (unsigned long)code & 0xffffffffUL;
+  if (code == -1) {
+    memset(t, 0, sizeof *t);
+    snprintf(t->msg, sizeof t->msg, "could not start a child process to run it");
+    t->failed = 1;
+  } else if (timed_out) {
+    memset(t, 0, sizeof *t);
+    snprintf(t->msg, sizeof t->msg, "timed out after %u s (KO_SELFCHECK_TIMEOUT)", cfg.timeout);
+    t->failed = 1;
+  } else if (got != sizeof *t) {
+    memset(t, 0, sizeof *t);
+    if (ucode >= 0xC0000000UL)
+      snprintf(t->msg, sizeof t->msg, "crashed: exception 0x%08lx", ucode);
+    else
+      snprintf(t->msg, sizeof t->msg, "the child exited (status %lu) without a result", ucode);
+    t->failed = 1;
+  } else if (ucode != 0 && !t->failed) {
+    snprintf(t->msg, sizeof t->msg, "passed, but its process exited with status 0x%lx", ucode);
+    t->failed = 1;
+  }
+}
+#else
 static void job_child(void *p, int fd) {
   kt t;
   job_run((job *)p, &t);
   if (write(fd, &t, sizeof t) != (ssize_t)sizeof t) _exit(3);
 }
+#endif
 
 /* Runs one test (or measurement) and fills r; t gets what the test left. */
-static void run_one(const ko_backend *be, kt_fn fn, result *r, kt *t) {
+static void run_one(const ko_backend *be, const char *name, kt_fn fn, result *r, kt *t) {
   job j = {be, fn};
   double t0 = kt_now_ns();
   if (cfg.no_fork) {
     job_run(&j, t);
   } else {
+#ifdef _WIN32
+    (void)j;
+    run_child(be, name, t);
+#else
+    (void)name;
     size_t got = 0;
     int timed_out = 0;
     int st = kt_fork(job_child, &j, cfg.timeout, t, sizeof *t, &got, &timed_out);
@@ -107,6 +152,7 @@ static void run_one(const ko_backend *be, kt_fn fn, result *r, kt *t) {
                "sanitizer (see its output above)", WEXITSTATUS(st) & 0xff);
       t->failed = 1;
     }
+#endif
   }
   r->ms = (kt_now_ns() - t0) / 1e6;
   r->status = t->failed ? FAIL : t->skipped ? SKIP : PASS;
@@ -146,7 +192,7 @@ static void run_backend(row *w) {
       if (cfg.only && strcmp(cfg.only, x->name) != 0) continue;
       result *r = &w->results[w->n++];
       r->name = x->name;
-      run_one(w->be, x->fn, r, &t);
+      run_one(w->be, x->name, x->fn, r, &t);
       w->counts[r->status]++;
       if (!cfg.json && (cfg.verbose || r->status != PASS)) {
         fprintf(stderr, "  %-8s %-20s %s %s%s%s\n", ko_backend_name(w->be), r->name,
@@ -156,7 +202,7 @@ static void run_backend(row *w) {
     }
   }
   result pr;
-  run_one(w->be, pingpong, &pr, &t);
+  run_one(w->be, "ping-pong", pingpong, &pr, &t);
   if (pr.status == PASS) w->ns_per_switch = t.value;
 }
 
@@ -167,6 +213,39 @@ typedef struct platform {
   const char *tool;
 } platform;
 
+#ifdef _WIN32
+static void get_platform(platform *p) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->os, sizeof p->os, "windows");
+#if defined(_WIN64)
+  snprintf(p->arch, sizeof p->arch, "x86_64");
+#else
+  snprintf(p->arch, sizeof p->arch, "i686");
+#endif
+#if defined(_UCRT)
+  snprintf(p->libc, sizeof p->libc, "ucrt");
+#else
+  snprintf(p->libc, sizeof p->libc, "msvcrt");
+#endif
+  /* Wine's ntdll says so; its version is then the "kernel". */
+  static char wine[80];
+  HMODULE nt = GetModuleHandleA("ntdll.dll");
+  const char *(*wine_version)(void) = NULL;
+  if (nt) wine_version = (const char *(*)(void))(void (*)(void))GetProcAddress(nt, "wine_get_version");
+  if (wine_version) {
+    snprintf(wine, sizeof wine, "wine %.40s", wine_version());
+    p->tool = wine;
+  }
+  OSVERSIONINFOA v;
+  memset(&v, 0, sizeof v);
+  v.dwOSVersionInfoSize = sizeof v;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  if (GetVersionExA(&v))
+#pragma GCC diagnostic pop
+    snprintf(p->kernel, sizeof p->kernel, "%lu.%lu.%lu", v.dwMajorVersion, v.dwMinorVersion, v.dwBuildNumber);
+}
+#else
 static void get_platform(platform *p) {
   struct utsname u;
   memset(p, 0, sizeof *p);
@@ -189,6 +268,7 @@ static void get_platform(platform *p) {
   }
   p->tool = kt_under_valgrind() ? "valgrind" : kt_under_asan() ? "asan" : kt_under_qemu() ? "qemu-user" : NULL;
 }
+#endif
 
 /* ---------------------------------------------------------------- output */
 
@@ -331,8 +411,33 @@ static int usage(void) {
   return 2;
 }
 
+#ifdef _WIN32
+/* --child BACKEND TEST: one test, its result (a kt) to stdout. */
+static int child_main(const char *backend, const char *name) {
+  const ko_backend *be = ko_backend_find(backend);
+  kt_fn fn = strcmp(name, "ping-pong") == 0 ? pingpong : NULL;
+  for (size_t g = 0; g < NGROUPS && !fn; g++)
+    for (const kt_test *x = groups[g]; x->name && !fn; x++)
+      if (strcmp(x->name, name) == 0) fn = x->fn;
+  for (const kt_test *x = kt_children; x->name && !fn; x++)
+    if (strcmp(x->name, name) == 0) fn = x->fn;
+  if (!be || !fn) {
+    fprintf(stderr, "korutin-selfcheck --child: unknown backend or test: %s %s\n", backend, name);
+    return 2;
+  }
+  job j = {be, fn};
+  kt t;
+  job_run(&j, &t);
+  kt_child_write(&t, sizeof t);
+  return 0;
+}
+#endif
+
 int main(int argc, char **argv) {
   const char *which = "all";
+#ifdef _WIN32
+  if (argc == 4 && strcmp(argv[1], "--child") == 0) return child_main(argv[2], argv[3]);
+#endif
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) which = argv[++i];
     else if (strncmp(argv[i], "--backend=", 10) == 0) which = argv[i] + 10;
@@ -344,11 +449,13 @@ int main(int argc, char **argv) {
   }
   const char *env = getenv("KO_SELFCHECK_TIMEOUT");
   cfg.timeout = env && atoi(env) > 0 ? (unsigned)atoi(env) : kt_under_valgrind() || kt_under_qemu() ? 1800 : 120;
+#ifndef _WIN32
   const char *in_process = NULL;
   if (!cfg.no_fork && (in_process = kt_fork_broken()) != NULL) {
     cfg.no_fork = 1; /* the tests still run, without a process each */
     fprintf(stderr, "korutin-selfcheck: running the tests in this process: %s\n", in_process);
   }
+#endif
   if (strcmp(which, "all") != 0 && !ko_backend_find(which)) {
     fprintf(stderr, "korutin-selfcheck: unknown backend '%s'\n", which);
     return usage();

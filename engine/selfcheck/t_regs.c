@@ -1,8 +1,10 @@
 /*
  * t_regs.c - callee-saved registers survive a switch.
  *
- * Both sides load their own known values into rbx, rbp, r12-r15 (with an
- * asm helper), switch to the other side, which loads different values, and
+ * Both sides load their own known values into the callee-saved registers
+ * (rbx, rbp, r12-r15 on x86-64 System V; rbx, rbp, rdi, rsi, r12-r15 on
+ * Win64; ebx, esi, edi, ebp on Win32), with an asm helper (regs_x86_64.S;
+ * regs_win.S on Windows), switch to the other side, which loads different values, and
  * check theirs when they are switched back to. Several rounds, each with
  * new values, so that a backend which restores stale state is caught too.
  *
@@ -17,7 +19,13 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#include <malloc.h>
+#else
 #include <sys/mman.h>
+#endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -26,25 +34,37 @@
 #endif
 #endif
 
-#if defined(__x86_64__) && !defined(_WIN32) && !defined(__APPLE__)
+#if defined(_WIN64)
 #define HAVE_REGS_HELPER 1
-void kt_regs_call(const uint64_t in[6], uint64_t out[6], void *(*fn)(void *, void *, void *), void *a, void *b);
+#define NREGS 8
+static const char *const reg_names[NREGS] = {"rbx", "rbp", "rdi", "rsi", "r12", "r13", "r14", "r15"};
+#elif defined(_WIN32) && defined(__i386__)
+#define HAVE_REGS_HELPER 1
+#define NREGS 4
+static const char *const reg_names[NREGS] = {"ebx", "esi", "edi", "ebp"};
+#elif defined(__x86_64__) && !defined(__APPLE__)
+#define HAVE_REGS_HELPER 1
+#define NREGS 6
+static const char *const reg_names[NREGS] = {"rbx", "rbp", "r12", "r13", "r14", "r15"};
+#endif
+
+#ifdef HAVE_REGS_HELPER
+typedef uintptr_t reg_t; /* one callee-saved register */
+void kt_regs_call(const reg_t in[NREGS], reg_t out[NREGS], void *(*fn)(void *, void *, void *), void *a, void *b);
 #endif
 
 #define ROUNDS 8
-#define SKIP_WHY "its register helper (regs_x86_64.S) is for x86-64 System V only"
+#define SKIP_WHY "its register helper (regs_x86_64.S, regs_win.S) is for x86-64 System V and Windows only"
 
 #ifdef HAVE_REGS_HELPER
-static const char *const reg_names[6] = {"rbx", "rbp", "r12", "r13", "r14", "r15"};
-
-static void fill(uint64_t v[6], uint64_t side, int round) {
-  for (int i = 0; i < 6; i++) v[i] = kt_mix(side * 1000 + (uint64_t)round, (uint64_t)i) | 1;
+static void fill(reg_t v[NREGS], uint64_t side, int round) {
+  for (int i = 0; i < NREGS; i++) v[i] = (reg_t)kt_mix(side * 1000 + (uint64_t)round, (uint64_t)i) | 1;
 }
 
-static void compare(kt *t, const char *who, int round, const uint64_t want[6], const uint64_t got[6]) {
-  for (int i = 0; i < 6; i++)
+static void compare(kt *t, const char *who, int round, const reg_t want[NREGS], const reg_t got[NREGS]) {
+  for (int i = 0; i < NREGS; i++)
     KT_CHECK(t, got[i] == want[i], "%s, round %d: %s is 0x%016" PRIx64 ", want 0x%016" PRIx64, who,
-             round, reg_names[i], got[i], want[i]);
+             round, reg_names[i], (uint64_t)got[i], (uint64_t)want[i]);
 }
 
 /* ---- through the engine */
@@ -65,7 +85,7 @@ static void *regs_body(ko_coro *co, void *arg) {
   (void)co;
   kt *t = (kt *)arg;
   for (int r = 0; r < ROUNDS; r++) {
-    uint64_t in[6], out[6];
+    reg_t in[NREGS], out[NREGS];
     fill(in, 2, r);
     kt_regs_call(in, out, do_yield, NULL, NULL);
     compare(t, "coroutine", r, in, out);
@@ -77,7 +97,7 @@ static void registers(kt *t) {
   ko_coro *co = kt_create(t, regs_body, t, 0);
   if (!co) return;
   for (int r = 0; r <= ROUNDS; r++) {
-    uint64_t in[6], out[6];
+    reg_t in[NREGS], out[NREGS];
     fill(in, 1, r);
     kt_regs_call(in, out, do_resume, co, t);
     compare(t, "resumer", r, in, out);
@@ -97,7 +117,7 @@ typedef struct raw {
 static void raw_entry(void *p) {
   raw *r = (raw *)p;
   for (int round = 0; round < ROUNDS; round++) {
-    uint64_t in[6], out[6];
+    reg_t in[NREGS], out[NREGS];
     fill(in, 2, round);
     kt_regs_call(in, out, r->be->jump, r->co_ctx, r->main_ctx);
     compare(r->t, "raw context", round, in, out);
@@ -108,9 +128,15 @@ static void raw_entry(void *p) {
 static void registers_raw(kt *t) {
   const ko_backend *be = t->be;
   size_t ctx = (be->ctx_size + 15) & ~(size_t)15, size = 256 * 1024;
+#ifdef _WIN32
+  raw r = {t, be, _aligned_malloc(ctx, 16), _aligned_malloc(ctx, 16)};
+  char *stack = (char *)VirtualAlloc(NULL, size, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+  if (!KT_CHECK(t, r.main_ctx && r.co_ctx && stack != NULL)) return;
+#else
   raw r = {t, be, aligned_alloc(16, ctx), aligned_alloc(16, ctx)};
   char *stack = (char *)mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (!KT_CHECK(t, r.main_ctx && r.co_ctx && stack != MAP_FAILED)) return;
+#endif
   memset(r.main_ctx, 0, ctx); /* a zero-filled context is a valid "back" one */
   memset(r.co_ctx, 0, ctx);
 #ifdef HAVE_VALGRIND_H
@@ -119,7 +145,7 @@ static void registers_raw(kt *t) {
   int err = be->make(r.co_ctx, stack, size, raw_entry, &r);
   if (KT_CHECK(t, err == 0, "make: %d", err)) {
     for (int round = 0; round <= ROUNDS; round++) {
-      uint64_t in[6], out[6];
+      reg_t in[NREGS], out[NREGS];
       fill(in, 1, round);
       kt_regs_call(in, out, be->jump, r.main_ctx, r.co_ctx);
       compare(t, "resumer", round, in, out);
@@ -129,9 +155,15 @@ static void registers_raw(kt *t) {
 #ifdef HAVE_VALGRIND_H
   VALGRIND_STACK_DEREGISTER(vg);
 #endif
+#ifdef _WIN32
+  VirtualFree(stack, 0, MEM_RELEASE);
+  _aligned_free(r.main_ctx);
+  _aligned_free(r.co_ctx);
+#else
   munmap(stack, size);
   free(r.main_ctx);
   free(r.co_ctx);
+#endif
 }
 #else
 static void registers(kt *t) { kt_skip(t, SKIP_WHY); }

@@ -13,7 +13,13 @@
  * stack-overflow: unbounded recursion in a child process. It must fault
  * (SIGSEGV or SIGBUS) on the guard page below the stack: a handler on an
  * alternate signal stack reports the fault address, which must fall inside
- * the guard, then lets the signal kill the child.
+ * the guard, then lets the signal kill the child. On Windows (no signals,
+ * no alternate stacks) a vectored exception handler reports the exception
+ * (STATUS_STACK_OVERFLOW, or a guard-page or access violation) and its
+ * address, which must lie in the guard below the stack (from the
+ * reservation's base to lo: engine/src/stack_win.c), then ends the child
+ * with that code; it runs on the overflowed stack, in the room the guard's
+ * PAGE_GUARD pages leave once tripped.
  */
 #include "kt.h"
 
@@ -22,8 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#else
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 #define HAVE_ASAN 1
@@ -189,12 +200,94 @@ static void stack_longjmp(kt *t) {
 /* -------------------------------------------------------- stack-overflow */
 
 static uintptr_t guard_lo, guard_hi; /* the guard region [lo, hi) */
-static int report_fd = -1;
+#ifndef _WIN32
+static int report_fd = -1; /* the pipe to the parent */
+#endif
 
 static void put_hex(char *p, uintptr_t v) {
   for (int i = 15; i >= 0; i--, v >>= 4) p[i] = "0123456789abcdef"[v & 15];
 }
 
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+__attribute__((noinline))
+#endif
+static uint64_t dive(unsigned level) {
+  volatile uint64_t words[FRAME_WORDS];
+  for (unsigned i = 0; i < FRAME_WORDS; i++) words[i] = level + i;
+  return dive(level + 1) + words[level % FRAME_WORDS];
+}
+
+#ifdef _WIN32
+/* Formats by hand (little stack left), writes, ends the process. */
+static LONG CALLBACK on_exception(EXCEPTION_POINTERS *ep) {
+  DWORD code = ep->ExceptionRecord->ExceptionCode;
+  if (code != EXCEPTION_STACK_OVERFLOW && code != EXCEPTION_GUARD_PAGE && code != EXCEPTION_ACCESS_VIOLATION)
+    return EXCEPTION_CONTINUE_SEARCH;
+  uintptr_t a = ep->ExceptionRecord->NumberParameters >= 2 ? ep->ExceptionRecord->ExceptionInformation[1] : 0;
+  char msg[80] = "fault code=0x0000000000000000 addr=0x0000000000000000 guard=0\n";
+  put_hex(msg + 13, code);
+  put_hex(msg + 37, a);
+  msg[60] = (char)(a >= guard_lo && a < guard_hi ? '1' : '0');
+  kt_child_write(msg, strlen(msg));
+  TerminateProcess(GetCurrentProcess(), code);
+  return EXCEPTION_CONTINUE_SEARCH;
+}
+
+static void *overflow_body(ko_coro *co, void *arg) {
+  (void)co;
+  (void)arg;
+  return (void *)(uintptr_t)dive(0);
+}
+
+/* Run as `korutin-selfcheck --child BACKEND overflow-child`. */
+static void overflow_child(kt *t) {
+  AddVectoredExceptionHandler(1, on_exception);
+  ko_options opt = {0};
+  opt.backend = t->be;
+  opt.stack_size = 64 * 1024;
+  ko_coro *co;
+  if (ko_create(&co, &opt, overflow_body, NULL) != KO_OK) {
+    kt_child_send(1, "ko_create failed\n");
+    return;
+  }
+  void *lo;
+  ko_coro_stack(co, &lo, NULL);
+  MEMORY_BASIC_INFORMATION mbi;
+  if (!VirtualQuery((char *)lo - 1, &mbi, sizeof mbi)) {
+    kt_child_send(1, "VirtualQuery failed\n");
+    return;
+  }
+  guard_lo = (uintptr_t)mbi.AllocationBase;
+  guard_hi = (uintptr_t)lo;
+  ko_resume(co, NULL, NULL);
+  kt_child_send(1, "returned from the overflowing coroutine\n");
+}
+
+const kt_test kt_children[] = {
+  {"overflow-child", overflow_child},
+  {NULL, NULL},
+};
+
+static void stack_overflow(kt *t) {
+  char args[96], out[256] = {0};
+  snprintf(args, sizeof args, "--child %s overflow-child", ko_backend_name(t->be));
+  size_t got = 0;
+  int timed_out = 0;
+  long code = kt_spawn_self(args, 60, out, sizeof out - 1, &got, &timed_out);
+  unsigned long ucode = (unsigned long)code & 0xffffffffUL;
+  out[got] = 0;
+  char *nl = strchr(out, '\n');
+  if (nl) *nl = 0;
+  if (!KT_CHECK(t, code != -1, "could not start a child process")) return;
+  if (!KT_CHECK(t, !timed_out, "the overflowing child hung")) return;
+  KT_CHECK(t, ucode == EXCEPTION_STACK_OVERFLOW || ucode == EXCEPTION_GUARD_PAGE || ucode == EXCEPTION_ACCESS_VIOLATION,
+           "child exited with 0x%08lx; it said \"%s\"", ucode, out);
+  KT_CHECK(t, strncmp(out, "fault", 5) == 0 && strstr(out, "guard=1") != NULL,
+           "the fault was not in the guard: \"%s\"", out);
+  kt_note(t, "%s", out);
+}
+#else
 /* Async-signal-safe: formats by hand, write(2), then dies by the signal. */
 static void on_fault(int sig, siginfo_t *si, void *uc) {
   (void)uc;
@@ -220,16 +313,6 @@ static void alt_stack(void) {
   mem = (char *)malloc(size);
   stack_t ss = {.ss_sp = mem, .ss_size = size, .ss_flags = 0};
   sigaltstack(&ss, NULL);
-}
-
-#if defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Winfinite-recursion"
-__attribute__((noinline))
-#endif
-static uint64_t dive(unsigned level) {
-  volatile uint64_t words[FRAME_WORDS];
-  for (unsigned i = 0; i < FRAME_WORDS; i++) words[i] = level + i;
-  return dive(level + 1) + words[level % FRAME_WORDS];
 }
 
 static void *overflow_body(ko_coro *co, void *arg) {
@@ -297,6 +380,7 @@ static void stack_overflow(kt *t) {
            "the fault was not on the guard page: \"%s\"", out);
   kt_note(t, "%s", out);
 }
+#endif
 
 const kt_test kt_group_stack[] = {
   {"stack-deep", stack_deep},

@@ -1,5 +1,6 @@
 /*
- * stack.h - coroutine stacks: mmap'ed, a guard region below, pooled.
+ * stack.h - coroutine stacks: mmap'ed (stack.c; VirtualAlloc'ed on Windows,
+ * stack_win.c), a guard region below, pooled.
  */
 #ifndef KO_STACK_H
 #define KO_STACK_H
