@@ -7,34 +7,20 @@
  * the saved stack pointer.
  */
 #include "backend.h"
+#include "stack.h"
 
 #ifdef KO_ASM_SWITCH
 
 void *ko_asm_jump(void **from, void **to, void *value);
 
 #ifdef _WIN32
-#define WIN32_LEAN_AND_MEAN
-#include <windows.h>
-
 /* The Windows switch files keep the TIB's stack fields per context and
  * take one more argument: the stack's DeallocationStack (the base of the
  * reservation it lies in, guard included, as for a thread's own stack). */
 void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg, void *dealloc);
 
-/* When a guard of the same reservation lies right below lo (engine stacks:
- * engine/src/stack_win.c), the reservation's base; else (a caller's
- * stack) lo itself. Two queries per coroutine made. */
-static void *dealloc_base(void *lo) {
-  MEMORY_BASIC_INFORMATION below, at;
-  if (VirtualQuery((char *)lo - 1, &below, sizeof below) && VirtualQuery(lo, &at, sizeof at) &&
-      below.AllocationBase && below.AllocationBase == at.AllocationBase &&
-      (below.State == MEM_RESERVE || (below.Protect & (PAGE_GUARD | PAGE_NOACCESS))))
-    return below.AllocationBase;
-  return lo;
-}
-
 static int asm_make(void *ctx, void *lo, size_t size, void (*entry)(void *), void *arg) {
-  *(void **)ctx = ko_asm_make((char *)lo + size, lo, entry, arg, dealloc_base(lo));
+  *(void **)ctx = ko_asm_make((char *)lo + size, lo, entry, arg, ko_stack_reservation(lo));
   return 0;
 }
 #else

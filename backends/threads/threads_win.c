@@ -26,6 +26,7 @@
  * 64-bit).
  */
 #include "backend.h"
+#include "stack.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -62,15 +63,6 @@ static void pass_baton(tctx *c) {
   WakeByAddressSingle((PVOID)&c->baton);
 }
 
-/* DeallocationStack: see backends/asm/asm.c (the same rule). */
-static void *dealloc_base(void *lo) {
-  MEMORY_BASIC_INFORMATION below, at;
-  if (VirtualQuery((char *)lo - 1, &below, sizeof below) && VirtualQuery(lo, &at, sizeof at) &&
-      below.AllocationBase && below.AllocationBase == at.AllocationBase &&
-      (below.State == MEM_RESERVE || (below.Protect & (PAGE_GUARD | PAGE_NOACCESS))))
-    return below.AllocationBase;
-  return lo;
-}
 
 /* The TIB's stack fields (ExceptionList, StackBase, StackLimit, then the
  * TEB's DeallocationStack), read and written through the segment register
@@ -130,7 +122,7 @@ static int t_make(void *ctx, void *lo, size_t size, void (*entry)(void *), void 
   c->arg = arg;
   c->lo = lo;
   c->top = (void *)(((uintptr_t)lo + size) & ~(uintptr_t)15);
-  c->dealloc = dealloc_base(lo);
+  c->dealloc = ko_stack_reservation(lo);
   __asm__ volatile("fnstcw %0\n\tstmxcsr %1" : "=m"(c->x87cw), "=m"(c->mxcsr));
   c->thread = CreateThread(NULL, 64 * 1024, thread_main, c, STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
   if (!c->thread) return -2; /* KO_ENOMEM */

@@ -24,6 +24,13 @@ void ko_stack_wrap(ko_stack *s, void *lo, size_t size);
 /* Returns the stack to the pool, or unmaps it. */
 void ko_stack_free(ko_stack *s);
 size_t ko_page_size(void);
+#ifdef _WIN32
+/* The base of the reservation a stack whose lowest usable byte is `lo` lies
+ * in, guard included (the TIB's DeallocationStack, as for a thread's own
+ * stack), when a guard of that reservation lies right below `lo` (stacks
+ * of stack_win.c); else `lo` itself (a caller's region). */
+void *ko_stack_reservation(void *lo);
+#endif
 /* Forgets the last detail (ko_error_detail()); ko_create calls it first. */
 void ko_error_detail_clear(void);
 

@@ -117,6 +117,15 @@ static int pool_put(ko_stack *s) {
 
 static void unmap(ko_stack *s) { VirtualFree(s->map, 0, MEM_RELEASE); }
 
+void *ko_stack_reservation(void *lo) {
+  MEMORY_BASIC_INFORMATION below, at;
+  if (VirtualQuery((char *)lo - 1, &below, sizeof below) && VirtualQuery(lo, &at, sizeof at) &&
+      below.AllocationBase && below.AllocationBase == at.AllocationBase &&
+      (below.State == MEM_RESERVE || (below.Protect & (PAGE_GUARD | PAGE_NOACCESS))))
+    return below.AllocationBase;
+  return lo;
+}
+
 size_t ko_stack_pool_limit(size_t max) {
   AcquireSRWLockExclusive(&pool_lock);
   size_t old = pool_max;
