@@ -9,6 +9,7 @@
         "engine/node/v8bridge/async_stack.cc",
         "engine/node/v8bridge/bridge.cc",
         "engine/node/v8bridge/discover.cc",
+        "engine/node/v8bridge/join_stack.cc",
         "engine/node/v8bridge/profiler.cc"
       ],
       "include_dirs": [

@@ -53,6 +53,7 @@ function generate() {
   const k = [
     ...errors.map(([n, v]) => [n, v]),
     ['BLOCK', define(ks, 'KS_BLOCK')],
+    ['UNSAFE_YIELD', define(io, 'KS_UNSAFE_YIELD')],
     ['WOKEN', define(ko, 'KO_WOKEN')],
     ...table(ks, 'KS_OP_MAP').map(([n, v]) => [`OP_${n}`, v]),
     ...ends.map(([n, v]) => [`END_${n}`, v]),

@@ -1,6 +1,7 @@
 /** How long coroutines live and what they hold: dispose(), GC of dropped ones, teardown. */
 import { strict as assert } from 'assert';
 import * as vm from 'vm';
+import { Channel } from '../ts';
 import { native } from '../ts/native';
 import { codeOf, engineFor, PACKAGE_ENTRY, runNode, testBackends } from './helpers';
 
@@ -142,6 +143,52 @@ for (const backend of testBackends()) {
       const ctx2 = vm.createContext({ step: () => inner.resume().value });
       assert.equal(vm.runInContext('step()', ctx2, { timeout: 1000 }), 'inner');
       inner.dispose();
+    });
+
+    it('C2: suspending inside Array.prototype.join is refused (ERR_UNSAFE_YIELD); the join unwinds and the array joins again', () => {
+      assert.ok(native.bridge().joinStackSlot >= 0, `join stack not found: ${native.bridge().joinStackReason}`);
+      const arr = [{ toString: (): string => String(ko.yield('in')) }];
+      const tryJoin = (): unknown => { try { return arr.join(); } catch (e) { return codeOf(e); } };
+      const c1 = ko.create(tryJoin);
+      const c2 = ko.create(tryJoin);
+      // before: both suspended inside join, String(arr) was '' meanwhile,
+      // and finishing them out of order killed the process (SIGTRAP)
+      assert.deepEqual(c1.resume(), { value: 'ERR_UNSAFE_YIELD', done: true });
+      assert.deepEqual(c2.resume(), { value: 'ERR_UNSAFE_YIELD', done: true });
+      assert.equal(String([[1, 2], 3]), '1,2,3');
+      // toString and TypedArray#join use the same guard
+      const viaToString = ko.create(() => { try { return `${[{ toString: (): string => String(ko.yield()) }]}`; } catch (e) { return codeOf(e); } });
+      assert.equal(viaToString.resume().value, 'ERR_UNSAFE_YIELD');
+      // a coroutine resumed from inside a join may still yield back into it
+      const inner = ko.create(() => { ko.yield(1); return 2; });
+      const a3 = [{ toString: (): string => String(inner.resume().value) }];
+      assert.equal(a3.join(), '1');
+      assert.equal(a3.join(), '2');
+      // and one that joins inside another's join, then yields after its own join returned
+      const inner2 = ko.create(() => { ko.yield([1, 2].join('-')); return 'z'; });
+      const outer = ko.create(() => { const r = [{ toString: (): string => String(inner2.resume().value) }].join(); ko.yield(r); return 'end'; });
+      assert.deepEqual(outer.resume(), { value: '1-2', done: false });
+      assert.deepEqual(outer.resume(), { value: 'end', done: true });
+    });
+
+    it('C2: a task blocking inside Array.prototype.join is refused (ERR_UNSAFE_YIELD) and the scheduler goes on', async () => {
+      const ch = new Channel<number>(0);
+      const blockers: Array<[string, () => unknown]> = [
+        ['yieldNow', () => ko.yieldNow()],
+        ['sleep', () => ko.sleep(1)],
+        ['recv', () => ch.recv()],
+      ];
+      const tasks = blockers.map(([name, block]) =>
+        ko.spawn(() => {
+          let got: unknown;
+          try { got = [{ toString: (): string => String(block()) }].join(); } catch (e) { got = codeOf(e); }
+          ko.yieldNow(); // the task still blocks normally afterwards
+          ko.sleep(1);
+          return `${name}:${String(got)}`;
+        }),
+      );
+      const other = ko.spawn(() => { ko.sleep(5); return 'other'; });
+      assert.deepEqual(await Promise.all([...tasks, other]), ['yieldNow:ERR_UNSAFE_YIELD', 'sleep:ERR_UNSAFE_YIELD', 'recv:ERR_UNSAFE_YIELD', 'other']);
     });
 
     it('coroutines dropped in one synchronous loop are collected and unwound soon after, without an explicit GC', () => {

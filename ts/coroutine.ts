@@ -118,7 +118,14 @@ function suspendWith(rec: CoroutineRecord, value: unknown): void {
   rec.state = 'suspended';
   running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-  nativeYield();
+  if (nativeYield() === true) {
+    // it never left: a join it began is under way
+    rec.outValue = undefined;
+    rec.state = 'running';
+    running.push(rec);
+    if (saved) restoreAsyncScopes(rec, saved);
+    refuseJoinYield();
+  }
   if (saved) restoreAsyncScopes(rec, saved);
 }
 
@@ -753,7 +760,7 @@ export function handOff(to: CoroutineRecord): unknown {
   const prior = to.state;
   enterChain(to);
   try {
-    native.yield_to(to.no);
+    if (native.yield_to(to.no) === true) refuseJoinYield();
   } catch (e) {
     // it never left: undo
     leaveChain(to, prior);
@@ -779,6 +786,22 @@ function refuseVmYield(): never {
   fail(
     'ERR_UNSAFE_YIELD',
     "cannot suspend inside vm code run with a timeout (or breakOnSigint): its watchdog is per isolate and would stop other code; run the vm code without suspending, or put the timeout around the coroutine's work instead",
+  );
+}
+
+// V8's Array.prototype.join cycle guard is one stack per context, not per
+// stack (see engine/node/v8bridge/join_stack.h): the addon reports a join
+// begun by the coroutine and still under way, and korutin refuses to
+// suspend there.
+function refuseJoinYield(): never {
+  throw joinYieldError();
+}
+
+/** The error of a suspension refused inside a join (also the scheduler's, see ts/sched/driver.ts). @internal */
+export function joinYieldError(): KorutinError {
+  return new KorutinError(
+    'ERR_UNSAFE_YIELD',
+    "cannot suspend inside Array.prototype.join (or an array's toString/toLocaleString, or a TypedArray's join): V8 keeps one join stack per context, not per coroutine, and other joins of the array would see it as a cycle; build the string after suspending (e.g. map the elements to strings first, then join)",
   );
 }
 

@@ -27,6 +27,10 @@ export interface BridgeReport {
   /** The isolate's stack-size field (V8 13.6+, swapped on every switch), or -1. */
   stackSizeOffset: number;
   minStack: number;
+  /** The native context's Array.prototype.join stack slot (see engine/node/v8bridge/join_stack.h), or -1. */
+  joinStackSlot: number;
+  /** Why it was not found, or null. */
+  joinStackReason: string | null;
 }
 
 /** A native coroutine whose body is a JS function (see engine/node/binding.cc). @internal */
@@ -55,7 +59,12 @@ export interface NativeBinding {
   resume(no: number): void;
   /** Resumes coroutine `no` in its base async context; coroutines it hands off to run in turn. */
   resume_chain(no: number): void;
-  yield(): void;
+  /**
+   * Suspends the running coroutine until it is resumed again. Returns true,
+   * without suspending, while an Array.prototype.join it began since its
+   * last resume is under way (V8's join stack is per context, not per stack).
+   */
+  yield(): true | undefined;
   in_coroutine(): boolean;
   stack_pool_limit(max: number): number;
   /** Coroutines of this thread that exist natively (created, not yet finished or destroyed). */
@@ -66,8 +75,8 @@ export interface NativeBinding {
   async_pop(asyncId: number): void;
   /** Inside a coroutine: pushes back contexts (`ids` holds id, trigger pairs, outermost first). */
   async_restore(ids: number[], resources: object[]): void;
-  /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base). */
-  yield_to(no: number): void;
+  /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base); true, as yield(), when it may not suspend. */
+  yield_to(no: number): true | undefined;
   /**
    * Creates a coroutine owned by the addon's table (no object): `backend` is
    * its index in backends(). Served from the pool of finished coroutines

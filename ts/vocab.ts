@@ -18,6 +18,7 @@ export const K = {
   EAGAIN: -10,
   ESYS: -11,
   BLOCK: 2,
+  UNSAFE_YIELD: 3,
   WOKEN: 1,
   OP_RECV: 1,
   OP_SEND: 2,

@@ -24,6 +24,7 @@
 #include "v8bridge/async_stack.h"
 #include "v8bridge/bridge.h"
 #include "v8bridge/discover.h"
+#include "v8bridge/join_stack.h"
 #include "v8bridge/profiler.h"
 
 namespace korutin {
@@ -71,6 +72,10 @@ Napi::Value Bridge(const Napi::CallbackInfo &info) {
   size_t *size_field = d.ok ? StackSizeField(v8::Isolate::GetCurrent()) : nullptr;
   o.Set("stackSizeOffset", Napi::Number::New(env, size_field ? (double)d.stack_size_offset : -1));
   o.Set("minStack", Napi::Number::New(env, (double)kJsMinStack));
+  // The native context's join-stack slot (join_stack.h), or -1 and why not.
+  const JoinStackDiscovery &join = JoinStackDiscover(v8::Isolate::GetCurrent(), v8::Isolate::GetCurrent()->GetCurrentContext());
+  o.Set("joinStackSlot", Napi::Number::New(env, (double)join.slot));
+  o.Set("joinStackReason", join.ok ? env.Null() : Napi::Value(Napi::String::New(env, join.reason)));
   // Whether V8's samplers see coroutine frames (v8bridge/profiler.h). The
   // discovery runs outside any coroutine, with the isolate held.
   const ProfilerDiscovery *p = ProfilerDiscovered();
@@ -535,13 +540,23 @@ napi_value ResumeScoped(napi_env env, napi_callback_info info) {
   return ResumeInBase(env, info, false, "resume_scoped() needs a base async context and a movable async stack");
 }
 
-// yield(): suspends the running coroutine until it is resumed again.
+// What yield() and yield_to() return when the coroutine may not suspend
+// (JsJoinOpen): it goes on running, and ts/coroutine.ts throws.
+napi_value JoinOpen(napi_env env) {
+  napi_value v;
+  napi_get_boolean(env, true, &v);
+  return v;
+}
+
+// yield(): suspends the running coroutine until it is resumed again;
+// returns true instead while a join it began is under way.
 napi_value Yield(napi_env env, napi_callback_info info) {
   JsCoroutine *c = JsCurrent();
   if (!c) {
     SwitchCall(env, info).Fail(KO_ENOTCORO, "yield() was called outside a coroutine; call it from a coroutine's body");
     return nullptr;
   }
+  if (JsJoinOpen(c)) return JoinOpen(env);
   JsYield(c);
   return nullptr;
 }
@@ -556,6 +571,7 @@ napi_value YieldTo(napi_env env, napi_callback_info info) {
     call.Fail(KO_ENOTCORO, "yield_to() is for a coroutine run by resume_chain()");
     return nullptr;
   }
+  if (JsJoinOpen(c)) return JoinOpen(env);
   JsCoroutine *next = call.Target();
   if (!next) return nullptr;
   if (!HasBase(next)) {
@@ -843,6 +859,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   inst->isolate = v8::Isolate::GetCurrent();
   inst->env = env;
   inst->bridge = JsIsolateSetup(inst->isolate);
+  JoinStackDiscover(inst->isolate, inst->isolate->GetCurrentContext());
   env.SetInstanceData(inst);
   napi_add_env_cleanup_hook(env, CleanupCoroutines, inst);
   exports.Set("set_error_class", Napi::Function::New<SetErrorClass>(env, "set_error_class"));

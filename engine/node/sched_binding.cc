@@ -17,6 +17,7 @@
 // The numbers JS needs (statuses, states, the io slots) are not exported:
 // ts/vocab.ts mirrors them from the C tables (scripts/gen-vocab.js).
 #include "sched_binding.h"
+#include "v8bridge/bridge.h"
 
 #include <cstdint>
 #include <cstring>
@@ -140,6 +141,16 @@ napi_value Blocked(const Call &c, ks_task *t, int r) {
   return c.RetI(r);
 }
 
+// Whether task `t` (the running one; proxies never suspend) may not suspend
+// now (see KS_UNSAFE_YIELD): then the operation does nothing.
+bool InJoin(ks_task *t) {
+  if (!t || t->proxy) return false;
+  JsCoroutine *co = JsCurrent();
+  return co && JsJoinOpen(co);
+}
+#define REFUSE_IN_JOIN(c, t) \
+  if (InJoin(t)) return (c).RetI(KS_UNSAFE_YIELD)
+
 #define FN(name) napi_value op_##name(napi_env env, napi_callback_info info)
 template <typename T>
 ks_obj *ObjOf(T *p) { return p ? &p->o : nullptr; }
@@ -165,6 +176,7 @@ ks_obj *ObjOf(T *p) { return p ? &p->o : nullptr; }
     T *o = c.Obj<T>(1, kind);              \
     if (!o) return c.RetI(KO_EINVAL);      \
     ks_task *t = c.Task(0);                \
+    REFUSE_IN_JOIN(c, t);                  \
     return Blocked(c, t, expr);            \
   }
 
@@ -244,6 +256,7 @@ FN(next) {
 FN(yield) {
   Call c(env, info);
   ks_task *t = c.Task(0);
+  REFUSE_IN_JOIN(c, t);
   return Blocked(c, t, ks_yield(c.core, t));
 }
 
@@ -251,6 +264,7 @@ FN(yield) {
 FN(sleep) {
   Call c(env, info);
   ks_task *t = c.Task(0);
+  REFUSE_IN_JOIN(c, t);
   return Blocked(c, t, ks_sleep(c.core, t, c.Now(1), c.L(2)));
 }
 
@@ -259,6 +273,7 @@ FN(block_external) {
   Call c(env, info);
   uint32_t seq = 0;
   ks_task *t = c.Task(0);
+  REFUSE_IN_JOIN(c, t);
   int r = ks_block_external(c.core, t, c.Now(1), c.L(2), c.I(3), 0, &seq);
   c.s->io[KS_IO_SEQ] = (int32_t)seq;
   return Blocked(c, t, r);
@@ -306,6 +321,7 @@ FN(chan_recv) {
   if (!ch) return c.RetI(KO_EINVAL);
   uint64_t v = 0;
   ks_task *t = c.Task(0);
+  REFUSE_IN_JOIN(c, t);
   int r = ks_chan_recv(c.core, t, ch, &v, c.Now(2), c.L(3));
   c.s->io[KS_IO_VALUE] = (int32_t)v;
   return Blocked(c, t, r);
@@ -347,6 +363,7 @@ FN(select) {
   int32_t fired = -1;
   uint64_t v = 0;
   ks_task *t = c.Task(0);
+  if (!c.I(4)) REFUSE_IN_JOIN(c, t);
   int r = ks_select(c.core, t, s->kcases.data(), (uint32_t)n, c.Now(2), c.L(3), c.I(4), &fired, &v);
   s->io[KS_IO_FIRED] = fired;
   s->io[KS_IO_VALUE] = (int32_t)v;
@@ -373,6 +390,7 @@ FN(cond_wait) {
   ks_mutex *m = c.I(2) ? c.Obj<ks_mutex>(2, KS_MUTEX) : nullptr;
   if (c.I(2) && !m) return c.RetI(KO_EINVAL);
   ks_task *t = c.Task(0);
+  REFUSE_IN_JOIN(c, t);
   return Blocked(c, t, ks_cond_wait(c.core, t, cv, m, c.Now(3), c.L(4)));
 }
 OBJ_OP(cond_signal, ks_cond, KS_COND, 0, ks_cond_signal(c.core, o))

@@ -2,7 +2,7 @@
  * ts/sched/driver.ts - the JS driver: passes, hand-offs, suspending and waking tasks.
  * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
  */
-import { canHandOff, chainsSupported, currentRecord, handOff, Out, runChain, yieldValue } from '../coroutine';
+import { canHandOff, chainsSupported, currentRecord, handOff, joinYieldError, Out, runChain, yieldValue } from '../coroutine';
 import { CancelledError, isCancelledError, KorutinError } from '../errors';
 import { ERRNO_CODE, K } from '../vocab';
 import { S, clock, io } from './binding';
@@ -259,6 +259,7 @@ export function suspend(t: Task<any>): number {
 /** The error a failed wait throws. @internal */
 export function waitError(t: Task<any> | null, st: number, what: string): Error {
   if (st === K.ECANCELED) return new CancelledError(t?.cancelReason);
+  if (st === K.UNSAFE_YIELD) return joinYieldError();
   const code = ERRNO_CODE.get(st);
   if (st === K.ETIMEDOUT && code) return new KorutinError(code, `${what} timed out`);
   if (st === K.ECLOSED && code) return new KorutinError(code, `${what}: the channel is closed`);

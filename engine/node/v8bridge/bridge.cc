@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "discover.h"
+#include "join_stack.h"
 #include "profiler.h"
 
 // V8 12+ has continuation-preserved embedder data (Node 24+ keeps its
@@ -87,6 +88,7 @@ void *Entry(ko_coro *, void *arg) {
         iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif
         v8::TryCatch try_catch(iso);  // the body catches; this stops termination
+        c->join_base = JoinDepth(iso, c->context);
         v8::MaybeLocal<v8::Value> ignored = c->body.Get(iso)->Call(ctx, v8::Undefined(iso), 0, nullptr);
         (void)ignored;
         // Termination ends this V8 thread's outermost call, and V8 then
@@ -182,6 +184,8 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
   return c;
 }
 
+bool JsJoinOpen(JsCoroutine *c) { return JoinDepth(c->isolate, c->context) > c->join_base; }
+
 void JsYield(JsCoroutine *c) { JsYieldTo(c, nullptr); }
 
 void JsYieldTo(JsCoroutine *c, JsCoroutine *next) { SwitchOut(c, next, true); }
@@ -228,6 +232,7 @@ void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
 #if KO_CARRY_CONTINUATION_DATA
   if (carry) iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif
+  c->join_base = JoinDepth(iso, c->context);
 }
 
 // A suspended coroutine woken by JsDestroy at environment teardown, in its

@@ -100,6 +100,9 @@ struct JsCoroutine {
   bool abandon = false;
   v8::HandleScope *body_scope = nullptr;
   v8::Locker *locker = nullptr;
+  // The joins under way in its context when it was last resumed (see
+  // join_stack.h): more when it would suspend means one of its own.
+  int join_base = 0;
   // Its number in the binding's table while it is in use, else -1.
   double no = -1;
   // Until it starts: a weak handle on the JS object that stands for it, so
@@ -113,6 +116,10 @@ int JsCreate(JsCoroutine *c, const ko_backend *be, size_t stack_size, size_t gua
 // `chained`, coroutines it hands off to run in turn; returns the one that
 // yielded or returned last (c itself without hand-offs).
 JsCoroutine *JsResume(JsCoroutine *c, bool chained);
+// Inside the running coroutine: whether an Array.prototype.join it began
+// since it was resumed is under way (see join_stack.h). It must not suspend
+// then; the binding refuses.
+bool JsJoinOpen(JsCoroutine *c);
 // Inside the running coroutine: suspends it until the next JsResume.
 void JsYield(JsCoroutine *c);
 // Inside the running coroutine, whose resumer accepts hand-offs
