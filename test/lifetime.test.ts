@@ -156,7 +156,7 @@ for (const backend of testBackends()) {
       assert.deepEqual(c1.resume(), { value: 'ERR_UNSAFE_YIELD', done: true });
       assert.deepEqual(c2.resume(), { value: 'ERR_UNSAFE_YIELD', done: true });
       assert.equal(String([[1, 2], 3]), '1,2,3');
-      // toString and TypedArray#join use the same guard
+      // an array's toString (here through a template literal) joins too
       const viaToString = ko.create(() => { try { return `${[{ toString: (): string => String(ko.yield()) }]}`; } catch (e) { return codeOf(e); } });
       assert.equal(viaToString.resume().value, 'ERR_UNSAFE_YIELD');
       // a coroutine resumed from inside a join may still yield back into it
@@ -189,6 +189,20 @@ for (const backend of testBackends()) {
       );
       const other = ko.spawn(() => { ko.sleep(5); return 'other'; });
       assert.deepEqual(await Promise.all([...tasks, other]), ['yieldNow:ERR_UNSAFE_YIELD', 'sleep:ERR_UNSAFE_YIELD', 'recv:ERR_UNSAFE_YIELD', 'other']);
+    });
+
+    it('a task blocking inside vm code run with a timeout is refused (ERR_UNSAFE_YIELD) before the scheduler queues it, and goes on', async () => {
+      const ctx = vm.createContext({ block: () => ko.yieldNow() });
+      const t = ko.spawn(() => {
+        let got: unknown;
+        try { vm.runInContext('block()', ctx, { timeout: 1000 }); got = 'yielded'; } catch (e) { got = codeOf(e); }
+        // before: the core had queued it already, and this failed (ERR_INVALID_ARGUMENT)
+        ko.yieldNow();
+        ko.sleep(1);
+        return got;
+      });
+      const other = ko.spawn(() => { ko.yieldNow(); return 'other'; });
+      assert.deepEqual(await Promise.all([t, other]), ['ERR_UNSAFE_YIELD', 'other']);
     });
 
     it('coroutines dropped in one synchronous loop are collected and unwound soon after, without an explicit GC', () => {

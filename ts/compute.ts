@@ -11,7 +11,7 @@ import { pathToFileURL } from 'url';
 import type { TransferListItem } from 'worker_threads';
 import { KorutinError } from './errors';
 import { piscina, PiscinaPool } from './piscina';
-import { awaitPromise, self } from './scheduler';
+import { awaitPromise, blocker } from './scheduler';
 
 /** Options of {@link computeWith}. */
 export interface ComputeOptions {
@@ -87,7 +87,7 @@ export function compute(modulePath: string | URL, exportName: string, ...args: u
 
 /** {@link compute} with options: a transfer list, a timeout. */
 export function computeWith(options: ComputeOptions, modulePath: string | URL, exportName: string, ...args: unknown[]): unknown {
-  const t = self('compute()');
+  const t = blocker('compute()');
   if (options === null || typeof options !== 'object') {
     throw new KorutinError('ERR_INVALID_ARGUMENT', 'computeWith(options, modulePath, exportName, ...args): options must be an object');
   }

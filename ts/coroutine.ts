@@ -782,6 +782,15 @@ export function handOff(to: CoroutineRecord): unknown {
 // coroutine. So korutin counts, per coroutine, the vm calls with a watchdog
 // under way on its stack, and refuses to suspend inside one.
 
+/**
+ * Refuses (throws) when the running coroutine `rec` may not suspend here
+ * because of a vm watchdog: for the scheduler's operations, before they
+ * change anything. @internal
+ */
+export function refuseUnsafeSuspend(rec: CoroutineRecord): void {
+  if (rec.vmWatchdogs > 0) refuseVmYield();
+}
+
 function refuseVmYield(): never {
   fail(
     'ERR_UNSAFE_YIELD',

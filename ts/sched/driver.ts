@@ -2,7 +2,7 @@
  * ts/sched/driver.ts - the JS driver: passes, hand-offs, suspending and waking tasks.
  * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
  */
-import { canHandOff, chainsSupported, currentRecord, handOff, joinYieldError, Out, runChain, yieldValue } from '../coroutine';
+import { canHandOff, chainsSupported, currentRecord, handOff, joinYieldError, Out, refuseUnsafeSuspend, runChain, yieldValue } from '../coroutine';
 import { CancelledError, isCancelledError, KorutinError } from '../errors';
 import { ERRNO_CODE, K } from '../vocab';
 import { S, clock, io } from './binding';
@@ -216,6 +216,18 @@ export function self(what: string): Task<any> {
       ? `${what} blocks, and must be called from a task's own coroutine, not from a coroutine it created`
       : `${what} blocks, and must be called inside a task (started with ko.spawn()); outside one, use the async variant or await`,
   );
+}
+
+/**
+ * {@link self}, for an operation that may suspend the task: refused where
+ * it may not suspend (inside vm code run with a timeout) before the core
+ * is asked. (A join under way is refused by the core's binding:
+ * K.UNSAFE_YIELD.) @internal
+ */
+export function blocker(what: string): Task<any> {
+  const t = self(what);
+  refuseUnsafeSuspend(currentRecord()!);
+  return t;
 }
 
 /** Suspends the calling task until the core wakes it; returns the outcome. @internal */
