@@ -74,7 +74,6 @@ void *Entry(ko_coro *, void *arg) {
     iso->SetStackLimit(c->js_limit);
     VerifyStackSizeField(iso, *SlotsOfThisThread().stack_start, c->js_limit);  // what GetStackStart() returns here
     ProfilerLoan loan;
-    if (c->own_thread) ProfilerOwnThreadIn(iso);
     c->entered = true;
     // One body per use; between uses it parks here, its V8 thread
     // archived like any suspended coroutine's (see JsPool).
@@ -107,10 +106,7 @@ void *Entry(ko_coro *, void *arg) {
       if (c->quit) break;
       c->finished = false;
     }
-    if (c->own_thread) {
-      ProfilerOwnThreadOut();
-      iso->Exit();
-    }
+    if (c->own_thread) iso->Exit();
     c->locker = nullptr;
   }  // the top-level Locker frees this V8 thread's resources
   iso->DiscardThreadSpecificMetadata();
@@ -155,13 +151,15 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
 #endif
   size_t *size_field = StackSizeField(iso);
   size_t resumer_size = size_field ? *size_field : 0;
-  if (!c->own_thread && !JsCurrent()) ProfilerNoteBase(iso);
+  if (!JsCurrent()) ProfilerNoteBase(iso);
+  void *profiler_home = ProfilerHome();
   ProfilerReturn();
   {
     v8::Unlocker unlocker(iso);
     for (;;) {
       c->started = true;
       c->chained = chained;
+      c->profiler_home = profiler_home;
       if (!c->own_thread) {
         SwapSlots(&c->back_tid, &c->back_stack_start, c->tid, c->stack_start);
       }
@@ -204,10 +202,7 @@ void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
 #endif
   size_t *size_field = StackSizeField(iso);
   if (size_field) c->v8_stack_size = *size_field;
-  if (c->own_thread) {
-    ProfilerOwnThreadOut();
-    iso->Exit();
-  }
+  if (c->own_thread) iso->Exit();
   ProfilerReturn();
   {
     v8::Unlocker unlocker(iso);
@@ -228,7 +223,6 @@ void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
 #endif
   if ((size_field = StackSizeField(iso))) *size_field = c->v8_stack_size;
   ProfilerLend();
-  if (c->own_thread) ProfilerOwnThreadIn(iso);
 #if KO_CARRY_CONTINUATION_DATA
   if (carry) iso->SetContinuationPreservedEmbedderData(c->continuation_data.Get(iso));
 #endif

@@ -79,6 +79,9 @@ struct JsCoroutine {
   JsCoroutine *next = nullptr;
   // Whoever resumed it (or handed off to it) accepts hand-offs.
   bool chained = false;
+  // Own thread: the thread whose samplers see it (see profiler.h), as its
+  // resumer last told it.
+  void *profiler_home = nullptr;
   // The binding's object that owns this coroutine (nullptr: the binding's
   // table does, and it may be pooled).
   void *owner = nullptr;

@@ -3,16 +3,14 @@
 
 #include <signal.h>
 
-#include <algorithm>
-#include <chrono>
-#include <condition_variable>
+#include <pthread.h>
+#include <time.h>
+
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
-#include <thread>
-#include <vector>
-
-#include <v8-profiler.h>
 
 #include "bridge.h"
 #include "discover.h"
@@ -83,11 +81,198 @@ ProfilerDiscovery Run(v8::Isolate *iso) {
 struct Base {
   void *rec = nullptr;
   int tid = 0;
+  pthread_t thread{};
   void *state = nullptr;  // the record's thread state while lent
   bool lent = false;
   bool checked = false;   // the first loan was checked (see ProfilerLend)
 };
 thread_local Base t_base;
+
+// Lends b's record to V8 thread `tid`; Unlend puts it back.
+struct Loan {
+  Base *b;
+  int tid;
+  void *state;
+};
+Loan LendRecord(Base *b, int tid) {
+  Loan l{b, IntAt(b->rec, g_disc.thread_id_offset), PtrAt(b->rec, g_disc.thread_state_offset)};
+  IntAt(b->rec, g_disc.thread_id_offset) = tid;
+  PtrAt(b->rec, g_disc.thread_state_offset) = nullptr;
+  return l;
+}
+void Unlend(const Loan &l) {
+  IntAt(l.b->rec, g_disc.thread_id_offset) = l.tid;
+  PtrAt(l.b->rec, g_disc.thread_state_offset) = l.state;
+}
+
+// ---- The SIGPROF relay (own-thread coroutines; see profiler.h) ----
+//
+// One slot per running own-thread coroutine (at most one per isolate).
+// Its state moves: kFree -> kClaimed -> kArmed (the coroutine runs, holding
+// the lock) -> kAsked (the home's handler sent SIGPROF on) -> kGiven (the
+// coroutine's handler left its register state and waits) -> kArmed (the
+// home's handler sampled it) ... -> kFree (the coroutine releases the lock;
+// never while a relay is under way). Everything a handler touches is here,
+// in static storage, lock-free.
+enum : int { kFree, kClaimed, kArmed, kAsked, kGiven };
+struct Relay {
+  std::atomic<int> state{kFree};
+  std::atomic<pthread_t> home{};    // the thread V8's samplers signal
+  std::atomic<pthread_t> target{};  // the coroutine's OS thread
+  Base *base = nullptr;             // the home's record, lent while sampling
+  int tid = 0;                      // the coroutine's V8 thread id
+  std::atomic<void *> context{nullptr};
+};
+constexpr int kRelays = 64;  // more isolates sampled at once: the rest unseen
+Relay g_relays[kRelays];
+thread_local Relay *t_relay = nullptr;  // this coroutine thread's, while armed
+
+// How long a home's handler waits for the coroutine's thread to answer
+// (one that blocks SIGPROF never does): the sample is then V8's own.
+constexpr long kAnswerNs = 2'000'000;
+
+// The handler ours stands in front of (V8's), as two words a handler reads.
+std::atomic<void *> g_next_fn{nullptr};
+std::atomic<bool> g_next_siginfo{false};
+std::mutex g_install_mu;
+
+long NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1'000'000'000L + ts.tv_nsec;
+}
+
+void Relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+void CallNext(int sig, siginfo_t *info, void *context) {
+  void *fn = g_next_fn.load(std::memory_order_acquire);
+  if (!fn) return;
+  if (g_next_siginfo.load(std::memory_order_relaxed))
+    reinterpret_cast<void (*)(int, siginfo_t *, void *)>(fn)(sig, info, context);
+  else
+    reinterpret_cast<void (*)(int)>(fn)(sig);
+}
+
+// On the coroutine's thread, if still asked (the home may have given up):
+// leave the registers, wait to be sampled.
+bool Give(Relay &r, void *context) {
+  r.context.store(context, std::memory_order_relaxed);
+  int asked = kAsked;
+  if (!r.state.compare_exchange_strong(asked, kGiven, std::memory_order_acq_rel)) return false;
+  while (r.state.load(std::memory_order_acquire) == kGiven) Relax();
+  return true;
+}
+
+// On the home thread, r armed for it: sample r's coroutine. False if it did
+// not answer in time.
+bool Ask(Relay &r, int sig, siginfo_t *info) {
+  int armed = kArmed;
+  if (!r.state.compare_exchange_strong(armed, kAsked, std::memory_order_acq_rel)) return false;
+  if (!pthread_equal(r.home.load(std::memory_order_relaxed), pthread_self())) {  // reused meanwhile
+    r.state.store(kArmed, std::memory_order_release);
+    return false;
+  }
+  if (pthread_kill(r.target.load(std::memory_order_relaxed), SIGPROF) != 0) {
+    r.state.store(kArmed, std::memory_order_release);
+    return false;
+  }
+  long deadline = NowNs() + kAnswerNs;
+  while (r.state.load(std::memory_order_acquire) != kGiven) {
+    if (NowNs() > deadline) {
+      int asked = kAsked;
+      if (r.state.compare_exchange_strong(asked, kArmed, std::memory_order_acq_rel)) return false;
+    }
+    Relax();
+  }
+  Loan loan = LendRecord(r.base, r.tid);
+  CallNext(sig, info, r.context.load(std::memory_order_relaxed));
+  Unlend(loan);
+  r.state.store(kArmed, std::memory_order_release);  // lets the coroutine go on
+  return true;
+}
+
+void OnSigprof(int sig, siginfo_t *info, void *context) {
+  int saved_errno = errno;
+  pthread_t self = pthread_self();
+  bool done = false;
+  for (Relay &r : g_relays) {
+    if (r.state.load(std::memory_order_acquire) == kAsked &&
+        pthread_equal(r.target.load(std::memory_order_relaxed), self)) {
+      done = Give(r, context);
+      break;
+    }
+  }
+  for (int i = 0; !done && i < kRelays; i++) {
+    Relay &r = g_relays[i];
+    if (r.state.load(std::memory_order_acquire) == kArmed &&
+        pthread_equal(r.home.load(std::memory_order_relaxed), self))
+      done = Ask(r, sig, info);
+  }
+  if (!done) CallNext(sig, info, context);
+  errno = saved_errno;
+}
+
+bool IsHandler(const struct sigaction &sa) {
+  if (sa.sa_flags & SA_SIGINFO) return sa.sa_sigaction != nullptr;
+  return sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN;
+}
+
+// Puts OnSigprof in front of the installed SIGPROF handler; false if there
+// is none (no sampling profiler is on). A profiler that installs its own
+// later (V8 does when the first sampler starts) is put behind it again on
+// the next arm; one that restores what it replaced restores this one.
+bool FrontInstalled() {
+  struct sigaction cur;
+  if (sigaction(SIGPROF, nullptr, &cur) != 0 || !IsHandler(cur)) return false;
+  if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == OnSigprof) return true;
+  std::lock_guard<std::mutex> lock(g_install_mu);
+  if (sigaction(SIGPROF, nullptr, &cur) != 0 || !IsHandler(cur)) return false;
+  if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == OnSigprof) return true;
+  bool siginfo = (cur.sa_flags & SA_SIGINFO) != 0;
+  g_next_siginfo.store(siginfo, std::memory_order_relaxed);
+  g_next_fn.store(siginfo ? reinterpret_cast<void *>(cur.sa_sigaction) : reinterpret_cast<void *>(cur.sa_handler),
+                  std::memory_order_release);
+  struct sigaction sa = {};
+  sa.sa_sigaction = OnSigprof;
+  sa.sa_flags = SA_RESTART | SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(SIGPROF, &sa, nullptr) == 0;
+}
+
+// On an own-thread coroutine's thread, holding the lock.
+void Arm(JsCoroutine *c) {
+  Base *home = static_cast<Base *>(c->profiler_home);
+  if (t_relay || !home || !home->rec || !FrontInstalled()) return;
+  for (Relay &r : g_relays) {
+    int free = kFree;
+    if (!r.state.compare_exchange_strong(free, kClaimed, std::memory_order_acquire)) continue;
+    r.home.store(home->thread, std::memory_order_relaxed);
+    r.target.store(pthread_self(), std::memory_order_relaxed);
+    r.base = home;
+    r.tid = *SlotsOfThisThread().thread_id;
+    r.state.store(kArmed, std::memory_order_release);
+    t_relay = &r;
+    return;
+  }
+}
+
+// Before the lock is released: a relay under way ends first (the home's
+// handler answers, or gives up, within kAnswerNs).
+void Disarm() {
+  Relay *r = t_relay;
+  t_relay = nullptr;
+  for (;;) {
+    int armed = kArmed;
+    if (r->state.compare_exchange_weak(armed, kFree, std::memory_order_acq_rel)) return;
+    Relax();
+  }
+}
 
 }  // namespace
 
@@ -106,16 +291,26 @@ void ProfilerNoteBase(v8::Isolate *iso) {
   if (!rec || PtrAt(rec, 0) != static_cast<void *>(iso)) return;
   t_base.rec = rec;
   t_base.tid = IntAt(rec, g_disc.thread_id_offset);
+  t_base.thread = pthread_self();
+}
+
+void *ProfilerHome() {
+  JsCoroutine *c = JsCurrent();
+  if (c && c->own_thread) return c->profiler_home;
+  return t_base.rec ? &t_base : nullptr;
 }
 
 void ProfilerLend() {
+  JsCoroutine *c = JsCurrent();
+  if (c && c->own_thread) {
+    Arm(c);
+    return;
+  }
   Base &b = t_base;
   if (!b.rec || b.lent) return;
   int tid = *SlotsOfThisThread().thread_id;
   if (tid == b.tid) return;
-  b.state = PtrAt(b.rec, g_disc.thread_state_offset);
-  IntAt(b.rec, g_disc.thread_id_offset) = tid;
-  PtrAt(b.rec, g_disc.thread_state_offset) = nullptr;
+  b.state = LendRecord(&b, tid).state;
   b.lent = true;
   if (!b.checked) {
     // V8 must still find the coroutine's own record by its id (the thread
@@ -130,74 +325,11 @@ void ProfilerLend() {
 }
 
 void ProfilerReturn() {
+  if (t_relay) Disarm();
   Base &b = t_base;
   if (!b.lent) return;
-  IntAt(b.rec, g_disc.thread_id_offset) = b.tid;
-  PtrAt(b.rec, g_disc.thread_state_offset) = b.state;
+  Unlend(Loan{&b, b.tid, b.state});
   b.lent = false;
-}
-
-namespace {
-
-// Never destroyed: the ticker thread waits on them until the process ends
-// (a destroyed condition variable with a waiter hangs exit()).
-struct Ticker {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<v8::Isolate *> running;  // one entry per running own-thread coroutine
-  bool started = false;
-};
-Ticker &T() {
-  static Ticker *t = new Ticker();
-  return *t;
-}
-thread_local v8::Isolate *t_registered = nullptr;
-
-bool SamplingSignalInstalled() {
-  struct sigaction sa;
-  if (sigaction(SIGPROF, nullptr, &sa) != 0) return false;
-  if (sa.sa_flags & SA_SIGINFO) return sa.sa_sigaction != nullptr;
-  return sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN;
-}
-
-void SampleHere(v8::Isolate *iso, void *) {
-  JsCoroutine *c = JsCurrent();
-  if (c && c->own_thread && c->isolate == iso) v8::CpuProfiler::CollectSample(iso);
-}
-
-void Tick() {
-  Ticker &t = T();
-  std::unique_lock<std::mutex> lock(t.mu);
-  for (;;) {
-    t.cv.wait(lock, [&t] { return !t.running.empty(); });
-    // Under t.mu: a listed isolate is alive (its coroutine unlists it first).
-    for (v8::Isolate *iso : t.running) iso->RequestInterrupt(SampleHere, nullptr);
-    t.cv.wait_for(lock, std::chrono::milliseconds(1), [] { return false; });
-  }
-}
-
-}  // namespace
-
-void ProfilerOwnThreadIn(v8::Isolate *iso) {
-  if (t_registered || !SamplingSignalInstalled()) return;
-  Ticker &t = T();
-  std::lock_guard<std::mutex> lock(t.mu);
-  t.running.push_back(iso);
-  t_registered = iso;
-  if (!t.started) {
-    t.started = true;
-    std::thread(Tick).detach();
-  }
-  t.cv.notify_one();
-}
-
-void ProfilerOwnThreadOut() {
-  if (!t_registered) return;
-  Ticker &t = T();
-  std::lock_guard<std::mutex> lock(t.mu);
-  auto it = std::find(t.running.begin(), t.running.end(), t_registered);
-  if (it != t.running.end()) t.running.erase(it);
-  t_registered = nullptr;
 }
 
 }  // namespace korutin

@@ -41,21 +41,29 @@ const ProfilerDiscovery *ProfilerDiscovered();
 // On the resumer's side before a switch from outside any coroutine: notes
 // this OS thread's own record (once per thread).
 void ProfilerNoteBase(v8::Isolate *iso);
+// The thread whose samplers see coroutines resumed from here (its "home":
+// the isolate's own thread, where V8's samplers were started), or nullptr
+// if it has no noted record. An own-thread coroutine is told it on resume
+// (JsCoroutine::profiler_home).
+void *ProfilerHome();
 // On a coroutine's side, right after taking the lock / right before
-// releasing it (same-OS-thread backends only).
+// releasing it; on a resumer's side, the same around its switch.
+//
+// Same OS thread as the home (asm, boost, ucontext): the home's record is
+// lent to the coroutine while it holds the lock (see above).
+//
+// Own thread (threads): V8's samplers signal the home thread, never the
+// coroutine's. While a SIGPROF handler is installed (a sampling profiler is
+// on), the bridge puts its own handler in front of it and arms a relay for
+// the running coroutine: a SIGPROF on the home thread is sent on to the
+// coroutine's thread, which hands over its register state and waits; the
+// home thread's handler lends its record for the moment and calls the
+// profiler's handler with that state, so V8 walks the coroutine's stack,
+// which stands still meanwhile (as V8's samplers on macOS and Windows
+// sample a suspended thread from another one). Every sampler sees it:
+// --prof, --cpu-prof, the inspector's Profiler.
 void ProfilerLend();
 void ProfilerReturn();
-
-// Own-thread backends (threads): V8's sampler signals the OS thread that
-// started it, never a coroutine's thread. While a sampling profiler is on
-// (a SIGPROF handler is installed), a ticker asks the isolate for an
-// interrupt every millisecond while such a coroutine runs, and the
-// interrupt records the coroutine's stack with the public
-// v8::CpuProfiler::CollectSample (CPU profiles only; --prof misses them).
-// On a coroutine's thread, right after taking the lock / right before
-// releasing it.
-void ProfilerOwnThreadIn(v8::Isolate *iso);
-void ProfilerOwnThreadOut();
 
 }  // namespace korutin
 
