@@ -10,7 +10,6 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { backends } from '../ts';
 import { native } from '../ts/native';
 import { PACKAGE_ENTRY, testBackends } from './helpers';
 
@@ -89,12 +88,6 @@ function child(args: string[], env: NodeJS.ProcessEnv, cwd: string) {
   return r;
 }
 
-// CPU profiles of own-thread coroutines come from interrupts and the public
-// CpuProfiler::CollectSample, which only feeds CPU profilers (profiler.h).
-const OWN_THREAD_REASON =
-  "--prof's ticker signals the OS thread that started it and a threads-backend coroutine runs on another; " +
-  'its CPU profiles come from interrupts, which feed CPU profilers only';
-
 describe('profiler support', () => {
   it("finds and verifies V8's per-thread record at load time", () => {
     const report = native.bridge() as unknown as { ok: boolean; profiler: boolean; profilerReason: string | null };
@@ -104,7 +97,6 @@ describe('profiler support', () => {
 });
 
 for (const backend of testBackends()) {
-  const ownThread = backends().find((b) => b.name === backend)!.ownThread;
   describe(`profiler [${backend}]`, function () {
     this.timeout(120_000);
     let dir: string;
@@ -141,11 +133,6 @@ for (const backend of testBackends()) {
       child(['-e', VIA_INSPECTOR], { KO_ENTRY: PACKAGE_ENTRY, KO_BACKEND: backend, KO_OUT: out }, dir);
       check(JSON.parse(fs.readFileSync(out, 'utf8')), 'Profiler domain');
     });
-
-    if (ownThread) {
-      it(`--prof ticks land in the coroutine body's function (pending: ${OWN_THREAD_REASON})`);
-      return;
-    }
 
     it('--prof ticks land in the coroutine body\'s function', () => {
       const script = path.join(dir, 'burn.js');

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include <atomic>
@@ -142,12 +143,18 @@ long NowNs() {
   return ts.tv_sec * 1'000'000'000L + ts.tv_nsec;
 }
 
-void Relax() {
+// One turn of a wait for the other thread: spin a little, then give the CPU
+// away (the other thread may need this core to answer).
+void Relax(int &turns) {
+  if (++turns < 64) {
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
+    __builtin_ia32_pause();
 #elif defined(__aarch64__)
-  asm volatile("yield");
+    asm volatile("yield");
 #endif
+  } else {
+    sched_yield();
+  }
 }
 
 void CallNext(int sig, siginfo_t *info, void *context) {
@@ -165,7 +172,8 @@ bool Give(Relay &r, void *context) {
   r.context.store(context, std::memory_order_relaxed);
   int asked = kAsked;
   if (!r.state.compare_exchange_strong(asked, kGiven, std::memory_order_acq_rel)) return false;
-  while (r.state.load(std::memory_order_acquire) == kGiven) Relax();
+  int turns = 0;
+  while (r.state.load(std::memory_order_acquire) == kGiven) Relax(turns);
   return true;
 }
 
@@ -183,12 +191,13 @@ bool Ask(Relay &r, int sig, siginfo_t *info) {
     return false;
   }
   long deadline = NowNs() + kAnswerNs;
+  int turns = 0;
   while (r.state.load(std::memory_order_acquire) != kGiven) {
     if (NowNs() > deadline) {
       int asked = kAsked;
       if (r.state.compare_exchange_strong(asked, kArmed, std::memory_order_acq_rel)) return false;
     }
-    Relax();
+    Relax(turns);
   }
   Loan loan = LendRecord(r.base, r.tid);
   CallNext(sig, info, r.context.load(std::memory_order_relaxed));
@@ -267,10 +276,11 @@ void Arm(JsCoroutine *c) {
 void Disarm() {
   Relay *r = t_relay;
   t_relay = nullptr;
+  int turns = 0;
   for (;;) {
     int armed = kArmed;
     if (r->state.compare_exchange_weak(armed, kFree, std::memory_order_acq_rel)) return;
-    Relax();
+    Relax(turns);
   }
 }
 
