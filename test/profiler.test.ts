@@ -3,7 +3,9 @@
  * coroutine whose body spins in `burnInsideCoroutine` for ~300 ms across
  * several yields, under --cpu-prof, the inspector's Profiler domain and
  * --prof; the profile must charge that function with a large share of its
- * samples, called from the coroutine's own frames.
+ * samples, called from the coroutine's own frames. Also a coroutine nested
+ * in another inside a Worker (on threads, each runs on an OS thread of its
+ * own that no sampler signals: see engine/node/v8bridge/profiler.h).
  */
 import { strict as assert } from 'assert';
 import { spawnSync } from 'child_process';
@@ -47,6 +49,28 @@ post('Profiler.start');
 run();
 const { profile } = post('Profiler.stop');
 require('fs').writeFileSync(process.env.KO_OUT, JSON.stringify(profile));
+`;
+
+/** In a Worker, a coroutine resumes a nested one that burns; --cpu-prof writes a profile per thread. */
+const NESTED_IN_WORKER = `
+const { Worker, isMainThread } = require('worker_threads');
+if (isMainThread) {
+  new Worker(__filename, { env: process.env });
+} else {
+  const { createEngine } = require(process.env.KO_ENTRY);
+  const ko = createEngine({ backend: process.env.KO_BACKEND });
+  function burnInsideNested(ms) {
+    const end = Date.now() + ms;
+    let x = 0;
+    while (Date.now() < end) for (let i = 0; i < 1000; i++) x += Math.sqrt(i + (x % 7));
+    return x;
+  }
+  function nestedStep(ms) { return burnInsideNested(ms); }
+  function nestedBody() { for (let k = 0; k < 6; k++) { nestedStep(50); ko.yield(); } }
+  function outerBody() { const inner = ko.create(nestedBody); while (!inner.resume().done) ko.yield(); }
+  const co = ko.create(outerBody);
+  while (!co.resume().done) {}
+}
 `;
 
 interface ProfileNode {
@@ -132,6 +156,25 @@ for (const backend of testBackends()) {
       const out = path.join(dir, 'profile.json');
       child(['-e', VIA_INSPECTOR], { KO_ENTRY: PACKAGE_ENTRY, KO_BACKEND: backend, KO_OUT: out }, dir);
       check(JSON.parse(fs.readFileSync(out, 'utf8')), 'Profiler domain');
+    });
+
+    it("--cpu-prof in a Worker charges a nested coroutine's own function", () => {
+      const script = path.join(dir, 'nested.js');
+      fs.writeFileSync(script, NESTED_IN_WORKER);
+      child(['--cpu-prof', `--cpu-prof-dir=${dir}`, script], { KO_ENTRY: PACKAGE_ENTRY, KO_BACKEND: backend }, dir);
+      const profiles = fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Profile);
+      assert.equal(profiles.length, 2, 'expected a profile for the main thread and one for the Worker');
+      const worker = profiles.find((p) => p.nodes.some((n) => n.callFrame.functionName === 'burnInsideNested'));
+      assert.ok(worker, 'no profile names burnInsideNested');
+      const a = analyse(worker, 'burnInsideNested');
+      assert.ok(a.self >= 20 && a.self / Math.max(1, a.total) >= 0.3, `Worker: burnInsideNested has ${a.self} of ${a.total} samples`);
+      assert.ok(
+        a.chains.some((c) => c[0] === 'nestedStep' && c.includes('nestedBody')),
+        `Worker: burnInsideNested is not called from the nested coroutine's frames: ${JSON.stringify(a.chains)}`,
+      );
     });
 
     it('--prof ticks land in the coroutine body\'s function', () => {

@@ -206,7 +206,10 @@ bool Ask(Relay &r, int sig, siginfo_t *info) {
   return true;
 }
 
+std::atomic<int> g_in_handler{0};
+
 void OnSigprof(int sig, siginfo_t *info, void *context) {
+  g_in_handler.fetch_add(1, std::memory_order_acq_rel);
   int saved_errno = errno;
   pthread_t self = pthread_self();
   bool done = false;
@@ -225,6 +228,7 @@ void OnSigprof(int sig, siginfo_t *info, void *context) {
   }
   if (!done) CallNext(sig, info, context);
   errno = saved_errno;
+  g_in_handler.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 bool IsHandler(const struct sigaction &sa) {
@@ -253,6 +257,33 @@ bool FrontInstalled() {
   sigemptyset(&sa.sa_mask);
   return sigaction(SIGPROF, &sa, nullptr) == 0;
 }
+
+// When this copy of the library is unloaded (Node unloads an addon loaded
+// only by Workers once the last of them is gone) while a profiler is still
+// on elsewhere: OnSigprof must not stay installed. What it stood in front
+// of comes back, and handlers under way finish first. (V8 never keeps
+// OnSigprof to restore later: it saves the handler it replaces only when
+// its first sampler starts, and OnSigprof is installed only over one.)
+struct UninstallAtUnload {
+  ~UninstallAtUnload() {
+    std::lock_guard<std::mutex> lock(g_install_mu);
+    struct sigaction cur;
+    if (sigaction(SIGPROF, nullptr, &cur) != 0 || !(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != OnSigprof) return;
+    struct sigaction sa = cur;
+    void *fn = g_next_fn.load(std::memory_order_acquire);
+    if (g_next_siginfo.load(std::memory_order_relaxed)) {
+      sa.sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t *, void *)>(fn);
+    } else {
+      sa.sa_flags &= ~SA_SIGINFO;
+      sa.sa_handler = fn ? reinterpret_cast<void (*)(int)>(fn) : SIG_DFL;
+    }
+    sigaction(SIGPROF, &sa, nullptr);
+    int turns = 0;
+    while (g_in_handler.load(std::memory_order_acquire) != 0) Relax(turns);
+    timespec grace = {0, 1'000'000};  // one entering but not yet counted
+    nanosleep(&grace, nullptr);
+  }
+} g_uninstall_at_unload;
 
 // On an own-thread coroutine's thread, holding the lock.
 void Arm(JsCoroutine *c) {
