@@ -78,23 +78,26 @@ ProfilerDiscovery Run(v8::Isolate *iso) {
   return d;
 }
 
-// Per OS thread: its own record and what it lent.
+struct Base;
+// A record lent to another V8 thread, with what it held (see LendRecord).
+struct Loan {
+  Base *b = nullptr;
+  int tid = 0;
+  void *state = nullptr;
+};
+
+// Per OS thread: its own record and its loan to a running coroutine.
 struct Base {
   void *rec = nullptr;
   int tid = 0;
   pthread_t thread{};
-  void *state = nullptr;  // the record's thread state while lent
+  Loan loan;
   bool lent = false;
   bool checked = false;   // the first loan was checked (see ProfilerLend)
 };
 thread_local Base t_base;
 
 // Lends b's record to V8 thread `tid`; Unlend puts it back.
-struct Loan {
-  Base *b;
-  int tid;
-  void *state;
-};
 Loan LendRecord(Base *b, int tid) {
   Loan l{b, IntAt(b->rec, g_disc.thread_id_offset), PtrAt(b->rec, g_disc.thread_state_offset)};
   IntAt(b->rec, g_disc.thread_id_offset) = tid;
@@ -351,7 +354,7 @@ void ProfilerLend() {
   if (!b.rec || b.lent) return;
   int tid = *SlotsOfThisThread().thread_id;
   if (tid == b.tid) return;
-  b.state = LendRecord(&b, tid).state;
+  b.loan = LendRecord(&b, tid);
   b.lent = true;
   if (!b.checked) {
     // V8 must still find the coroutine's own record by its id (the thread
@@ -369,7 +372,7 @@ void ProfilerReturn() {
   if (t_relay) Disarm();
   Base &b = t_base;
   if (!b.lent) return;
-  Unlend(Loan{&b, b.tid, b.state});
+  Unlend(b.loan);
   b.lent = false;
 }
 
