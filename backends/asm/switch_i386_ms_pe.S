@@ -38,9 +38,12 @@
  *   sp + 0x04 | x87 control word  | (16 bits, 16 spare)
  *   sp + 0x00 | MXCSR             |
  *
- * MXCSR and the x87 control word are per context: a rounding mode set in
- * one coroutine does not leak into another. A new context starts with the
- * values of the thread that made it. (stmxcsr needs SSE, which every x86
+ * The FP control state (MXCSR's control bits, the x87 control word) is per
+ * context: a rounding mode set in one coroutine does not leak into another.
+ * A new context starts with the values of the thread that made it. MXCSR's
+ * six sticky exception flags stay the thread's: the switch loads MXCSR only
+ * when the target's control bits differ, and then on the current flags
+ * (why: switch_x86_64_sysv_elf.S). (stmxcsr needs SSE, which every x86
  * CPU Windows still runs on has.)
  *
  * The TIB's stack bounds are per context, as on Win64: exception dispatch
@@ -63,8 +66,8 @@
     .p2align 4
 _ko_asm_jump:
     .cfi_startproc
-    movl    4(%esp), %eax       /* from */
-    movl    8(%esp), %edx       /* to */
+    movl    4(%esp), %eax        /* from */
+    movl    8(%esp), %edx        /* to */
     movl    12(%esp), %ecx      /* value */
     pushl   %ebp
     .cfi_adjust_cfa_offset 4
@@ -92,6 +95,7 @@ _ko_asm_jump:
     movl    %ebx, 0x14(%esp)
 
     movl    %esp, (%eax)
+    movl    0x00(%esp), %eax        /* the current MXCSR */
     movl    (%edx), %esp        /* same frame layout: the CFI still holds */
 
     movl    0x14(%esp), %ebx
@@ -102,8 +106,17 @@ _ko_asm_jump:
     movl    %ebx, %fs:0xE0C
     movl    0x08(%esp), %ebx
     movl    %ebx, %fs:0x00
+    movl    0x00(%esp), %edx        /* the target's MXCSR */
+    xorl    %eax, %edx
+    testl   $0xffc0, %edx       /* its control bits differ? */
+    jz      1f
+    xorl    %eax, %edx          /* then its control bits on the current flags */
+    andl    $0xffc0, %edx
+    andl    $0x3f, %eax
+    orl     %eax, %edx
+    movl    %edx, 0x00(%esp)
     ldmxcsr 0x00(%esp)
-    fldcw   0x04(%esp)
+1:  fldcw   0x04(%esp)
     addl    $0x18, %esp
     .cfi_adjust_cfa_offset -0x18
     popl    %edi
@@ -127,7 +140,7 @@ _ko_asm_jump:
     .p2align 4
 _ko_asm_make:
     .cfi_startproc
-    movl    4(%esp), %eax       /* top */
+    movl    4(%esp), %eax        /* top */
     andl    $-16, %eax          /* align the top */
     movl    %eax, %edx
     subl    $0x3c, %eax         /* frame; after its ret, sp = top - 0x10 */

@@ -26,9 +26,12 @@
  *   sp + 0x04 | x87 control word| (16 bits, 16 spare)
  *   sp + 0x00 | MXCSR           |
  *
- * MXCSR and the x87 control word are per context: a rounding mode set in
- * one coroutine does not leak into another. A new context starts with the
- * values of the thread that made it. (stmxcsr needs SSE, which every x86
+ * The FP control state (MXCSR's control bits, the x87 control word) is per
+ * context: a rounding mode set in one coroutine does not leak into another.
+ * A new context starts with the values of the thread that made it. MXCSR's
+ * six sticky exception flags stay the thread's: the switch loads MXCSR only
+ * when the target's control bits differ, and then on the current flags
+ * (why: switch_x86_64_sysv_elf.S). (stmxcsr needs SSE, which every x86
  * CPU of this century has.)
  */
     .text
@@ -38,8 +41,8 @@
     .p2align 4
 ko_asm_jump:
     .cfi_startproc
-    movl    4(%esp), %eax       /* from */
-    movl    8(%esp), %edx       /* to */
+    movl    4(%esp), %eax        /* from */
+    movl    8(%esp), %edx        /* to */
     movl    12(%esp), %ecx      /* value */
     pushl   %ebp
     .cfi_adjust_cfa_offset 4
@@ -58,9 +61,19 @@ ko_asm_jump:
     stmxcsr (%esp)
     fnstcw  4(%esp)
     movl    %esp, (%eax)
+    movl    (%esp), %eax        /* the current MXCSR */
     movl    (%edx), %esp        /* same frame layout: the CFI still holds */
+    movl    (%esp), %edx        /* the target's MXCSR */
+    xorl    %eax, %edx
+    testl   $0xffc0, %edx       /* its control bits differ? */
+    jz      1f
+    xorl    %eax, %edx          /* then its control bits on the current flags */
+    andl    $0xffc0, %edx
+    andl    $0x3f, %eax
+    orl     %eax, %edx
+    movl    %edx, (%esp)
     ldmxcsr (%esp)
-    fldcw   4(%esp)
+1:  fldcw   4(%esp)
     addl    $8, %esp
     .cfi_adjust_cfa_offset -8
     popl    %edi
@@ -86,7 +99,7 @@ ko_asm_jump:
     .p2align 4
 ko_asm_make:
     .cfi_startproc
-    movl    4(%esp), %eax       /* top */
+    movl    4(%esp), %eax        /* top */
     andl    $-16, %eax          /* align the top */
     subl    $0x2c, %eax         /* frame; after its ret, sp = top - 0x10 */
     stmxcsr (%eax)

@@ -52,9 +52,12 @@
  *   sp + 0x010 | xmm7           |
  *   sp + 0x000 | xmm6           |
  *
- * MXCSR and the x87 control word are per context: a rounding mode set in
- * one coroutine does not leak into another. A new context starts with the
- * values of the thread that made it.
+ * The FP control state (MXCSR's control bits, the x87 control word) is per
+ * context: a rounding mode set in one coroutine does not leak into another.
+ * A new context starts with the values of the thread that made it. MXCSR's
+ * six sticky exception flags stay the thread's: the switch loads MXCSR only
+ * when the target's control bits differ, and then on the current flags
+ * (why: switch_x86_64_sysv_elf.S).
  *
  * The TIB's stack bounds are per context: they must describe the stack in
  * use, or RtlDispatchException rejects the frames of a coroutine as lying
@@ -131,6 +134,7 @@ ko_asm_jump:
     movq    %gs:0x08, %rax
     movq    %rax, 0xc0(%rsp)
 
+    movl    0xa0(%rsp), %r9d    /* the current MXCSR */
     movq    %rsp, (%rcx)
     movq    (%rdx), %rsp
 
@@ -142,8 +146,17 @@ ko_asm_jump:
     movq    %rax, %gs:0x1478
     movq    0xa8(%rsp), %rax
     movq    %rax, %gs:0x00
+    movl    0xa0(%rsp), %r10d   /* the target's */
+    xorl    %r9d, %r10d
+    testl   $0xffc0, %r10d      /* its control bits differ? */
+    jz      1f
+    xorl    %r9d, %r10d         /* then its control bits on the current flags */
+    andl    $0xffc0, %r10d
+    andl    $0x3f, %r9d
+    orl     %r9d, %r10d
+    movl    %r10d, 0xa0(%rsp)
     ldmxcsr 0xa0(%rsp)
-    fldcw   0xa4(%rsp)
+1:  fldcw   0xa4(%rsp)
     movaps  0x00(%rsp), %xmm6
     movaps  0x10(%rsp), %xmm7
     movaps  0x20(%rsp), %xmm8
