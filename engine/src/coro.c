@@ -19,9 +19,11 @@
  * thrashed a sliver of the L2: 26-29 ns per round trip on x86-64, against
  * 9.4 ns for one coroutine. Each new record is therefore moved down by a
  * "colour" (`gap`, above the record), one of COLOURS steps of COLOUR_STEP
- * bytes in turn: 12 ns. Four steps of 1 KiB measured best; 64 steps of one
- * cache line did as well at 1,024 coroutines but 25% worse at 16,384,
- * where the page-table walks of the TLB misses need the rest of the cache.
+ * bytes in turn: 12-13 ns (korutin-bench: 36 M -> 80 M round trips/s; at
+ * 16,384 coroutines, where TLB misses dominate, 30-34 M either way). Steps
+ * of 512 B to 1 KiB measured alike; 512 B keeps a record and the first
+ * frames in the stack's top page even with Windows' larger frames (with
+ * 1 KiB steps the selfcheck's RSS-leak test grew past its slack there).
  *
  * One way through a switch, for every backend: ko_resume() and ko_yield()
  * end in a tail call of the backend's jump(), which carries a value into
@@ -91,7 +93,7 @@ typedef struct cold {
 
 /* Colours: how far below its stack's top a record is moved (see the top). */
 #define COLOURS 4
-#define COLOUR_STEP 1024
+#define COLOUR_STEP 512
 #define BACK(co) ((void *)((co)->ctx + (co)->back_off))
 
 /* Initial-exec TLS: one load off the thread pointer instead of a call to
