@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "korutin.h"
 
+#include <fenv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,18 +72,26 @@ static long scaled(const ko_backend *be, long fast) {
 
 /* ------------------------------------------------------ through the engine */
 
+void kb_raise_inexact(void) {
+  volatile double x = 1.0;
+  x /= 3.0;
+}
+
 static void *loop_body(ko_coro *co, void *arg) {
-  (void)co, (void)arg;
+  (void)co;
+  if (arg) kb_raise_inexact();
   for (;;) ko_yield(NULL);
   return NULL;
 }
 
-static double engine_pingpong(const ko_backend *be, long n) {
+/* flags_differ: as for kb_ref_fcontext (bench.h). */
+static double engine_pingpong(const ko_backend *be, long n, int flags_differ) {
   ko_options opt = {0};
   opt.backend = be;
   ko_coro *co;
-  if (ko_create(&co, &opt, loop_body, NULL) != KO_OK) return -1;
+  if (ko_create(&co, &opt, loop_body, flags_differ ? &opt : NULL) != KO_OK) return -1;
   for (long i = 0; i < n / 10 + 1; i++) ko_resume(co, NULL, NULL);
+  if (flags_differ) feclearexcept(FE_ALL_EXCEPT);
   double t0 = kb_now_ns();
   for (long i = 0; i < n; i++) ko_resume(co, NULL, NULL);
   double ns = (kb_now_ns() - t0) / (2.0 * (double)n);
@@ -169,10 +178,11 @@ static many round_robin(const ko_backend *be, int count, long round_trips, int m
 typedef struct row {
   const ko_backend *be;
   double engine_ns, raw_ns;
+  double flags_ns;        /* engine ping-pong, the sides' FP flags differing */
   many few, lots;
 } row;
 
-typedef struct refs { double fcontext, swapcontext, futex; } refs;
+typedef struct refs { double fcontext, fcontext_flags, swapcontext, futex; } refs;
 
 /* The reference a backend is compared with. */
 static double ref_for(const row *w, const refs *rf, const char **name) {
@@ -209,6 +219,8 @@ static int make_targets(const row *rows, int n, const refs *rf, target *t) {
                       ratio_ok > 0 ? a->engine_ns / rf->fcontext : -1, 0.9, 1, "x"};
     t[k++] = (target){"asm ping-pong, raw backend (make/jump) vs raw jump_fcontext",
                       ratio_ok > 0 ? a->raw_ns / rf->fcontext : -1, 1.0, 1, "x"};
+    t[k++] = (target){"asm ping-pong, FP flags differing, vs jump_fcontext the same way",
+                      rf->fcontext_flags > 0 && a->flags_ns > 0 ? a->flags_ns / rf->fcontext_flags : -1, 0.9, 1, "x"};
     t[k++] = (target){"asm round trips/s, 1,024 coroutines", a->few.rt_per_s / 1e6, 100, 0, "M/s"};
     t[k++] = (target){"asm round trips/s, 16,384 coroutines", a->lots.rt_per_s / 1e6, 60, 0, "M/s"};
     t[k++] = (target){"asm RSS per idle coroutine", a->lots.rss_per_coro / 1000, 4.5, 1, "KB"};
@@ -237,6 +249,7 @@ static void print_table(const row *rows, int n, const refs *rf, const target *t,
          reps, reps > 1 ? "s" : "");
   printf("references (ns per switch; a round trip is two)\n");
   printf("  %-36s %10.1f\n", "Boost jump_fcontext ping-pong", rf->fcontext);
+  printf("  %-36s %10.1f\n", "  the same, the FP flags differing", rf->fcontext_flags);
   printf("  %-36s %10.1f\n", "swapcontext ping-pong", rf->swapcontext);
   printf("  %-36s %10.1f\n\n", "futex handoff between two threads", rf->futex);
   printf("%-9s %11s %11s %22s %13s %13s %11s\n", "backend", "engine ns", "raw ns", "engine vs reference",
@@ -273,6 +286,8 @@ static int write_json(const char *path, const row *rows, int n, const refs *rf, 
           sysconf(_SC_NPROCESSORS_ONLN));
   fprintf(f, "  \"reps\": %d,\n  \"statistic\": \"median\",\n  \"references_ns_per_switch\": {\"jump_fcontext\": ", reps);
   json_num(f, rf->fcontext);
+  fprintf(f, ", \"jump_fcontext_flags_differ\": ");
+  json_num(f, rf->fcontext_flags);
   fprintf(f, ", \"swapcontext\": ");
   json_num(f, rf->swapcontext);
   fprintf(f, ", \"futex_handoff\": ");
@@ -282,6 +297,8 @@ static int write_json(const char *path, const row *rows, int n, const refs *rf, 
     const row *w = &rows[i];
     fprintf(f, "%s\n    {\"name\": \"%s\", \"engine_ns_per_switch\": ", i ? "," : "", ko_backend_name(w->be));
     json_num(f, w->engine_ns);
+    fprintf(f, ", \"engine_ns_per_switch_flags_differ\": ");
+    json_num(f, w->flags_ns);
     fprintf(f, ", \"raw_ns_per_switch\": ");
     json_num(f, w->raw_ns);
     fprintf(f, ", \"round_trips_per_s_1024\": ");
@@ -331,21 +348,25 @@ int main(int argc, char **argv) {
     else rows[n++].be = be;
   }
   long ref_n = quick ? 20000 : 2000000;
-  double fc[MAX_REPS], sc[MAX_REPS], fx[MAX_REPS], eng[16][MAX_REPS], rw[16][MAX_REPS];
+  double fc[MAX_REPS], fcf[MAX_REPS], sc[MAX_REPS], fx[MAX_REPS], eng[16][MAX_REPS], engf[16][MAX_REPS],
+      rw[16][MAX_REPS];
   for (int r = 0; r < reps; r++) {
-    fc[r] = kb_ref_fcontext(ref_n);
+    fc[r] = kb_ref_fcontext(ref_n, 0);
+    fcf[r] = kb_ref_fcontext(ref_n / 10, 1);
     sc[r] = kb_ref_swapcontext(ref_n / 20);
     fx[r] = kb_ref_futex(ref_n / 200);
     for (int i = 0; i < n; i++) {
-      eng[i][r] = engine_pingpong(rows[i].be, scaled(rows[i].be, ref_n));
+      eng[i][r] = engine_pingpong(rows[i].be, scaled(rows[i].be, ref_n), 0);
+      engf[i][r] = engine_pingpong(rows[i].be, scaled(rows[i].be, ref_n / 10), 1);
       rw[i][r] = raw_pingpong(rows[i].be, scaled(rows[i].be, ref_n));
     }
   }
-  refs rf = {kb_median(fc, reps), kb_median(sc, reps), kb_median(fx, reps)};
+  refs rf = {kb_median(fc, reps), kb_median(fcf, reps), kb_median(sc, reps), kb_median(fx, reps)};
   for (int i = 0; i < n; i++) {
     row *w = &rows[i];
     w->engine_ns = kb_median(eng[i], reps);
     w->raw_ns = kb_median(rw[i], reps);
+    w->flags_ns = kb_median(engf[i], reps);
     w->few = round_robin(w->be, FEW, scaled(w->be, 4000000), 0);
     w->lots = round_robin(w->be, MANY, scaled(w->be, 4000000) > MANY ? scaled(w->be, 4000000) : MANY, 1);
   }

@@ -14,7 +14,12 @@ size_t kb_rss(void);
 /* References, each ns per switch (a round trip is two), or -1 when not
  * built in: a raw Boost.Context jump_fcontext ping-pong, a raw swapcontext
  * ping-pong, and a futex handoff between two threads. */
-double kb_ref_fcontext(long round_trips);
+/* flags_differ: the two sides' sticky FP exception flags differ (the
+ * coroutine has raised "inexact", the caller has cleared its flags), as
+ * they soon do in real programs. */
+double kb_ref_fcontext(long round_trips, int flags_differ);
+/* Raises FE_INEXACT with an SSE/FPU division the compiler cannot fold. */
+void kb_raise_inexact(void);
 double kb_ref_swapcontext(long round_trips);
 double kb_ref_futex(long round_trips);
 

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "bench.h"
 
+#include <fenv.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -31,11 +32,17 @@ static void fc_body(transfer_t t) {
   for (;;) t = jump_fcontext(t.fctx, NULL);
 }
 
-double kb_ref_fcontext(long n) {
+static void fc_body_flags(transfer_t t) {
+  kb_raise_inexact();
+  fc_body(t);
+}
+
+double kb_ref_fcontext(long n, int flags_differ) {
   char *stack = (char *)map_stack();
   if (!stack) return -1;
-  fcontext_t f = make_fcontext(stack + REF_STACK, REF_STACK, fc_body);
+  fcontext_t f = make_fcontext(stack + REF_STACK, REF_STACK, flags_differ ? fc_body_flags : fc_body);
   for (long i = 0; i < n / 10 + 1; i++) f = jump_fcontext(f, NULL).fctx;
+  if (flags_differ) feclearexcept(FE_ALL_EXCEPT);
   double t0 = kb_now_ns();
   for (long i = 0; i < n; i++) f = jump_fcontext(f, NULL).fctx;
   double ns = (kb_now_ns() - t0) / (2.0 * (double)n);
@@ -43,7 +50,7 @@ double kb_ref_fcontext(long n) {
   return ns;
 }
 #else
-double kb_ref_fcontext(long n) { (void)n; return -1; }
+double kb_ref_fcontext(long n, int flags_differ) { (void)n, (void)flags_differ; return -1; }
 #endif
 
 /* ------------------------------------------------------------ swapcontext */
