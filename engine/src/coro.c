@@ -169,7 +169,10 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   size_t ctx_size = ALIGN_UP(be->ctx_size, 16);
   size_t hot = sizeof(ko_coro) + 2 * ctx_size;
   size_t record = ALIGN_UP(sizeof(cold) + hot, 64) + 64;
-  size_t gap = (size_t)(next_colour++ % COLOURS) * COLOUR_STEP;
+  /* A coroutine on an OS thread of its own switches in microseconds, and
+   * its thread's stack is not this one: no colour. */
+  size_t colours = be->flags & KO_BACKEND_OWN_THREAD ? 1 : COLOURS;
+  size_t gap = (size_t)(next_colour++ % colours) * COLOUR_STEP;
   size_t size = opt->stack_size ? opt->stack_size : KO_DEFAULT_STACK_SIZE;
   if (size < KO_MIN_STACK_SIZE) return KO_EINVAL;
   size_t backend_min = be->min_stack ? be->min_stack() : 0;
@@ -185,7 +188,7 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
     if (size - gap < KO_MIN_STACK_SIZE + record || size - gap < backend_min + record) gap = 0;
   } else {
     size_t guard = opt->guard_size ? opt->guard_size : ko_page_size();
-    int err = ko_stack_alloc(&st, size + record + (COLOURS - 1) * COLOUR_STEP, guard);
+    int err = ko_stack_alloc(&st, size + record + (colours - 1) * COLOUR_STEP, guard); /* one size: pooled */
     if (err) return err;
   }
   uintptr_t top = (uintptr_t)st.lo + st.size - gap;
