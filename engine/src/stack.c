@@ -7,9 +7,9 @@
  * may even merge with its neighbours, and vm.max_map_count (65,530 by
  * default) stops limiting how many there can be; elsewhere the guard is a
  * PROT_NONE page, a VMA of its own. Pages are only touched when used, so a
- * large stack costs address space, not memory. The mapping size is kept off powers of two so
- * that the tops of neighbouring stacks do not all fall in the same cache
- * sets. Freed stacks wait in a small pool for reuse (the pool is guarded by a
+ * large stack costs address space, not memory. (Keeping neighbouring
+ * stacks' tops out of the same cache sets is coro.c's record colours: any
+ * mapping size is a whole number of pages, so the size alone cannot.) Freed stacks wait in a small pool for reuse (the pool is guarded by a
  * mutex; it is never touched on the switch path).
  *
  * Without guard regions (older kernels; or KORUTIN_NO_GUARD_REGIONS=1 in the
