@@ -326,10 +326,12 @@ void ko_stack_wrap(ko_stack *s, void *lo, size_t size) {
   s->lo = lo;
   s->size = size;
   vg_register(s);
+  vg_reuse(s); /* the caller's bytes: earlier coroutines' popped frames included */
 }
 
 void ko_stack_free(ko_stack *s) {
   if (!s->map) {
+    vg_reuse(s); /* back to the caller, addressable again */
     vg_deregister(s);
     return;
   }
