@@ -106,7 +106,7 @@ export function currentRecord(): CoroutineRecord | undefined {
 export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   const rec = topOfRunning();
   if (!rec) fail('ERR_NOT_IN_COROUTINE', 'yield() was called outside a coroutine; call it from inside a coroutine body');
-  if (rec.vmWatchdogs > 0) refuseVmYield();
+  refuseUnsafeSuspend(rec);
   suspendWith(rec, value);
   return (rec.sig === Sig.Probe ? answerProbes(rec) : takeSignal(rec)) as TIn;
 }
@@ -751,7 +751,7 @@ export function canHandOff(): boolean {
  */
 export function handOff(to: CoroutineRecord): unknown {
   const rec = running[0];
-  if (rec.vmWatchdogs > 0) refuseVmYield();
+  refuseUnsafeSuspend(rec);
   rec.out = Out.Yield;
   rec.outValue = undefined;
   rec.state = 'suspended';

@@ -9,8 +9,9 @@
  * PROT_NONE page, a VMA of its own. Pages are only touched when used, so a
  * large stack costs address space, not memory. (Keeping neighbouring
  * stacks' tops out of the same cache sets is coro.c's record colours: any
- * mapping size is a whole number of pages, so the size alone cannot.) Freed stacks wait in a small pool for reuse (the pool is guarded by a
- * mutex; it is never touched on the switch path).
+ * mapping size is a whole number of pages, so the size alone cannot.)
+ * Freed stacks wait in the pool for reuse (stack_pool.c, shared with
+ * stack_win.c; never touched on the switch path).
  *
  * Without guard regions (older kernels; or KORUTIN_NO_GUARD_REGIONS=1 in the
  * environment, which forces this path for tests), a stack is two VMAs:
@@ -24,6 +25,7 @@
  * figure to set it to.
  */
 #include "stack.h"
+#include "stack_pool.h"
 #include "korutin.h"
 
 #include <errno.h>
@@ -58,11 +60,6 @@
 
 static void budget_give(long fewer);
 
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static ko_stack *pool;          /* free stacks, chained through their lo */
-static size_t pool_count;
-static size_t pool_max = 64;
-
 size_t ko_page_size(void) {
   static size_t page;
   if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
@@ -96,83 +93,11 @@ static void vg_deregister(ko_stack *s) {
   (void)s;
 }
 
-/* A pooled stack keeps its header in its own lowest usable bytes. */
-typedef struct pooled { ko_stack s; struct pooled *next; } pooled;
-
-static int pool_take(ko_stack *s, size_t size, size_t guard) {
-  pthread_mutex_lock(&pool_lock);
-  pooled **pp = (pooled **)&pool;
-  for (pooled *p = *pp; p; pp = &p->next, p = p->next) {
-    if (p->s.size == size && p->s.map_size == size + guard) {
-      *pp = p->next;
-      pool_count--;
-      pthread_mutex_unlock(&pool_lock);
-      *s = p->s;
-      vg_reuse(s);
-      return 1;
-    }
-  }
-  pthread_mutex_unlock(&pool_lock);
-  return 0;
-}
-
-static int pool_put(ko_stack *s) {
-  vg_reuse(s);
-  pthread_mutex_lock(&pool_lock);
-  if (pool_count >= pool_max) {
-    pthread_mutex_unlock(&pool_lock);
-    return 0;
-  }
-  pooled *p = (pooled *)s->lo;
-  p->s = *s;
-  p->next = (pooled *)pool;
-  pool = (ko_stack *)p;
-  pool_count++;
-  pthread_mutex_unlock(&pool_lock);
-  return 1;
-}
-
-static void unmap(ko_stack *s) {
+void ko_stack_unmap(ko_stack *s) {
   vg_deregister(s);
   munmap(s->map, s->map_size);
   if (s->vmas) budget_give(s->vmas);
 }
-
-size_t ko_stack_pool_limit(size_t max) {
-  pthread_mutex_lock(&pool_lock);
-  size_t old = pool_max;
-  pool_max = max;
-  pooled *drop = NULL;
-  while (pool_count > pool_max) {
-    pooled *p = (pooled *)pool;
-    pool = (ko_stack *)p->next;
-    pool_count--;
-    p->next = drop;
-    drop = p;
-  }
-  pthread_mutex_unlock(&pool_lock);
-  while (drop) {
-    pooled *next = drop->next;
-    ko_stack s = drop->s;
-    unmap(&s);
-    drop = next;
-  }
-  return old;
-}
-
-/* The pool belongs to this copy of the library: when it is unloaded (Node
- * unloads an addon loaded only by Workers once the last of them is gone),
- * nothing would find its stacks again, so they are unmapped then (and at
- * exit). The pool stays usable: a stack freed later is pooled as before. */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((destructor)) static void drain_pool_at_unload(void) {
-  pthread_mutex_lock(&pool_lock);
-  size_t max = pool_max;
-  pthread_mutex_unlock(&pool_lock);
-  ko_stack_pool_limit(0);
-  ko_stack_pool_limit(max);
-}
-#endif
 
 /* --------------------------------------------- the mapping budget (above) */
 
@@ -298,7 +223,10 @@ int ko_stack_alloc(ko_stack *s, size_t size, size_t guard) {
   guard = round_up(guard, page);
   /* Keep the stride between stacks off powers of two. */
   if (((size + guard) & (size + guard - 1)) == 0) size += page;
-  if (pool_take(s, size, guard)) return KO_OK;
+  if (ko_stack_pool_take(s, size, size + guard)) {
+    vg_reuse(s);
+    return KO_OK;
+  }
 
   /* Two mappings when the guard is a PROT_NONE one of its own (see top). */
   long vmas = guard && !have_light_guards() ? 2 : 0;
@@ -335,5 +263,6 @@ void ko_stack_free(ko_stack *s) {
     vg_deregister(s);
     return;
   }
-  if (!pool_put(s)) unmap(s);
+  vg_reuse(s);
+  if (!ko_stack_pool_put(s)) ko_stack_unmap(s);
 }

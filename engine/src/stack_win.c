@@ -23,9 +23,10 @@
  * (StackBase = the top, StackLimit = lo, DeallocationStack = map: see
  * backends/asm/switch_*_ms_pe.S and backends/asm/asm.c).
  *
- * Freed stacks wait in a small pool for reuse, as in stack.c.
+ * Freed stacks wait in the pool for reuse (stack_pool.c).
  */
 #include "stack.h"
+#include "stack_pool.h"
 #include "korutin.h"
 
 #include <stdint.h>
@@ -39,11 +40,6 @@
  * CONTEXT alone is 1.2 KiB on x64, and the dispatcher and a handler run
  * below it). */
 #define KO_WIN_GUARD_PAGES 3
-
-static SRWLOCK pool_lock = SRWLOCK_INIT;
-static ko_stack *pool; /* free stacks, chained through their lo */
-static size_t pool_count;
-static size_t pool_max = 64;
 
 static _Thread_local const char *detail;
 
@@ -82,40 +78,7 @@ static void rearm_if_tripped(ko_stack *s) {
     arm_guard(s->map, guard);
 }
 
-typedef struct pooled { ko_stack s; struct pooled *next; } pooled;
-
-static int pool_take(ko_stack *s, size_t size, size_t guard) {
-  AcquireSRWLockExclusive(&pool_lock);
-  pooled **pp = (pooled **)&pool;
-  for (pooled *p = *pp; p; pp = &p->next, p = p->next) {
-    if (p->s.size == size && p->s.map_size == size + guard) {
-      *pp = p->next;
-      pool_count--;
-      ReleaseSRWLockExclusive(&pool_lock);
-      *s = p->s;
-      return 1;
-    }
-  }
-  ReleaseSRWLockExclusive(&pool_lock);
-  return 0;
-}
-
-static int pool_put(ko_stack *s) {
-  AcquireSRWLockExclusive(&pool_lock);
-  if (pool_count >= pool_max) {
-    ReleaseSRWLockExclusive(&pool_lock);
-    return 0;
-  }
-  pooled *p = (pooled *)s->lo;
-  p->s = *s;
-  p->next = (pooled *)pool;
-  pool = (ko_stack *)p;
-  pool_count++;
-  ReleaseSRWLockExclusive(&pool_lock);
-  return 1;
-}
-
-static void unmap(ko_stack *s) { VirtualFree(s->map, 0, MEM_RELEASE); }
+void ko_stack_unmap(ko_stack *s) { VirtualFree(s->map, 0, MEM_RELEASE); }
 
 void *ko_stack_reservation(void *lo) {
   MEMORY_BASIC_INFORMATION below, at;
@@ -126,39 +89,6 @@ void *ko_stack_reservation(void *lo) {
   return lo;
 }
 
-size_t ko_stack_pool_limit(size_t max) {
-  AcquireSRWLockExclusive(&pool_lock);
-  size_t old = pool_max;
-  pool_max = max;
-  pooled *drop = NULL;
-  while (pool_count > pool_max) {
-    pooled *p = (pooled *)pool;
-    pool = (ko_stack *)p->next;
-    pool_count--;
-    p->next = drop;
-    drop = p;
-  }
-  ReleaseSRWLockExclusive(&pool_lock);
-  while (drop) {
-    pooled *next = drop->next;
-    ko_stack s = drop->s;
-    unmap(&s);
-    drop = next;
-  }
-  return old;
-}
-
-/* As in stack.c: the pool belongs to this copy of the library. */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((destructor)) static void drain_pool_at_unload(void) {
-  AcquireSRWLockExclusive(&pool_lock);
-  size_t max = pool_max;
-  ReleaseSRWLockExclusive(&pool_lock);
-  ko_stack_pool_limit(0);
-  ko_stack_pool_limit(max);
-}
-#endif
-
 int ko_stack_alloc(ko_stack *s, size_t size, size_t guard) {
   size_t page = ko_page_size();
   size = round_up(size, page);
@@ -166,7 +96,7 @@ int ko_stack_alloc(ko_stack *s, size_t size, size_t guard) {
   if (guard < KO_WIN_GUARD_PAGES * page) guard = KO_WIN_GUARD_PAGES * page;
   /* Keep the stride between stacks off powers of two. */
   if (((size + guard) & (size + guard - 1)) == 0) size += page;
-  if (pool_take(s, size, guard)) return KO_OK;
+  if (ko_stack_pool_take(s, size, size + guard)) return KO_OK;
 
   void *map = VirtualAlloc(NULL, size + guard, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
   if (!map) return KO_ENOMEM;
@@ -195,5 +125,5 @@ void ko_stack_wrap(ko_stack *s, void *lo, size_t size) {
 void ko_stack_free(ko_stack *s) {
   if (!s->map) return;
   rearm_if_tripped(s);
-  if (!pool_put(s)) unmap(s);
+  if (!ko_stack_pool_put(s)) ko_stack_unmap(s);
 }
