@@ -42,8 +42,9 @@
  * context: a rounding mode set in one coroutine does not leak into another.
  * A new context starts with the values of the thread that made it. MXCSR's
  * six sticky exception flags stay the thread's: the switch loads MXCSR only
- * when the target's control bits differ, and then on the current flags
- * (why: switch_x86_64_sysv_elf.S). (stmxcsr needs SSE, which every x86
+ * when the target's control bits differ, and then on the current flags,
+ * and the x87 control word only when it differs (why:
+ * switch_x86_64_sysv_elf.S). (stmxcsr needs SSE, which every x86
  * CPU Windows still runs on has.)
  *
  * The TIB's stack bounds are per context, as on Win64: exception dispatch
@@ -96,6 +97,7 @@ _ko_asm_jump:
 
     movl    %esp, (%eax)
     movl    0x00(%esp), %eax        /* the current MXCSR */
+    movzwl  0x04(%esp), %esi    /* the current x87 control word (esi is saved: free) */
     movl    (%edx), %esp        /* same frame layout: the CFI still holds */
 
     movl    0x14(%esp), %ebx
@@ -116,7 +118,10 @@ _ko_asm_jump:
     orl     %eax, %edx
     movl    %edx, 0x00(%esp)
     ldmxcsr 0x00(%esp)
-1:  fldcw   0x04(%esp)
+1:  cmpw    0x04(%esp), %si     /* the target's differs? */
+    je      2f
+    fldcw   0x04(%esp)
+2:
     addl    $0x18, %esp
     .cfi_adjust_cfa_offset -0x18
     popl    %edi

@@ -30,8 +30,9 @@
  * context: a rounding mode set in one coroutine does not leak into another.
  * A new context starts with the values of the thread that made it. MXCSR's
  * six sticky exception flags stay the thread's: the switch loads MXCSR only
- * when the target's control bits differ, and then on the current flags
- * (why: switch_x86_64_sysv_elf.S). (stmxcsr needs SSE, which every x86
+ * when the target's control bits differ, and then on the current flags,
+ * and the x87 control word only when it differs (why:
+ * switch_x86_64_sysv_elf.S). (stmxcsr needs SSE, which every x86
  * CPU of this century has.)
  */
     .text
@@ -62,6 +63,7 @@ ko_asm_jump:
     fnstcw  4(%esp)
     movl    %esp, (%eax)
     movl    (%esp), %eax        /* the current MXCSR */
+    movzwl  4(%esp), %ebx       /* the current x87 control word (ebx is saved: free) */
     movl    (%edx), %esp        /* same frame layout: the CFI still holds */
     movl    (%esp), %edx        /* the target's MXCSR */
     xorl    %eax, %edx
@@ -73,7 +75,10 @@ ko_asm_jump:
     orl     %eax, %edx
     movl    %edx, (%esp)
     ldmxcsr (%esp)
-1:  fldcw   4(%esp)
+1:  cmpw    4(%esp), %bx        /* the target's differs? */
+    je      2f
+    fldcw   4(%esp)
+2:
     addl    $8, %esp
     .cfi_adjust_cfa_offset -8
     popl    %edi

@@ -56,8 +56,9 @@
  * context: a rounding mode set in one coroutine does not leak into another.
  * A new context starts with the values of the thread that made it. MXCSR's
  * six sticky exception flags stay the thread's: the switch loads MXCSR only
- * when the target's control bits differ, and then on the current flags
- * (why: switch_x86_64_sysv_elf.S).
+ * when the target's control bits differ, and then on the current flags,
+ * and the x87 control word only when it differs (why:
+ * switch_x86_64_sysv_elf.S).
  *
  * The TIB's stack bounds are per context: they must describe the stack in
  * use, or RtlDispatchException rejects the frames of a coroutine as lying
@@ -135,6 +136,7 @@ ko_asm_jump:
     movq    %rax, 0xc0(%rsp)
 
     movl    0xa0(%rsp), %r9d    /* the current MXCSR */
+    movzwl  0xa4(%rsp), %r11d   /* the current x87 control word */
     movq    %rsp, (%rcx)
     movq    (%rdx), %rsp
 
@@ -156,7 +158,10 @@ ko_asm_jump:
     orl     %r9d, %r10d
     movl    %r10d, 0xa0(%rsp)
     ldmxcsr 0xa0(%rsp)
-1:  fldcw   0xa4(%rsp)
+1:  cmpw    0xa4(%rsp), %r11w   /* the target's differs? */
+    je      2f
+    fldcw   0xa4(%rsp)
+2:
     movaps  0x00(%rsp), %xmm6
     movaps  0x10(%rsp), %xmm7
     movaps  0x20(%rsp), %xmm8

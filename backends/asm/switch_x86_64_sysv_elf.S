@@ -34,8 +34,10 @@
  * changes the flags the next stmxcsr waits for them, about 56 ns here: two
  * contexts whose flags differed (one had divided 1.0 by 3.0, or made a NaN,
  * and the other not) paid about 110 ns per round trip, 11x the switch.
- * The x87 control word holds no flags; it is saved and loaded every time
- * (a compare to skip it would cost about what fldcw does, 0.8 ns here).
+ * The x87 control word holds no flags; it is saved every time and loaded
+ * only when the target's differs. On an Intel host the compare cost about
+ * what fldcw does (0.8 ns); on AMD Zen 3 skipping fldcw made the raw switch
+ * 8% faster (korutin-bench, 6 interleaved runs: 7.95 vs 8.65 ns median).
  *
  * The switch leaves through `jmp` to the saved return address, not `ret`:
  * a `ret` here would always miss the CPU's return-address predictor (the
@@ -61,6 +63,7 @@ ko_asm_jump:
     movq    %rbp, 0x30(%rsp)
     movq    %rsp, (%rdi)
     movl    (%rsp), %r9d        /* the current MXCSR */
+    movzwl  4(%rsp), %r11d      /* the current x87 control word */
     movq    (%rsi), %rsp
     movq    %rdx, %rax          /* the value */
     movq    0x38(%rsp), %r8
@@ -68,8 +71,9 @@ ko_asm_jump:
     xorl    %r9d, %r10d
     testl   $0xffc0, %r10d      /* its control bits differ? */
     jnz     2f
-1:  fldcw   4(%rsp)
-    movq    0x08(%rsp), %r15
+1:  cmpw    4(%rsp), %r11w      /* its x87 control word differs? */
+    jne     3f
+4:  movq    0x08(%rsp), %r15
     movq    0x10(%rsp), %r14
     movq    0x18(%rsp), %r13
     movq    0x20(%rsp), %r12
@@ -84,6 +88,8 @@ ko_asm_jump:
     movl    %r10d, (%rsp)
     ldmxcsr (%rsp)
     jmp     1b
+3:  fldcw   4(%rsp)
+    jmp     4b
     .cfi_endproc
     .size   ko_asm_jump, .-ko_asm_jump
 
