@@ -20,7 +20,8 @@
       "defines": [
         "<!@(node engine/node/configure.js defines <(target_arch))",
         "NAPI_VERSION=8",
-        "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"
+        "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"
       ],
       "libraries": ["<!@(node engine/node/configure.js libraries <(target_arch))", "-ldl", "-lpthread"],
       "cflags": ["-fvisibility=hidden"],

@@ -111,6 +111,29 @@ for (const backend of testBackends()) {
       }
     });
 
+    it('Workers terminated at any moment while they load korutin or run tasks never take the process down', () => {
+      // As a pool recycles a worker (ko.compute's timeout or cancel): once,
+      // a Worker terminated inside the addon's load, or inside the async
+      // probe, aborted or crashed the whole process.
+      const body = `const ko = require(${JSON.stringify(PACKAGE_ENTRY)}).createEngine({ backend: ${JSON.stringify(backend)} });
+        for (let i = 0; i < 10; i++) ko.spawn(() => { for (let j = 0; j < 20; j++) ko.sleep(1); });`;
+      const r = runNode(
+        `const { Worker } = require('worker_threads');
+         let left = 120, started = 0;
+         const one = () => {
+           if (started++ >= left) return;
+           const w = new Worker(${JSON.stringify(body)}, { eval: true });
+           w.on('error', () => {});
+           setTimeout(() => w.terminate().then(one), Math.random() * 60);
+         };
+         one(); one();
+         process.on('exit', () => console.log('ended', started));`,
+      );
+      assert.equal(r.signal, null, r.stderr);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /ended 12[12]/);
+    });
+
     it('a Worker terminated with suspended coroutines, and the main thread exiting with some, end cleanly', () => {
       const entry = JSON.stringify(PACKAGE_ENTRY);
       const r = runNode(

@@ -842,11 +842,25 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo &info) {
 // this addon runs only in the Node it was built for (NODE_MODULE_VERSION).
 // Checked before the first V8 call: another Node gets a coded error, never
 // a symbol lookup failure later.
+// process.versions[key], or "" where it cannot be read: a Worker being
+// terminated while it loads korutin refuses every call into JavaScript.
+std::string ProcessVersion(napi_env env, const char *key) {
+  napi_value v;
+  char text[64];
+  size_t len = 0;
+  if (napi_get_global(env, &v) != napi_ok || napi_get_named_property(env, v, "process", &v) != napi_ok ||
+      napi_get_named_property(env, v, "versions", &v) != napi_ok || napi_get_named_property(env, v, key, &v) != napi_ok ||
+      napi_get_value_string_utf8(env, v, text, sizeof text, &len) != napi_ok) {
+    return "";
+  }
+  return std::string(text, len);
+}
+
 bool BuiltForThisNode(Napi::Env env) {
-  Napi::Value versions = env.Global().Get("process").As<Napi::Object>().Get("versions");
-  std::string node = versions.As<Napi::Object>().Get("node").ToString().Utf8Value();
-  std::string abi = versions.As<Napi::Object>().Get("modules").ToString().Utf8Value();
+  std::string node = ProcessVersion(env, "node");
+  std::string abi = ProcessVersion(env, "modules");
   if (abi == std::to_string(NODE_MODULE_VERSION)) return true;
+  if (abi.empty()) return false;  // terminating: nothing to tell, nobody to tell it to
   Throw(env, KO_EBACKEND, "korutin's addon was built for Node " NODE_VERSION_STRING " (ABI " + std::to_string(NODE_MODULE_VERSION) +
                  ") but runs in Node " + node + " (ABI " + abi +
                  "): reinstall korutin with this Node (npm rebuild korutin) so that its prebuild or a source build for it is used");
@@ -855,6 +869,9 @@ bool BuiltForThisNode(Napi::Env env) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (!BuiltForThisNode(env)) return exports;
+  // A Worker terminated while it loads korutin: leave the exports empty
+  // rather than fail half-way through them.
+  if (v8::Isolate::GetCurrent()->IsExecutionTerminating()) return exports;
   Instance *inst = new Instance();
   inst->isolate = v8::Isolate::GetCurrent();
   inst->env = env;

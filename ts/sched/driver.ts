@@ -32,12 +32,6 @@ let passQueued = false;
 let timer: NodeJS.Timeout | null = null;
 let armedAt = -1;
 
-/**
- * Tasks are run in chains (see ts/coroutine.ts): a task that blocks hands
- * the turn straight to the next ready one, without going back to the pass.
- * @internal
- */
-export const chains = chainsSupported();
 
 /** Counters of this thread's scheduler (see {@link schedulerStats}). */
 const stats = { passes: 0, resumes: 0, handOffs: 0 };
@@ -175,7 +169,9 @@ function runPass(): void {
 
 function step(t: Task<any>): void {
   stats.resumes++;
-  if (!chains) return stepAlone(t);
+  // Tasks run in chains (see ts/coroutine.ts) where async contexts can move:
+  // asked on first use, not at load (a Worker that only loads korutin never probes).
+  if (!chainsSupported()) return stepAlone(t);
   running = t;
   const last = runChain(t.co!.rec);
   running = null;

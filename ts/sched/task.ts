@@ -2,13 +2,13 @@
  * ts/sched/task.ts - Task: a coroutine the scheduler runs, its life and its result.
  * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
  */
-import { Coroutine, joinChains, watch } from '../coroutine';
+import { chainsSupported, Coroutine, joinChains, watch } from '../coroutine';
 import { CancelledError, isCancelledError, KorutinError } from '../errors';
 import { describeGiven, describeValue } from '../format';
 import { END_STATES, K, TASK_STATES } from '../vocab';
 import type { Engine } from '../engine';
 import { S, clock, io, timeoutUs } from './binding';
-import { blocker, chains, kick, proxyWait, suspend, waitError } from './driver';
+import { blocker, kick, proxyWait, suspend, waitError } from './driver';
 import { awaitPromise, isThenable } from './ops';
 import { Holdable, TaskFin, reportLater, reportUnhandled, taskRegistry } from './unhandled';
 
@@ -114,7 +114,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
     }
     this.co.rec.owner = this;
     watch(this.co);
-    if (chains) joinChains(this.co.rec);
+    if (chainsSupported()) joinChains(this.co.rec);
     this.fin = { h, id: this.id, name: this.name, engine, failed: false, error: undefined, observed: false, reported: false };
     tasksByH[h] = this;
     liveTasks++;

@@ -96,7 +96,12 @@ AsyncStack::AsyncStack(v8::Local<v8::Context> context) {
     return;
   }
   // Verify: a sentinel pushed there must be what Node reports as current.
+  // Not in a Worker being terminated: its environment is on its way out.
   v8::Isolate *iso = v8::Isolate::GetCurrent();
+  if (iso->IsExecutionTerminating()) {
+    reason_ = "the thread's JavaScript is being terminated";
+    return;
+  }
   v8::HandleScope scope(iso);
   double before = node::AsyncHooksGetExecutionAsyncId(iso);
   const double sentinel = 9007199254740000.0;  // far beyond any id Node hands out
