@@ -32,7 +32,7 @@ export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
 [ -x prebuilds/linux-arm64/korutin-selfcheck ] || { echo "no prebuilds/linux-arm64: run bash scripts/prebuild.sh arm64 first" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-npm pack --silent --pack-destination "$work" >/dev/null
+npm pack --silent --ignore-scripts --pack-destination "$work" >/dev/null   # dist/ as built
 tar xzf "$work"/korutin-*.tgz -C "$work"
 ln -s "$PWD/node_modules" "$work/package/node_modules"   # zod, yaml, node-gyp-build: plain JS
 

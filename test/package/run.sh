@@ -16,7 +16,9 @@ trap 'rm -rf "$work"' EXIT
 export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
 
 echo "package test: node $(node -v), npm $(npm -v), mode ${mode#--}"
-(cd "$repo" && npm pack --silent --pack-destination "$work" >/dev/null)
+# Packs dist/ as built (npm run build:ts): --ignore-scripts, so that packing
+# never rewrites dist/ under a suite that reads it (CI runs both at once).
+(cd "$repo" && npm pack --silent --ignore-scripts --pack-destination "$work" >/dev/null)
 tarball=$(ls "$work"/korutin-*.tgz)
 echo "tarball: $(basename "$tarball"), $(du -k "$tarball" | cut -f1) KiB"
 
