@@ -157,6 +157,19 @@ static void co_main(void *p) {
   abort(); /* a dead coroutine is never switched to */
 }
 
+/* Why the last call on this thread failed, when the code alone does not say
+ * (stack.c: the mapping budget). */
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define KO_DETAIL_TLS __thread __attribute__((tls_model("initial-exec")))
+#else
+#define KO_DETAIL_TLS _Thread_local
+#endif
+static KO_DETAIL_TLS const char *error_detail;
+
+const char *ko_error_detail(void) { return error_detail; }
+void ko_error_detail_clear(void) { error_detail = NULL; }
+void ko_error_detail_set(const char *detail) { error_detail = detail; }
+
 int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   ko_options def = {0};
   ko_error_detail_clear();
@@ -211,7 +224,7 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   size_t usable = ((uintptr_t)c & ~(uintptr_t)15) - (uintptr_t)st.lo;
   int err = be->make(co->ctx, st.lo, usable, co_main, co);
   if (err) {
-    ko_stack_free(&c->stack);
+    ko_stack_free(&st); /* not &c->stack: the record lies in the stack it frees */
     return err < 0 ? err : KO_ENOMEM;
   }
   *out = co;

@@ -44,12 +44,6 @@
 #endif
 #endif
 
-#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
-#define KO_DETAIL_TLS __thread __attribute__((tls_model("initial-exec")))
-#else
-#define KO_DETAIL_TLS _Thread_local
-#endif
-
 #ifndef MAP_STACK
 #define MAP_STACK 0
 #endif
@@ -65,8 +59,6 @@ size_t ko_page_size(void) {
   if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
   return page;
 }
-
-static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 static void vg_register(ko_stack *s) {
 #ifdef KO_HAVE_VALGRIND
@@ -94,9 +86,10 @@ static void vg_deregister(ko_stack *s) {
 }
 
 void ko_stack_unmap(ko_stack *s) {
+  unsigned vmas = s->vmas; /* read first: `s` may lie in the mapping */
   vg_deregister(s);
   munmap(s->map, s->map_size);
-  if (s->vmas) budget_give(s->vmas);
+  if (vmas) budget_give(vmas);
 }
 
 /* --------------------------------------------- the mapping budget (above) */
@@ -104,16 +97,12 @@ void ko_stack_unmap(ko_stack *s) {
 /* Mappings left to the rest of the process: libraries, malloc, a JIT. */
 #define KO_MAP_RESERVE 4096
 
-static KO_DETAIL_TLS const char *detail;
 static char detail_buf[512];
 static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
 static long map_max = -1;      /* vm.max_map_count; 0: unknown */
 static long map_used;          /* at the last count, plus those made since */
 static long since_count;       /* mappings made since the last count */
 static long recount_at = -1;   /* count again when since_count reaches it */
-
-const char *ko_error_detail(void) { return detail; }
-void ko_error_detail_clear(void) { detail = NULL; }
 
 static long read_long(const char *path) {
   FILE *f = fopen(path, "r");
@@ -161,7 +150,7 @@ static int budget_take(long more) {
              "(%d kept for the rest of the process); raise it, e.g. sysctl -w vm.max_map_count=%ld "
              "(2 per coroutine: that is enough for about 1,000,000 of them)",
              map_used, map_max, KO_MAP_RESERVE, want);
-    detail = detail_buf;
+    ko_error_detail_set(detail_buf);
   }
   pthread_mutex_unlock(&budget_lock);
   return ok;
@@ -219,8 +208,8 @@ static int install_guard(void *map, size_t guard) {
 
 int ko_stack_alloc(ko_stack *s, size_t size, size_t guard) {
   size_t page = ko_page_size();
-  size = round_up(size, page);
-  guard = round_up(guard, page);
+  size = ko_round_up(size, page);
+  guard = ko_round_up(guard, page);
   /* Keep the stride between stacks off powers of two. */
   if (((size + guard) & (size + guard - 1)) == 0) size += page;
   if (ko_stack_pool_take(s, size, size + guard)) {

@@ -33,5 +33,9 @@ void *ko_stack_reservation(void *lo);
 #endif
 /* Forgets the last detail (ko_error_detail()); ko_create calls it first. */
 void ko_error_detail_clear(void);
+/* Says why the call under way fails (ko_error_detail() returns it). */
+void ko_error_detail_set(const char *detail);
+
+static inline size_t ko_round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 #endif

@@ -41,11 +41,6 @@
  * below it). */
 #define KO_WIN_GUARD_PAGES 3
 
-static _Thread_local const char *detail;
-
-const char *ko_error_detail(void) { return detail; }
-void ko_error_detail_clear(void) { detail = NULL; }
-
 size_t ko_page_size(void) {
   static size_t page;
   if (!page) {
@@ -55,8 +50,6 @@ size_t ko_page_size(void) {
   }
   return page;
 }
-
-static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 /* Arms the guard: [map, map + page) no access, the rest PAGE_GUARD. */
 static int arm_guard(void *map, size_t guard) {
@@ -91,8 +84,8 @@ void *ko_stack_reservation(void *lo) {
 
 int ko_stack_alloc(ko_stack *s, size_t size, size_t guard) {
   size_t page = ko_page_size();
-  size = round_up(size, page);
-  guard = round_up(guard, page);
+  size = ko_round_up(size, page);
+  guard = ko_round_up(guard, page);
   if (guard < KO_WIN_GUARD_PAGES * page) guard = KO_WIN_GUARD_PAGES * page;
   /* Keep the stride between stacks off powers of two. */
   if (((size + guard) & (size + guard - 1)) == 0) size += page;
