@@ -1,28 +1,58 @@
 /*
  * switch_x86_64_sysv_elf.S - context switch for x86-64, System V ABI, ELF.
  *
- * void *ko_asm_jump(void **from, void **to, void *value);
- *   Saves the callee-saved state on the current stack, stores the stack
- *   pointer in *from, loads *to and restores the state saved there; the
- *   other side's pending ko_asm_jump returns `value` (the backend
- *   interface's jump, engine/src/backend.h).
- * void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
- *   Builds a frame below `top` (`lo` is the stack's lowest usable byte, used
- *   only by ABIs that record stack bounds, e.g. the Windows TIB) that ko_asm_jump can return into; returns the
- *   stack pointer to store in a context. entry(arg) runs with the stack
- *   16-byte aligned at the call, and must never return.
+ * void *ko_asm_resume(void *back, void *ctx, void *value);
+ *   Saves the running state on the running stack and the stack pointer in
+ *   the back context `back`, continues in the coroutine context `ctx`.
+ * void *ko_asm_yield(void *ctx, void *back, void *value);
+ *   Saves the running state into the coroutine context `ctx`, continues in
+ *   whoever is suspended in the back context `back`.
+ * void *ko_asm_jump(void *from, void *to, void *value);
+ *   From one coroutine context to another (the engine's transfer).
+ *   Each returns, in the side it continues, `value` from that side's pending
+ *   call (the backend interface, engine/src/backend.h).
+ * void ko_asm_make(void *ctx, void *top, void *lo, void (*entry)(void *), void *arg);
+ *   Fills the coroutine context `ctx` so that the first switch into it runs
+ *   entry(arg) on the stack below `top` (`lo`, the stack's lowest usable
+ *   byte, is unused on this ABI), with the stack 16-byte aligned at the
+ *   call; entry must never return.
  *
- * Saved frame, as the stack pointer in a context sees it:
+ * A coroutine context (KO_ASM_CTX_SIZE bytes, in the coroutine's record):
  *
- *   sp + 0x38 | return address  | <- ko_asm_start for a new context
+ *   ctx + 0x44 | x87 control word| (16 bits)
+ *   ctx + 0x40 | MXCSR           | (only its control bits are loaded back)
+ *   ctx + 0x38 | r15             |
+ *   ctx + 0x30 | r14             |
+ *   ctx + 0x28 | r13             | <- arg, for a new context
+ *   ctx + 0x20 | r12             | <- entry, for a new context
+ *   ctx + 0x18 | rbp             |
+ *   ctx + 0x10 | rbx             |
+ *   ctx + 0x08 | rsp             | the stack pointer after the return
+ *   ctx + 0x00 | return address  | <- ko_asm_start, for a new context
+ *
+ * A back context is the saved stack pointer of whoever resumed the
+ * coroutine; its state is on its own stack, as jump_fcontext keeps it:
+ *
+ *   sp + 0x38 | return address  |
  *   sp + 0x30 | rbp             |
  *   sp + 0x28 | rbx             |
- *   sp + 0x20 | r12             | <- entry, for a new context
- *   sp + 0x18 | r13             | <- arg, for a new context
+ *   sp + 0x20 | r12             |
+ *   sp + 0x18 | r13             |
  *   sp + 0x10 | r14             |
  *   sp + 0x08 | r15             |
  *   sp + 0x04 | x87 control word| (16 bits, 16 spare)
- *   sp + 0x00 | MXCSR           | (only its control bits are loaded back)
+ *   sp + 0x00 | MXCSR           |
+ *
+ * Why two kinds: each side is saved where it is cheapest to read back. A
+ * resume reads only the coroutine's context, whose address the engine knows
+ * before the switch (the record), and not also a frame on the coroutine's
+ * stack that is found only once the saved stack pointer has been loaded:
+ * with many coroutines out of the cache, one miss per resume instead of two
+ * in a row. The resumer is saved on its own stack, which is in the cache,
+ * and not into a record that may not be. (Both sides in contexts made the
+ * 16,384-coroutine round robin slower, 34 -> 23 M round trips/s; this
+ * split made it faster, and the ping-pong too: see the closing note of
+ * issue 15 and docs/benchmarks.md.)
  *
  * The FP control state is per context: a rounding mode (or DAZ/FZ, or an
  * exception mask) set in one coroutine does not leak into another. A new
@@ -45,13 +75,8 @@
  * is predicted by the branch target buffer. Measured on x86-64 this roughly
  * halves the cost of a switch.
  */
-    .text
-    .globl  ko_asm_jump
-    .hidden ko_asm_jump
-    .type   ko_asm_jump, @function
-    .p2align 4
-ko_asm_jump:
-    .cfi_startproc
+/* Save the running state: on the stack, the stack pointer into *rdi. */
+.macro SAVE_STACK
     leaq    -0x38(%rsp), %rsp
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
@@ -64,14 +89,64 @@ ko_asm_jump:
     movq    %rsp, (%rdi)
     movl    (%rsp), %r9d        /* the current MXCSR */
     movzwl  4(%rsp), %r11d      /* the current x87 control word */
-    movq    (%rsi), %rsp
+.endm
+
+/* Save the running state into the coroutine context at rdi. */
+.macro SAVE_CTX
+    movq    (%rsp), %r8         /* our return address */
+    leaq    8(%rsp), %r9        /* our stack pointer after the return */
+    stmxcsr 0x40(%rdi)
+    fnstcw  0x44(%rdi)
+    movq    %r8, 0x00(%rdi)
+    movq    %r9, 0x08(%rdi)
+    movq    %rbx, 0x10(%rdi)
+    movq    %rbp, 0x18(%rdi)
+    movq    %r12, 0x20(%rdi)
+    movq    %r13, 0x28(%rdi)
+    movq    %r14, 0x30(%rdi)
+    movq    %r15, 0x38(%rdi)
+    movl    0x40(%rdi), %r9d    /* the current MXCSR */
+    movzwl  0x44(%rdi), %r11d   /* the current x87 control word */
+.endm
+
+/* Continue in the coroutine context at rsi, returning rdx. */
+.macro LOAD_CTX
     movq    %rdx, %rax          /* the value */
-    movq    0x38(%rsp), %r8
-    movl    (%rsp), %r10d       /* the target's */
+    movl    0x40(%rsi), %r10d   /* the target's MXCSR */
     xorl    %r9d, %r10d
     testl   $0xffc0, %r10d      /* its control bits differ? */
     jnz     2f
-1:  cmpw    4(%rsp), %r11w      /* its x87 control word differs? */
+1:  cmpw    0x44(%rsi), %r11w   /* its x87 control word differs? */
+    jne     3f
+4:  movq    0x10(%rsi), %rbx
+    movq    0x18(%rsi), %rbp
+    movq    0x20(%rsi), %r12
+    movq    0x28(%rsi), %r13
+    movq    0x30(%rsi), %r14
+    movq    0x38(%rsi), %r15
+    movq    0x08(%rsi), %rsp
+    jmp     *0x00(%rsi)
+2:  xorl    %r9d, %r10d         /* the target's MXCSR again */
+    andl    $0xffc0, %r10d      /* its control bits */
+    andl    $0x3f, %r9d         /* the current flags */
+    orl     %r9d, %r10d
+    movl    %r10d, 0x40(%rsi)   /* the target's context is ours until it runs */
+    ldmxcsr 0x40(%rsi)
+    jmp     1b
+3:  fldcw   0x44(%rsi)
+    jmp     4b
+.endm
+
+/* Continue in whoever is suspended in the back context at rsi, returning rdx. */
+.macro LOAD_STACK
+    movq    %rdx, %rax          /* the value */
+    movq    (%rsi), %rsp
+    movq    0x38(%rsp), %r8
+    movl    (%rsp), %r10d       /* the target's MXCSR */
+    xorl    %r9d, %r10d
+    testl   $0xffc0, %r10d
+    jnz     2f
+1:  cmpw    4(%rsp), %r11w
     jne     3f
 4:  movq    0x08(%rsp), %r15
     movq    0x10(%rsp), %r14
@@ -81,17 +156,34 @@ ko_asm_jump:
     movq    0x30(%rsp), %rbp
     leaq    0x40(%rsp), %rsp
     jmp     *%r8
-2:  xorl    %r9d, %r10d         /* the target's MXCSR again */
-    andl    $0xffc0, %r10d      /* its control bits */
-    andl    $0x3f, %r9d         /* the current flags */
+2:  xorl    %r9d, %r10d
+    andl    $0xffc0, %r10d
+    andl    $0x3f, %r9d
     orl     %r9d, %r10d
     movl    %r10d, (%rsp)
     ldmxcsr (%rsp)
     jmp     1b
 3:  fldcw   4(%rsp)
     jmp     4b
+.endm
+
+.macro SWITCH name, save, load
+    .globl  \name
+    .hidden \name
+    .type   \name, @function
+    .p2align 4
+\name:
+    .cfi_startproc
+    \save
+    \load
     .cfi_endproc
-    .size   ko_asm_jump, .-ko_asm_jump
+    .size   \name, .-\name
+.endm
+
+    .text
+    SWITCH  ko_asm_resume, SAVE_STACK, LOAD_CTX
+    SWITCH  ko_asm_yield, SAVE_CTX, LOAD_STACK
+    SWITCH  ko_asm_jump, SAVE_CTX, LOAD_CTX
 
     .globl  ko_asm_make
     .hidden ko_asm_make
@@ -99,19 +191,21 @@ ko_asm_jump:
     .p2align 4
 ko_asm_make:
     .cfi_startproc
-    andq    $-16, %rdi          /* align the top */
-    leaq    -0x50(%rdi), %rax   /* frame; after its ret, sp = top - 0x10 */
-    stmxcsr (%rax)
-    fnstcw  4(%rax)
-    movq    $0, 0x08(%rax)      /* r15 */
-    movq    $0, 0x10(%rax)      /* r14 */
-    movq    %rcx, 0x18(%rax)    /* r13 = arg */
-    movq    %rdx, 0x20(%rax)    /* r12 = entry */
-    movq    $0, 0x28(%rax)      /* rbx */
-    movq    $0, 0x30(%rax)      /* rbp: ends frame-pointer walks */
-    leaq    ko_asm_start(%rip), %rcx
-    movq    %rcx, 0x38(%rax)
-    movq    $0, 0x40(%rax)      /* a null return address above the start */
+    andq    $-16, %rsi          /* align the top */
+    leaq    -0x10(%rsi), %rax   /* the stack pointer ko_asm_start runs on */
+    movq    $0, (%rax)          /* a null return address above the start */
+    movq    $0, 8(%rax)
+    stmxcsr 0x40(%rdi)
+    fnstcw  0x44(%rdi)
+    leaq    ko_asm_start(%rip), %r9
+    movq    %r9, 0x00(%rdi)
+    movq    %rax, 0x08(%rdi)
+    movq    $0, 0x10(%rdi)      /* rbx */
+    movq    $0, 0x18(%rdi)      /* rbp: ends frame-pointer walks */
+    movq    %rcx, 0x20(%rdi)    /* r12 = entry */
+    movq    %r8, 0x28(%rdi)     /* r13 = arg */
+    movq    $0, 0x30(%rdi)      /* r14 */
+    movq    $0, 0x38(%rdi)      /* r15 */
     ret
     .cfi_endproc
     .size   ko_asm_make, .-ko_asm_make

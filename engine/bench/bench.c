@@ -107,9 +107,9 @@ typedef struct raw { const ko_backend *be; void *main_ctx, *co_ctx; } raw;
  * does: the loop measures the switch, not loads of its arguments. */
 static void raw_entry(void *p) {
   raw *r = (raw *)p;
-  void *(*jump)(void *, void *, void *) = r->be->jump;
+  ko_jump_fn yield = ko_backend_yield_fn(r->be);
   void *self = r->co_ctx, *peer = r->main_ctx;
-  for (;;) jump(self, peer, NULL);
+  for (;;) yield(self, peer, NULL);
 }
 
 static double raw_pingpong(const ko_backend *be, long n) {
@@ -119,11 +119,11 @@ static double raw_pingpong(const ko_backend *be, long n) {
   double ns = -1;
   /* calloc is 16-aligned on the platforms korutin runs on */
   if (r.main_ctx && r.co_ctx && stack != MAP_FAILED && be->make(r.co_ctx, stack, size, raw_entry, &r) == 0) {
-    void *(*jump)(void *, void *, void *) = be->jump;
+    ko_jump_fn resume = ko_backend_resume_fn(be);
     void *self = r.main_ctx, *peer = r.co_ctx;
-    for (long i = 0; i < n / 10 + 1; i++) jump(self, peer, NULL);
+    for (long i = 0; i < n / 10 + 1; i++) resume(self, peer, NULL);
     double t0 = kb_now_ns();
-    for (long i = 0; i < n; i++) jump(self, peer, NULL);
+    for (long i = 0; i < n; i++) resume(self, peer, NULL);
     ns = (kb_now_ns() - t0) / (2.0 * (double)n);
     if (be->destroy) be->destroy(r.co_ctx);
   }

@@ -18,10 +18,10 @@
 
 /* Each context runs on an OS thread of its own (the threads backend). */
 #define KO_BACKEND_OWN_THREAD 1u
-/* A back context holding a suspended resumer is all in its first pointer-
- * sized word (a saved stack pointer, an fcontext handle), and a copy of
- * that word is as good as the original: the engine may move a resumer from
- * one coroutine's back context to another's (ko__transfer). */
+/* A copy of a back context holding a suspended resumer (its ctx_size
+ * bytes: a saved stack pointer, an fcontext handle, saved registers) is as
+ * good as the original: the engine may move a resumer from one coroutine's
+ * back context to another's (ko__transfer). */
 #define KO_BACKEND_COPYABLE 2u
 
 struct ko_backend {
@@ -45,6 +45,15 @@ struct ko_backend {
    * anything of the engine to run after it. A new context ignores the
    * value of the jump that starts it. */
   void *(*jump)(void *from, void *to, void *value);
+  /* Optional: jump() for the two directions the engine uses most, when a
+   * backend saves the two sides differently (asm on x86-64 System V keeps
+   * a coroutine's registers in its context and a resumer's on its stack).
+   * resume(back, ctx, value) goes from whoever runs into a coroutine's own
+   * context, saving the runner into a back context; yield(ctx, back, value)
+   * goes back. NULL: jump() serves. jump() itself is then used only from
+   * one coroutine's own context into another's (ko__transfer). */
+  void *(*resume)(void *back, void *ctx, void *value);
+  void *(*yield)(void *ctx, void *back, void *value);
   /* Releases what make() acquired (for a context that is not running).
    * A context suspended in jump() is never returned into: none of its
    * frames run again (the engine may destroy a coroutine suspended
@@ -53,6 +62,14 @@ struct ko_backend {
    * its start routine) is gone when destroy() returns. */
   void (*destroy)(void *ctx);
 };
+
+typedef void *(*ko_jump_fn)(void *from, void *to, void *value);
+static inline ko_jump_fn ko_backend_resume_fn(const struct ko_backend *be) {
+  return be->resume ? be->resume : be->jump;
+}
+static inline ko_jump_fn ko_backend_yield_fn(const struct ko_backend *be) {
+  return be->yield ? be->yield : be->jump;
+}
 
 /* Each backend folder defines one of these (even when not built: then with
  * `unavailable` set and the function pointers NULL). */

@@ -8,9 +8,11 @@
  *   | guard | ..... stack grows down ..... | cold | ko_coro | ctx | back | gap |
  *
  * `ctx` is the coroutine's backend context, `back` the context of whoever
- * resumed it. What a switch touches (ko_coro, and for small contexts such as
- * the asm backend's ctx and back too) fits in one cache line; what it does
- * not touch lives in `cold`, just below. The switch path allocates nothing.
+ * resumed it. What a resume reads (ko_coro and ctx: 128 bytes with the asm
+ * backend's on x86-64, whose ctx holds the registers; one line where a ctx
+ * is a stack pointer) lies in one 128-byte-aligned pair of cache lines, which
+ * the L2 fetches together; what a switch does not touch lives in `cold`,
+ * just below. The switch path allocates nothing.
  *
  * Stacks are whole pages, so without care every coroutine's record and
  * top frames would sit at the same offset in a page, and so in the same
@@ -26,7 +28,8 @@
  * 1 KiB steps the selfcheck's RSS-leak test grew past its slack there).
  *
  * One way through a switch, for every backend: ko_resume() and ko_yield()
- * end in a tail call of the backend's jump(), which carries a value into
+ * end in a tail call of the backend's resume() or yield() (its jump() unless
+ * it has its own for that direction), which carries a value into
  * the other side's pending call. The side that switches away does the
  * bookkeeping for the side it wakes (hand_back), so nothing of the engine
  * runs after a switch and no engine frame is returned into across one: the
@@ -39,7 +42,7 @@
  * switch annotations), and backends whose contexts are threads of their own
  * (KO_BACKEND_OWN_THREAD: `current` is per OS thread, so it must be set on
  * the thread that wakes up). It is chosen by that flag, never by name
- * (a coroutine on it has a null `jump`).
+ * (a coroutine on it has a null `resume`).
  */
 #include "korutin.h"
 #include "backend.h"
@@ -63,10 +66,11 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-/* The hot part: 32 bytes, then the two contexts. */
+/* The hot part: 48 bytes, then the two contexts. */
 struct ko_coro {
-  /* The backend's jump, or NULL for the "after" path (see the top). */
-  void *(*jump)(void *from, void *to, void *value);
+  /* The backend's switch in and out, or NULL for the "after" path (see
+   * the top). */
+  ko_jump_fn resume, yield;
   void **out;               /* where the resumer wants the value */
   ko_coro *parent;          /* the resumer, while it runs */
   ko_state state;
@@ -108,7 +112,7 @@ static KO_TLS unsigned next_colour; /* ko_create's, in turn */
 
 /* The "after" path (see the top of this file). */
 #define BE(co) (COLD(co)->be)
-#define AFTER(co) ((co)->jump == NULL)
+#define AFTER(co) ((co)->resume == NULL)
 
 /* Leaving a coroutine: what ko_resume() would do on its return. */
 static inline void hand_back(ko_coro *co, void *value) {
@@ -149,10 +153,10 @@ static void co_main(void *p) {
   if (AFTER(co)) {
     /* NULL: this fiber ends, ASan may drop its fake stack. */
     asan_start(co, NULL, c->back_lo, c->back_size);
-    BE(co)->jump(co->ctx, BACK(co), result);
+    ko_backend_yield_fn(BE(co))(co->ctx, BACK(co), result);
   } else {
     hand_back(co, result);
-    BE(co)->jump(co->ctx, BACK(co), NULL);
+    co->yield(co->ctx, BACK(co), NULL);
   }
   abort(); /* a dead coroutine is never switched to */
 }
@@ -181,7 +185,7 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
 
   size_t ctx_size = ALIGN_UP(be->ctx_size, 16);
   size_t hot = sizeof(ko_coro) + 2 * ctx_size;
-  size_t record = ALIGN_UP(sizeof(cold) + hot, 64) + 64;
+  size_t record = ALIGN_UP(sizeof(cold) + hot, 128) + 128;
   /* A coroutine on an OS thread of its own switches in microseconds, and
    * its thread's stack is not this one: no colour. */
   size_t colours = be->flags & KO_BACKEND_OWN_THREAD ? 1 : COLOURS;
@@ -205,14 +209,15 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
     if (err) return err;
   }
   uintptr_t top = (uintptr_t)st.lo + st.size - gap;
-  ko_coro *co = (ko_coro *)((top - hot) & ~(uintptr_t)63);
+  ko_coro *co = (ko_coro *)((top - hot) & ~(uintptr_t)127);
   cold *c = COLD(co);
   memset(c, 0, sizeof *c + hot);
   c->be = be;
-#ifdef KO_ASAN
-  co->jump = NULL;
-#else
-  co->jump = be->flags & KO_BACKEND_OWN_THREAD ? NULL : be->jump;
+#ifndef KO_ASAN
+  if (!(be->flags & KO_BACKEND_OWN_THREAD)) {
+    co->resume = ko_backend_resume_fn(be);
+    co->yield = ko_backend_yield_fn(be);
+  }
 #endif
   co->state = KO_SUSPENDED;
   co->back_off = (unsigned)ctx_size;
@@ -241,7 +246,7 @@ static int resume_after(ko_coro *co, ko_coro *self, void *in, void **out) {
 #ifdef KO_ASAN
   asan_start(co, &fake, COLD(co)->stack.lo, COLD(co)->stack.size);
 #endif
-  void *value = BE(co)->jump(BACK(co), co->ctx, in);
+  void *value = ko_backend_resume_fn(BE(co))(BACK(co), co->ctx, in);
   asan_finish(co, fake, NULL, NULL);
   current = self;
   if (self) self->state = KO_RUNNING;
@@ -265,7 +270,7 @@ int ko_resume(ko_coro *co, void *in, void **out) {
    * it (which would cost the tail call): on every ABI korutin supports an
    * int comes back in the low part of the pointer return register, so the
    * null value reads as KO_OK. */
-  int (*jump_int)(void *, void *, void *) = (int (*)(void *, void *, void *))(void (*)(void))co->jump;
+  int (*jump_int)(void *, void *, void *) = (int (*)(void *, void *, void *))(void (*)(void))co->resume;
   return jump_int(BACK(co), co->ctx, in);
 }
 
@@ -277,12 +282,12 @@ static void *yield_after(ko_coro *co, void *out) {
   cold *c = COLD(co);
   asan_start(co, &c->fake_stack, c->back_lo, c->back_size);
 #endif
-  void *in = BE(co)->jump(co->ctx, BACK(co), out);
+  void *in = ko_backend_yield_fn(BE(co))(co->ctx, BACK(co), out);
 #ifdef KO_ASAN
   asan_finish(co, c->fake_stack, &c->back_lo, &c->back_size);
   if (c->dying) { /* see ko_destroy: drop the fake stack and go straight back */
     asan_start(co, NULL, c->back_lo, c->back_size);
-    BE(co)->jump(co->ctx, BACK(co), NULL);
+    ko_backend_yield_fn(BE(co))(co->ctx, BACK(co), NULL);
   }
 #endif
   current = co;
@@ -296,7 +301,7 @@ void *ko_yield(void *out) {
   if (AFTER(co)) return yield_after(co, out);
   hand_back(co, out);
   /* A tail call: the next ko_resume() lands in our caller with its `in`. */
-  return co->jump(co->ctx, BACK(co), NULL);
+  return co->yield(co->ctx, BACK(co), NULL);
 }
 
 int ko__can_transfer(const ko_backend *be) {
@@ -314,10 +319,10 @@ void *ko__transfer(ko_coro *to, void *value) {
   to->state = KO_RUNNING;
   to->parent = co->parent;
   to->out = co->out;
-  *(void **)BACK(to) = *(void **)BACK(co); /* the resumer (KO_BACKEND_COPYABLE) */
+  memcpy(BACK(to), BACK(co), co->back_off); /* the resumer (KO_BACKEND_COPYABLE) */
   current = to;
   /* A tail call, as in ko_yield(): whoever wakes co does its bookkeeping. */
-  return co->jump(co->ctx, to->ctx, value);
+  return BE(co)->jump(co->ctx, to->ctx, value);
 }
 
 ko_coro *ko_current(void) { return current; }
@@ -344,7 +349,7 @@ int ko_destroy(ko_coro *co) {
     void *fake = NULL;
     c->dying = 1;
     asan_start(co, &fake, c->stack.lo, c->stack.size);
-    BE(co)->jump(BACK(co), co->ctx, NULL);
+    ko_backend_resume_fn(BE(co))(BACK(co), co->ctx, NULL);
     asan_finish(co, fake, NULL, NULL);
   }
 #endif
