@@ -182,7 +182,7 @@ typedef struct row {
   many few, lots;
 } row;
 
-typedef struct refs { double fcontext, fcontext_flags, swapcontext, futex; } refs;
+typedef struct refs { double fcontext, fcontext_flags, swapcontext, futex, fcontext_rr_few, fcontext_rr_many; } refs;
 
 /* The reference a backend is compared with. */
 static double ref_for(const row *w, const refs *rf, const char **name) {
@@ -223,6 +223,9 @@ static int make_targets(const row *rows, int n, const refs *rf, target *t) {
                       rf->fcontext_flags > 0 && a->flags_ns > 0 ? a->flags_ns / rf->fcontext_flags : -1, 0.9, 1, "x"};
     t[k++] = (target){"asm round trips/s, 1,024 coroutines", a->few.rt_per_s / 1e6, 100, 0, "M/s"};
     t[k++] = (target){"asm round trips/s, 16,384 coroutines", a->lots.rt_per_s / 1e6, 60, 0, "M/s"};
+    t[k++] = (target){"asm round trips/s, 16,384 coroutines, vs raw jump_fcontext's",
+                      rf->fcontext_rr_many > 0 && a->lots.rt_per_s > 0 ? a->lots.rt_per_s / rf->fcontext_rr_many : -1, 1.0,
+                      0, "x"};
     t[k++] = (target){"asm RSS per idle coroutine", a->lots.rss_per_coro / 1000, 4.5, 1, "KB"};
   }
   if (b)
@@ -251,7 +254,11 @@ static void print_table(const row *rows, int n, const refs *rf, const target *t,
   printf("  %-36s %10.1f\n", "Boost jump_fcontext ping-pong", rf->fcontext);
   printf("  %-36s %10.1f\n", "  the same, the FP flags differing", rf->fcontext_flags);
   printf("  %-36s %10.1f\n", "swapcontext ping-pong", rf->swapcontext);
-  printf("  %-36s %10.1f\n\n", "futex handoff between two threads", rf->futex);
+  printf("  %-36s %10.1f\n", "futex handoff between two threads", rf->futex);
+  char few[24], many[24];
+  fmt_rate(few, sizeof few, rf->fcontext_rr_few);
+  fmt_rate(many, sizeof many, rf->fcontext_rr_many);
+  printf("  jump_fcontext round-robin, round trips/s: %s @1,024, %s @16,384\n\n", few, many);
   printf("%-9s %11s %11s %22s %13s %13s %11s\n", "backend", "engine ns", "raw ns", "engine vs reference",
          "rt/s @1,024", "rt/s @16,384", "RSS/idle");
   for (int i = 0; i < n; i++) {
@@ -292,6 +299,10 @@ static int write_json(const char *path, const row *rows, int n, const refs *rf, 
   json_num(f, rf->swapcontext);
   fprintf(f, ", \"futex_handoff\": ");
   json_num(f, rf->futex);
+  fprintf(f, "},\n  \"references_round_trips_per_s\": {\"jump_fcontext_1024\": ");
+  json_num(f, rf->fcontext_rr_few);
+  fprintf(f, ", \"jump_fcontext_16384\": ");
+  json_num(f, rf->fcontext_rr_many);
   fprintf(f, "},\n  \"backends\": [");
   for (int i = 0; i < n; i++) {
     const row *w = &rows[i];
@@ -361,7 +372,9 @@ int main(int argc, char **argv) {
       rw[i][r] = raw_pingpong(rows[i].be, scaled(rows[i].be, ref_n));
     }
   }
-  refs rf = {kb_median(fc, reps), kb_median(fcf, reps), kb_median(sc, reps), kb_median(fx, reps)};
+  refs rf = {kb_median(fc, reps), kb_median(fcf, reps), kb_median(sc, reps), kb_median(fx, reps),
+             kb_ref_fcontext_rr(FEW, quick ? 80000 : 4000000, reps),
+             kb_ref_fcontext_rr(MANY, quick ? MANY : 4000000, reps)};
   for (int i = 0; i < n; i++) {
     row *w = &rows[i];
     w->engine_ns = kb_median(eng[i], reps);

@@ -18,6 +18,9 @@ size_t kb_rss(void);
  * coroutine has raised "inexact", the caller has cleared its flags), as
  * they soon do in real programs. */
 double kb_ref_fcontext(long round_trips, int flags_differ);
+/* Round trips per second of `count` raw jump_fcontext contexts resumed
+ * round-robin (median of reps runs), or -1. */
+double kb_ref_fcontext_rr(int count, long round_trips, int reps);
 /* Raises FE_INEXACT with an SSE/FPU division the compiler cannot fold. */
 void kb_raise_inexact(void);
 double kb_ref_swapcontext(long round_trips);

@@ -49,8 +49,40 @@ double kb_ref_fcontext(long n, int flags_differ) {
   munmap(stack, REF_STACK);
   return ns;
 }
+
+/* The libkorutin table's unit with nothing but jump_fcontext: `count`
+ * contexts on stacks of their own, their handles in one array (the
+ * cheapest place a caller can keep them), resumed round-robin. */
+double kb_ref_fcontext_rr(int count, long round_trips, int reps) {
+  fcontext_t *f = (fcontext_t *)calloc((size_t)count, sizeof *f);
+  char **stacks = (char **)calloc((size_t)count, sizeof *stacks);
+  double rate = -1, v[64];
+  int made = 0;
+  if (f && stacks) {
+    while (made < count && (stacks[made] = (char *)map_stack()) != NULL) {
+      f[made] = make_fcontext(stacks[made] + REF_STACK, REF_STACK, fc_body);
+      f[made] = jump_fcontext(f[made], NULL).fctx; /* first entry, not timed */
+      made++;
+    }
+  }
+  if (made == count && reps > 0 && reps <= 64) {
+    long rounds = round_trips / count > 0 ? round_trips / count : 1;
+    for (int r = 0; r < reps; r++) {
+      double t0 = kb_now_ns();
+      for (long k = 0; k < rounds; k++)
+        for (int i = 0; i < count; i++) f[i] = jump_fcontext(f[i], NULL).fctx;
+      v[r] = (double)rounds * count / ((kb_now_ns() - t0) / 1e9);
+    }
+    rate = kb_median(v, reps);
+  }
+  for (int i = 0; i < made; i++) munmap(stacks[i], REF_STACK); /* the contexts are dropped mid-loop */
+  free(f);
+  free(stacks);
+  return rate;
+}
 #else
 double kb_ref_fcontext(long n, int flags_differ) { (void)n, (void)flags_differ; return -1; }
+double kb_ref_fcontext_rr(int count, long round_trips, int reps) { (void)count, (void)round_trips, (void)reps; return -1; }
 #endif
 
 /* ------------------------------------------------------------ swapcontext */
