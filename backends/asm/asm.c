@@ -59,6 +59,7 @@ const struct ko_backend ko_backend_asm = {
   .name = "asm",
   .flags = KO_BACKEND_COPYABLE,
   .ctx_size = KO_ASM_CTX_SIZE,
+  .back_size = sizeof(void *), /* a resumer is a saved stack pointer on every ABI */
   .make = asm_make,
   .jump = ko_asm_jump,
   .resume = KO_ASM_RESUME,

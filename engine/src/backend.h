@@ -6,8 +6,9 @@
  * values (the engine does) and knows nothing of coroutines.
  *
  * A context is `ctx_size` bytes owned by the engine (16-byte aligned). Each
- * coroutine has two: its own, and a "back" context into which ko_resume()
- * saves whoever resumed it. A zero-filled context is a valid "back" context.
+ * coroutine has two: its own, and a "back" context (`back_size` bytes) into
+ * which ko_resume() saves whoever resumed it. A zero-filled context is a
+ * valid "back" context.
  */
 #ifndef KO_BACKEND_H
 #define KO_BACKEND_H
@@ -28,6 +29,9 @@ struct ko_backend {
   const char *name;
   unsigned flags;
   size_t ctx_size;
+  /* The bytes of a back context that hold a suspended resumer, when fewer
+   * than ctx_size (the engine reserves and copies only these); 0: all. */
+  size_t back_size;
   /* NULL when usable; else why not (set by the build or by probe()). */
   const char *unavailable;
   /* The smallest stack this backend can start a context on, or NULL when
@@ -64,6 +68,9 @@ struct ko_backend {
 };
 
 typedef void *(*ko_jump_fn)(void *from, void *to, void *value);
+static inline size_t ko_backend_back_size(const struct ko_backend *be) {
+  return be->back_size ? be->back_size : be->ctx_size;
+}
 static inline ko_jump_fn ko_backend_resume_fn(const struct ko_backend *be) {
   return be->resume ? be->resume : be->jump;
 }

@@ -184,7 +184,7 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   if (!be || be->unavailable) return KO_EBACKEND;
 
   size_t ctx_size = ALIGN_UP(be->ctx_size, 16);
-  size_t hot = sizeof(ko_coro) + 2 * ctx_size;
+  size_t hot = sizeof(ko_coro) + ctx_size + ALIGN_UP(ko_backend_back_size(be), 16);
   size_t record = ALIGN_UP(sizeof(cold) + hot, 128) + 128;
   /* A coroutine on an OS thread of its own switches in microseconds, and
    * its thread's stack is not this one: no colour. */
@@ -319,7 +319,9 @@ void *ko__transfer(ko_coro *to, void *value) {
   to->state = KO_RUNNING;
   to->parent = co->parent;
   to->out = co->out;
-  memcpy(BACK(to), BACK(co), co->back_off); /* the resumer (KO_BACKEND_COPYABLE) */
+  /* the resumer (KO_BACKEND_COPYABLE), a word or a few */
+  void **dst = (void **)BACK(to), **src = (void **)BACK(co);
+  for (size_t i = 0, n = ko_backend_back_size(BE(co)) / sizeof(void *); i < n; i++) dst[i] = src[i];
   current = to;
   /* A tail call, as in ko_yield(): whoever wakes co does its bookkeeping. */
   return BE(co)->jump(co->ctx, to->ctx, value);
