@@ -51,8 +51,8 @@ static int asm_make(void *ctx, void *lo, size_t size, void (*entry)(void *), voi
 
 #ifndef KO_ASM_CTX_SIZE
 #define KO_ASM_CTX_SIZE sizeof(void *) /* the saved stack pointer */
-#define KO_ASM_RESUME NULL            /* ko_asm_jump both ways */
-#define KO_ASM_YIELD NULL
+#define KO_ASM_RESUME ko_asm_jump     /* the same switch both ways */
+#define KO_ASM_YIELD ko_asm_jump
 #endif
 
 const struct ko_backend ko_backend_asm = {

@@ -97,6 +97,8 @@ const struct ko_backend ko_backend_boost = {
   .ctx_size = sizeof(bctx),
   .make = b_make,
   .jump = b_jump,
+  .resume = b_jump,
+  .yield = b_jump,
 };
 
 #else

@@ -152,5 +152,7 @@ const struct ko_backend ko_backend_threads = {
   .ctx_size = sizeof(tctx),
   .make = t_make,
   .jump = t_jump,
+  .resume = t_jump,
+  .yield = t_jump,
   .destroy = t_destroy,
 };

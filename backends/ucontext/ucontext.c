@@ -72,6 +72,8 @@ const struct ko_backend ko_backend_ucontext = {
   .ctx_size = sizeof(uctx),
   .make = uc_make,
   .jump = uc_jump,
+  .resume = uc_jump,
+  .yield = uc_jump,
 };
 
 #else

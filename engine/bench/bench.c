@@ -107,7 +107,7 @@ typedef struct raw { const ko_backend *be; void *main_ctx, *co_ctx; } raw;
  * does: the loop measures the switch, not loads of its arguments. */
 static void raw_entry(void *p) {
   raw *r = (raw *)p;
-  ko_jump_fn yield = ko_backend_yield_fn(r->be);
+  void *(*yield)(void *, void *, void *) = r->be->yield;
   void *self = r->co_ctx, *peer = r->main_ctx;
   for (;;) yield(self, peer, NULL);
 }
@@ -119,7 +119,7 @@ static double raw_pingpong(const ko_backend *be, long n) {
   double ns = -1;
   /* calloc is 16-aligned on the platforms korutin runs on */
   if (r.main_ctx && r.co_ctx && stack != MAP_FAILED && be->make(r.co_ctx, stack, size, raw_entry, &r) == 0) {
-    ko_jump_fn resume = ko_backend_resume_fn(be);
+    void *(*resume)(void *, void *, void *) = be->resume;
     void *self = r.main_ctx, *peer = r.co_ctx;
     for (long i = 0; i < n / 10 + 1; i++) resume(self, peer, NULL);
     double t0 = kb_now_ns();

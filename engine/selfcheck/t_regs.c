@@ -119,10 +119,10 @@ static void raw_entry(void *p) {
   for (int round = 0; round < ROUNDS; round++) {
     reg_t in[NREGS], out[NREGS];
     fill(in, 2, round);
-    kt_regs_call(in, out, ko_backend_yield_fn(r->be), r->co_ctx, r->main_ctx);
+    kt_regs_call(in, out, r->be->yield, r->co_ctx, r->main_ctx);
     compare(r->t, "raw context", round, in, out);
   }
-  for (;;) ko_backend_yield_fn(r->be)(r->co_ctx, r->main_ctx, NULL); /* an entry never returns */
+  for (;;) r->be->yield(r->co_ctx, r->main_ctx, NULL); /* an entry never returns */
 }
 
 static void registers_raw(kt *t) {
@@ -147,7 +147,7 @@ static void registers_raw(kt *t) {
     for (int round = 0; round <= ROUNDS; round++) {
       reg_t in[NREGS], out[NREGS];
       fill(in, 1, round);
-      kt_regs_call(in, out, ko_backend_resume_fn(be), r.main_ctx, r.co_ctx);
+      kt_regs_call(in, out, be->resume, r.main_ctx, r.co_ctx);
       compare(t, "resumer", round, in, out);
     }
     if (be->destroy) be->destroy(r.co_ctx);

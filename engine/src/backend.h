@@ -49,13 +49,13 @@ struct ko_backend {
    * anything of the engine to run after it. A new context ignores the
    * value of the jump that starts it. */
   void *(*jump)(void *from, void *to, void *value);
-  /* Optional: jump() for the two directions the engine uses most, when a
-   * backend saves the two sides differently (asm on x86-64 System V keeps
-   * a coroutine's registers in its context and a resumer's on its stack).
-   * resume(back, ctx, value) goes from whoever runs into a coroutine's own
-   * context, saving the runner into a back context; yield(ctx, back, value)
-   * goes back. NULL: jump() serves. jump() itself is then used only from
-   * one coroutine's own context into another's (ko__transfer). */
+  /* jump() for the two directions the engine uses most, which a backend
+   * may save differently (asm on x86-64 System V keeps a coroutine's
+   * registers in its context and a resumer's on its stack); most set both
+   * to jump(). resume(back, ctx, value) goes from whoever runs into a
+   * coroutine's own context, saving the runner into a back context;
+   * yield(ctx, back, value) goes back. jump() itself goes from one
+   * coroutine's own context into another's (ko__transfer). */
   void *(*resume)(void *back, void *ctx, void *value);
   void *(*yield)(void *ctx, void *back, void *value);
   /* Releases what make() acquired (for a context that is not running).
@@ -67,15 +67,8 @@ struct ko_backend {
   void (*destroy)(void *ctx);
 };
 
-typedef void *(*ko_jump_fn)(void *from, void *to, void *value);
 static inline size_t ko_backend_back_size(const struct ko_backend *be) {
   return be->back_size ? be->back_size : be->ctx_size;
-}
-static inline ko_jump_fn ko_backend_resume_fn(const struct ko_backend *be) {
-  return be->resume ? be->resume : be->jump;
-}
-static inline ko_jump_fn ko_backend_yield_fn(const struct ko_backend *be) {
-  return be->yield ? be->yield : be->jump;
 }
 
 /* Each backend folder defines one of these (even when not built: then with

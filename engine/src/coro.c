@@ -8,11 +8,11 @@
  *   | guard | ..... stack grows down ..... | cold | ko_coro | ctx | back | gap |
  *
  * `ctx` is the coroutine's backend context, `back` the context of whoever
- * resumed it. What a resume reads (ko_coro and ctx: 128 bytes with the asm
- * backend's on x86-64, whose ctx holds the registers; one line where a ctx
- * is a stack pointer) lies in one 128-byte-aligned pair of cache lines, which
- * the L2 fetches together; what a switch does not touch lives in `cold`,
- * just below. The switch path allocates nothing.
+ * resumed it. What a switch touches (ko_coro, ctx and back: 128 bytes with
+ * the asm backend on x86-64, whose ctx holds the registers and whose back
+ * is a stack pointer; 64 where a ctx is a stack pointer too) lies in one
+ * 128-byte-aligned pair of cache lines, which the L2 fetches together; what
+ * a switch does not touch lives in `cold`, just below. The switch path allocates nothing.
  *
  * Stacks are whole pages, so without care every coroutine's record and
  * top frames would sit at the same offset in a page, and so in the same
@@ -42,7 +42,7 @@
  * switch annotations), and backends whose contexts are threads of their own
  * (KO_BACKEND_OWN_THREAD: `current` is per OS thread, so it must be set on
  * the thread that wakes up). It is chosen by that flag, never by name
- * (a coroutine on it has a null `resume`).
+ * (a coroutine on it has `after` set).
  */
 #include "korutin.h"
 #include "backend.h"
@@ -66,21 +66,19 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-/* The hot part: 48 bytes, then the two contexts. */
+/* The hot part: 32 bytes, then the two contexts. */
 struct ko_coro {
-  /* The backend's switch in and out, or NULL for the "after" path (see
-   * the top). */
-  ko_jump_fn resume, yield;
+  const ko_backend *be;
   void **out;               /* where the resumer wants the value */
   ko_coro *parent;          /* the resumer, while it runs */
   ko_state state;
-  unsigned back_off;        /* offset of `back` from ctx */
+  unsigned short back_off;  /* offset of `back` from ctx */
+  unsigned char after;      /* takes the "after" path (see the top) */
   _Alignas(16) unsigned char ctx[];
 };
 
 /* The cold part, just below the hot one. */
 typedef struct cold {
-  const ko_backend *be;
   ko_fn fn;
   void *arg;
   ko_stack stack;
@@ -111,8 +109,8 @@ static KO_TLS ko_coro *current;
 static KO_TLS unsigned next_colour; /* ko_create's, in turn */
 
 /* The "after" path (see the top of this file). */
-#define BE(co) (COLD(co)->be)
-#define AFTER(co) ((co)->resume == NULL)
+#define BE(co) ((co)->be)
+#define AFTER(co) ((co)->after)
 
 /* Leaving a coroutine: what ko_resume() would do on its return. */
 static inline void hand_back(ko_coro *co, void *value) {
@@ -153,10 +151,10 @@ static void co_main(void *p) {
   if (AFTER(co)) {
     /* NULL: this fiber ends, ASan may drop its fake stack. */
     asan_start(co, NULL, c->back_lo, c->back_size);
-    ko_backend_yield_fn(BE(co))(co->ctx, BACK(co), result);
+    BE(co)->yield(co->ctx, BACK(co), result);
   } else {
     hand_back(co, result);
-    co->yield(co->ctx, BACK(co), NULL);
+    BE(co)->yield(co->ctx, BACK(co), NULL);
   }
   abort(); /* a dead coroutine is never switched to */
 }
@@ -212,15 +210,14 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   ko_coro *co = (ko_coro *)((top - hot) & ~(uintptr_t)127);
   cold *c = COLD(co);
   memset(c, 0, sizeof *c + hot);
-  c->be = be;
-#ifndef KO_ASAN
-  if (!(be->flags & KO_BACKEND_OWN_THREAD)) {
-    co->resume = ko_backend_resume_fn(be);
-    co->yield = ko_backend_yield_fn(be);
-  }
+  co->be = be;
+#ifdef KO_ASAN
+  co->after = 1;
+#else
+  co->after = (be->flags & KO_BACKEND_OWN_THREAD) != 0;
 #endif
   co->state = KO_SUSPENDED;
-  co->back_off = (unsigned)ctx_size;
+  co->back_off = (unsigned short)ctx_size;
   c->fn = fn;
   c->arg = arg;
   c->owns_stack = !opt->stack;
@@ -246,7 +243,7 @@ static int resume_after(ko_coro *co, ko_coro *self, void *in, void **out) {
 #ifdef KO_ASAN
   asan_start(co, &fake, COLD(co)->stack.lo, COLD(co)->stack.size);
 #endif
-  void *value = ko_backend_resume_fn(BE(co))(BACK(co), co->ctx, in);
+  void *value = BE(co)->resume(BACK(co), co->ctx, in);
   asan_finish(co, fake, NULL, NULL);
   current = self;
   if (self) self->state = KO_RUNNING;
@@ -270,7 +267,7 @@ int ko_resume(ko_coro *co, void *in, void **out) {
    * it (which would cost the tail call): on every ABI korutin supports an
    * int comes back in the low part of the pointer return register, so the
    * null value reads as KO_OK. */
-  int (*jump_int)(void *, void *, void *) = (int (*)(void *, void *, void *))(void (*)(void))co->resume;
+  int (*jump_int)(void *, void *, void *) = (int (*)(void *, void *, void *))(void (*)(void))BE(co)->resume;
   return jump_int(BACK(co), co->ctx, in);
 }
 
@@ -282,12 +279,12 @@ static void *yield_after(ko_coro *co, void *out) {
   cold *c = COLD(co);
   asan_start(co, &c->fake_stack, c->back_lo, c->back_size);
 #endif
-  void *in = ko_backend_yield_fn(BE(co))(co->ctx, BACK(co), out);
+  void *in = BE(co)->yield(co->ctx, BACK(co), out);
 #ifdef KO_ASAN
   asan_finish(co, c->fake_stack, &c->back_lo, &c->back_size);
   if (c->dying) { /* see ko_destroy: drop the fake stack and go straight back */
     asan_start(co, NULL, c->back_lo, c->back_size);
-    ko_backend_yield_fn(BE(co))(co->ctx, BACK(co), NULL);
+    BE(co)->yield(co->ctx, BACK(co), NULL);
   }
 #endif
   current = co;
@@ -301,7 +298,7 @@ void *ko_yield(void *out) {
   if (AFTER(co)) return yield_after(co, out);
   hand_back(co, out);
   /* A tail call: the next ko_resume() lands in our caller with its `in`. */
-  return co->yield(co->ctx, BACK(co), NULL);
+  return BE(co)->yield(co->ctx, BACK(co), NULL);
 }
 
 int ko__can_transfer(const ko_backend *be) {
@@ -351,7 +348,7 @@ int ko_destroy(ko_coro *co) {
     void *fake = NULL;
     c->dying = 1;
     asan_start(co, &fake, c->stack.lo, c->stack.size);
-    ko_backend_resume_fn(BE(co))(BACK(co), co->ctx, NULL);
+    BE(co)->resume(BACK(co), co->ctx, NULL);
     asan_finish(co, fake, NULL, NULL);
   }
 #endif
