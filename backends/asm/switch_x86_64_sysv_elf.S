@@ -111,6 +111,17 @@
     movzwl  0x44(%rdi), %r11d   /* the current x87 control word */
 .endm
 
+/* The target's MXCSR (r10d, xor the current one, r9d) with the current
+ * flags, stored in `slot` and loaded. */
+.macro MERGE_MXCSR slot
+    xorl    %r9d, %r10d         /* the target's MXCSR again */
+    andl    $0xffc0, %r10d      /* its control bits */
+    andl    $0x3f, %r9d         /* the current flags */
+    orl     %r9d, %r10d
+    movl    %r10d, \slot
+    ldmxcsr \slot
+.endm
+
 /* Continue in the coroutine context at rsi, returning rdx. */
 .macro LOAD_CTX
     movq    %rdx, %rax          /* the value */
@@ -128,12 +139,7 @@
     movq    0x38(%rsi), %r15
     movq    0x08(%rsi), %rsp
     jmp     *0x00(%rsi)
-2:  xorl    %r9d, %r10d         /* the target's MXCSR again */
-    andl    $0xffc0, %r10d      /* its control bits */
-    andl    $0x3f, %r9d         /* the current flags */
-    orl     %r9d, %r10d
-    movl    %r10d, 0x40(%rsi)   /* the target's context is ours until it runs */
-    ldmxcsr 0x40(%rsi)
+2:  MERGE_MXCSR 0x40(%rsi)      /* the target's context is ours until it runs */
     jmp     1b
 3:  fldcw   0x44(%rsi)
     jmp     4b
@@ -158,12 +164,7 @@
     movq    0x30(%rsp), %rbp
     leaq    0x40(%rsp), %rsp
     jmp     *%r8
-2:  xorl    %r9d, %r10d
-    andl    $0xffc0, %r10d
-    andl    $0x3f, %r9d
-    orl     %r9d, %r10d
-    movl    %r10d, (%rsp)
-    ldmxcsr (%rsp)
+2:  MERGE_MXCSR (%rsp)
     jmp     1b
 3:  fldcw   4(%rsp)
     jmp     4b
