@@ -1,8 +1,10 @@
 /*
  * t_api.c - the API's contract: nesting, states, error codes, caller-
- * supplied stacks, destroying a suspended coroutine.
+ * supplied stacks, destroying a suspended coroutine, a backend that cannot
+ * start one.
  */
 #include "kt.h"
+#include "backend.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -229,11 +231,63 @@ static void data_state(kt *t) {
   ko_destroy(co);
 }
 
+/* ------------------------------------------------------- make-fails */
+
+/* The backend under test, except that it cannot start a context (as the
+ * threads backend when the system has no thread left to give). */
+static int failing_make(void *ctx, void *lo, size_t size, void (*entry)(void *), void *arg) {
+  (void)ctx, (void)lo, (void)size, (void)entry, (void)arg;
+  return KO_ENOMEM;
+}
+
+/* ko_create gives the failure back and frees what it took (the stack: its
+ * record lies inside it), with the pool off (the stack is unmapped) and on
+ * (it is pooled), and leaves a caller's stack to the caller. */
+static void make_fails(kt *t) {
+  struct ko_backend broken = *t->be;
+  broken.make = failing_make;
+  ko_options opt = {0};
+  opt.backend = &broken;
+  size_t limit = ko_stack_pool_limit(0);
+  size_t maps0 = kt_map_count();
+  for (int pooled = 0; pooled < 2; pooled++) {
+    ko_stack_pool_limit(pooled ? limit : 0);
+    for (int i = 0; i < 200; i++) {
+      ko_coro *co = (ko_coro *)&opt; /* must come back NULL */
+      int err = ko_create(&co, &opt, noop, NULL);
+      if (!KT_CHECK(t, err == KO_ENOMEM && co == NULL, "ko_create: %d (%s), coroutine %p", err, ko_err_name(err),
+                    (void *)co))
+        break;
+    }
+  }
+  ko_stack_pool_limit(0); /* the pooled stacks are unmapped now */
+  size_t maps = kt_map_count();
+  if (maps0 && maps) KT_CHECK(t, maps <= maps0, "mappings %zu -> %zu after 400 failed creates", maps0, maps);
+  ko_stack_pool_limit(limit);
+
+  size_t size = 64 * 1024;
+  unsigned char *mine = (unsigned char *)malloc(size);
+  if (!KT_CHECK(t, mine != NULL)) return;
+  opt.stack = mine;
+  opt.stack_size = size;
+  ko_coro *co = NULL;
+  KT_CHECK(t, ko_create(&co, &opt, noop, NULL) == KO_ENOMEM && co == NULL, "on a caller's stack");
+  free(mine); /* still the caller's: not freed by ko_create */
+
+  /* the real backend still works */
+  co = kt_create(t, noop, (void *)5, 0);
+  if (!co) return;
+  void *out = NULL;
+  KT_CHECK(t, ko_resume(co, NULL, &out) == KO_OK && (uintptr_t)out == 5);
+  ko_destroy(co);
+}
+
 const kt_test kt_group_api[] = {
   {"nested-resume", nested_resume},
   {"error-codes", error_codes},
   {"caller-stack", caller_stack},
   {"destroy-suspended", destroy_suspended},
   {"data-state", data_state},
+  {"make-fails", make_fails},
   {NULL, NULL},
 };
