@@ -265,7 +265,8 @@ static void make_fails(kt *t) {
   if (maps0 && maps) KT_CHECK(t, maps <= maps0, "mappings %zu -> %zu after 400 failed creates", maps0, maps);
   ko_stack_pool_limit(limit);
 
-  size_t size = 64 * 1024;
+  size_t size = 256 * 1024, least = t->be->min_stack ? t->be->min_stack() : 0; /* threads: glibc's minimum */
+  if (size < least) size = least;
   unsigned char *mine = (unsigned char *)malloc(size);
   if (!KT_CHECK(t, mine != NULL)) return;
   opt.stack = mine;
