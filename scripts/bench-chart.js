@@ -19,6 +19,7 @@ if (!input) {
 const r = JSON.parse(fs.readFileSync(input, 'utf8'));
 const be = (name) => r.backends.find((b) => b.name === name) || {};
 const ref = r.references_ns_per_switch;
+const refRt = r.references_round_trips_per_s || {};
 
 const ns = [
   ['raw Boost jump_fcontext', ref.jump_fcontext, '#888'],
@@ -28,6 +29,8 @@ const ns = [
   ['korutin boost, raw jump', be('boost').raw_ns_per_switch, '#f4a3a3'],
 ].filter((x) => typeof x[1] === 'number');
 const rt = [
+  ['raw jump_fcontext, 1,024', refRt.jump_fcontext_1024, '#888'],
+  ['raw jump_fcontext, 16,384', refRt.jump_fcontext_16384, '#bbb'],
   ['asm, 1,024 coroutines', be('asm').round_trips_per_s_1024, '#1f77b4'],
   ['asm, 16,384 coroutines', be('asm').round_trips_per_s_16384, '#6baed6'],
   ['boost, 1,024 coroutines', be('boost').round_trips_per_s_1024, '#d62728'],

@@ -42,14 +42,23 @@ static ko_task *pass_pop(ko_sched *s, int begin);
 /* Task to task where the backend allows (ko__transfer): the next ready
  * task of the pass runs at once, with one switch instead of two through
  * the pass. Otherwise, and when none is ready, back to the pass. A task
- * yields its own record, so that the pass knows who came back. */
+ * yields its own record, so that the pass knows who came back. A backend
+ * that transfers keeps every task on the loop's OS thread (compute threads
+ * resume only tasks inside ko_compute_begin), so the task can set its TLS
+ * inline; on one that gives each coroutine its own thread the task must
+ * read the thread it woke on, out of line. */
 int drv_suspend(ko_task *t) {
   ko_sched *s = t->s;
-  ko_task *next = s->transfer ? pass_pop(s, 0) : NULL;
-  if (!next) ko_yield(t);
-  else if (next != t) ko__transfer(next->co, NULL);
-  /* (next == t: the task is its own successor; it just goes on) */
-  drv_set_task_here(t);
+  if (s->transfer) {
+    ko_task *next = pass_pop(s, 0);
+    if (!next) ko_yield(t);
+    else if (next != t) ko__transfer(next->co, NULL);
+    /* (next == t: the task is its own successor; it just goes on) */
+    drv_tls_task = t;
+  } else {
+    ko_yield(t);
+    drv_set_task_here(t);
+  }
   return t->kt->status;
 }
 
