@@ -19,9 +19,9 @@
 
 /* Each context runs on an OS thread of its own (the threads backend). */
 #define KO_BACKEND_OWN_THREAD 1u
-/* A copy of a back context holding a suspended resumer (its ctx_size
- * bytes: a saved stack pointer, an fcontext handle, saved registers) is as
- * good as the original: the engine may move a resumer from one coroutine's
+/* A copy of a back context holding a suspended resumer (its back_size
+ * bytes: a saved stack pointer, an fcontext handle) is as good as the
+ * original: the engine may move a resumer from one coroutine's
  * back context to another's (ko__transfer). */
 #define KO_BACKEND_COPYABLE 2u
 

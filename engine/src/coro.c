@@ -12,7 +12,8 @@
  * the asm backend on x86-64, whose ctx holds the registers and whose back
  * is a stack pointer; 64 where a ctx is a stack pointer too) lies in one
  * 128-byte-aligned pair of cache lines, which the L2 fetches together; what
- * a switch does not touch lives in `cold`, just below. The switch path allocates nothing.
+ * a switch does not touch lives in `cold`, just below. The switch path
+ * allocates nothing.
  *
  * Stacks are whole pages, so without care every coroutine's record and
  * top frames would sit at the same offset in a page, and so in the same
@@ -28,9 +29,8 @@
  * 1 KiB steps the selfcheck's RSS-leak test grew past its slack there).
  *
  * One way through a switch, for every backend: ko_resume() and ko_yield()
- * end in a tail call of the backend's resume() or yield() (its jump() unless
- * it has its own for that direction), which carries a value into
- * the other side's pending call. The side that switches away does the
+ * end in a tail call of the backend's resume() or yield(), which carries a
+ * value into the other side's pending call. The side that switches away does the
  * bookkeeping for the side it wakes (hand_back), so nothing of the engine
  * runs after a switch and no engine frame is returned into across one: the
  * jump returns straight to ko_resume's or ko_yield's caller. (A backend
@@ -42,7 +42,7 @@
  * switch annotations), and backends whose contexts are threads of their own
  * (KO_BACKEND_OWN_THREAD: `current` is per OS thread, so it must be set on
  * the thread that wakes up). It is chosen by that flag, never by name
- * (a coroutine on it has `after` set).
+ * (AFTER below).
  */
 #include "korutin.h"
 #include "backend.h"
@@ -72,8 +72,7 @@ struct ko_coro {
   void **out;               /* where the resumer wants the value */
   ko_coro *parent;          /* the resumer, while it runs */
   ko_state state;
-  unsigned short back_off;  /* offset of `back` from ctx */
-  unsigned char after;      /* takes the "after" path (see the top) */
+  unsigned back_off;        /* offset of `back` from ctx */
   _Alignas(16) unsigned char ctx[];
 };
 
@@ -110,7 +109,11 @@ static KO_TLS unsigned next_colour; /* ko_create's, in turn */
 
 /* The "after" path (see the top of this file). */
 #define BE(co) ((co)->be)
-#define AFTER(co) ((co)->after)
+#ifdef KO_ASAN
+#define AFTER(co) 1
+#else
+#define AFTER(co) (BE(co)->flags & KO_BACKEND_OWN_THREAD)
+#endif
 
 /* Leaving a coroutine: what ko_resume() would do on its return. */
 static inline void hand_back(ko_coro *co, void *value) {
@@ -211,13 +214,8 @@ int ko_create(ko_coro **out, const ko_options *opt, ko_fn fn, void *arg) {
   cold *c = COLD(co);
   memset(c, 0, sizeof *c + hot);
   co->be = be;
-#ifdef KO_ASAN
-  co->after = 1;
-#else
-  co->after = (be->flags & KO_BACKEND_OWN_THREAD) != 0;
-#endif
   co->state = KO_SUSPENDED;
-  co->back_off = (unsigned short)ctx_size;
+  co->back_off = (unsigned)ctx_size;
   c->fn = fn;
   c->arg = arg;
   c->owns_stack = !opt->stack;
