@@ -45,6 +45,7 @@ function generate() {
   const ko = read('engine/include/korutin.h');
   const ks = read('engine/src/sched/core.h');
   const io = read('engine/node/sched_binding.h');
+  const view = read('engine/node/binding.h');
   const errors = table(ko, 'KO_ERRNO_MAP');
   const states = table(ko, 'KO_STATE_MAP');
   const backends = table(ko, 'KO_BACKEND_MAP').map(([n]) => n);
@@ -53,13 +54,15 @@ function generate() {
   const k = [
     ...errors.map(([n, v]) => [n, v]),
     ['BLOCK', define(ks, 'KS_BLOCK')],
-    ['UNSAFE_YIELD', define(io, 'KS_UNSAFE_YIELD')],
+    ['JS_CREATED', define(view, 'KO_JS_CREATED')],
+    ['SLOT_BITS', define(view, 'KO_SLOT_BITS')],
     ['WOKEN', define(ko, 'KO_WOKEN')],
     ...table(ks, 'KS_OP_MAP').map(([n, v]) => [`OP_${n}`, v]),
     ...ends.map(([n, v]) => [`END_${n}`, v]),
     ...taskStates.map(([n, v]) => [n, v]),
     ...table(ks, 'KS_EXT_MAP').map(([n, v]) => [`EXT_${n}`, v]),
     ...table(io, 'KS_IO_MAP').map(([n, v]) => [`IO_${n}`, v]),
+    ...table(view, 'KO_VIEW_MAP').map(([n, v]) => [`VIEW_${n}`, v]),
   ];
   const thrown = errors.filter(([, , , js]) => js !== 'NONE');
   const byValue = (rows, f) => {

@@ -13,7 +13,6 @@ import {
   kick,
   proxyWait,
   S,
-  blocker,
   self,
   slotPut,
   slotTake,
@@ -109,7 +108,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
    * `ERR_TIMEOUT` when the timeout runs out.
    */
   send(value: T, timeoutMs?: number): void {
-    const t = blocker('Channel.send()');
+    const t = self('Channel.send()');
     const timeout = timeoutUs(timeoutMs, 'send()');
     const slot = slotPut(value);
     let st = S.chan_send(t.h, this.h, slot, timeout < 0 ? 0 : clock(), timeout);
@@ -132,7 +131,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
   }
 
   private recvOrEnd(timeoutMs?: number): T | typeof END {
-    const t = blocker('Channel.recv()');
+    const t = self('Channel.recv()');
     const timeout = timeoutUs(timeoutMs, 'recv()');
     let st = S.chan_recv(t.h, this.h, timeout < 0 ? 0 : clock(), timeout);
     let slot: number;
@@ -319,7 +318,7 @@ function decode(
  * fires once its time has passed.
  */
 export function select(cases: readonly SelectCase[]): SelectResult {
-  const t = blocker('select()');
+  const t = self('select()');
   if (!Array.isArray(cases)) throw new KorutinError('ERR_INVALID_ARGUMENT', 'select() takes an array of cases');
   const slots = encode(cases);
   let st = S.select(t.h, cases.length, clock(), -1, 0);

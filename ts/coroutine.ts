@@ -9,12 +9,15 @@ import * as vm from 'vm';
 import { KorutinError, fail } from './errors';
 import { describeGiven } from './format';
 import { native } from './native';
-import { CORO_STATES } from './vocab';
+import { CORO_STATES, K } from './vocab';
 
 /** Where a coroutine is in its life. */
 export type CoroutineState = 'created' | 'suspended' | 'running' | 'normal' | 'done';
-// The C states' words (korutin.h's KO_STATE_MAP) are these; 'created' is a suspended one never resumed.
-void (CORO_STATES satisfies readonly CoroutineState[]);
+/**
+ * The words of the states the addon reports (status()): the engine's
+ * (korutin.h's KO_STATE_MAP) and, for a coroutine never resumed, 'created'.
+ */
+const STATE_WORDS: readonly CoroutineState[] = Object.assign([...CORO_STATES] as CoroutineState[], { [K.JS_CREATED]: 'created' });
 
 const enum Sig { Next, Throw, Return, Probe }
 /** How a coroutine last came back to its resumer. @internal */
@@ -34,7 +37,6 @@ export interface CoroutineRecord {
   fn: ((arg: unknown) => unknown) | null;
   /** The korutin/fibers state of a fiber's coroutine. */
   fiber: unknown;
-  state: CoroutineState;
   sig: Sig;
   sigValue: unknown;
   out: Out;
@@ -55,12 +57,10 @@ export interface CoroutineRecord {
   baseAsyncId: number;
   /** The addon knows its async context (`resource`) and enters it natively on resume (resume_scoped). */
   scoped: boolean;
-  /** Resumed by {@link runChain} or handed the turn by {@link handOff}: it may hand off in turn. */
-  chained: boolean;
   /** The native coroutine's number, which the switch functions take. */
   no: number;
-  /** vm calls with a timeout (or breakOnSigint) under way on its stack: it must not suspend (see guardVmTimeouts). */
-  vmWatchdogs: number;
+  /** Its slot in the addon's table (the number's low bits): its index in {@link live}. */
+  slot: number;
 }
 
 /** Thrown inside a coroutine by `return()`: unwinds it, running `finally` blocks. */
@@ -81,17 +81,37 @@ function isReturnOf(e: unknown, rec: CoroutineRecord): boolean {
   return typeof e === 'object' && e !== null && returnSignals.has(e) && (e as ReturnSignal).rec === rec;
 }
 
-/** The coroutines running on this thread, innermost last. */
-const running: CoroutineRecord[] = [];
+// Which coroutine runs, who resumed whom, and each one's state are the
+// addon's (the engine's records and the bridge's chains); JavaScript asks.
+// The addon shows the running coroutine's slot, and whether it may hand
+// off, in this view on every switch, so that reading them costs no call.
+const view = new Int32Array(K.VIEW_SIZE);
+native.set_view(view);
+const SLOTS = 2 ** K.SLOT_BITS;
 
 /**
- * The innermost running record, or undefined. Never `running[-1]`: an
- * index below zero is a property name to V8, looked up the slow way (it
- * cost a resume two runtime calls).
+ * The records of this thread's coroutines that run now (or wait on one they
+ * resumed), by slot: set by whoever switches into one, cleared by the
+ * coroutine itself when it suspends or ends, so that nothing here keeps a
+ * suspended coroutine from being collected.
+ */
+const live: (CoroutineRecord | undefined)[] = [];
+
+/**
+ * The running coroutine's record, or undefined. Never `live[-1]`: an index
+ * below zero is a property name to V8, looked up the slow way.
  */
 function topOfRunning(): CoroutineRecord | undefined {
-  const n = running.length;
-  return n > 0 ? running[n - 1] : undefined;
+  const slot = view[K.VIEW_CURRENT];
+  return slot >= 0 ? live[slot] : undefined;
+}
+
+/** The record that last switched back to its resumer (yielded or ended): what a chain ends with. */
+let switchedOut: CoroutineRecord | null = null;
+
+/** Where `rec` is in its life: the addon's word for it. */
+function stateOf(rec: CoroutineRecord): CoroutineState {
+  return rec.native ? STATE_WORDS[nativeStatus(rec.no)] : 'done';
 }
 
 /** The record of the innermost running coroutine, or undefined. @internal */
@@ -106,25 +126,30 @@ export function currentRecord(): CoroutineRecord | undefined {
 export function yieldValue<TIn = unknown>(value?: unknown): TIn {
   const rec = topOfRunning();
   if (!rec) fail('ERR_NOT_IN_COROUTINE', 'yield() was called outside a coroutine; call it from inside a coroutine body');
-  refuseUnsafeSuspend(rec);
   suspendWith(rec, value);
   return (rec.sig === Sig.Probe ? answerProbes(rec) : takeSignal(rec)) as TIn;
 }
 
-/** Hands `value` to the resumer and suspends `rec` (the running coroutine) until it is resumed. */
+/**
+ * Hands `value` to the resumer and suspends `rec` (the running coroutine)
+ * until it is resumed. Where it may not suspend, the addon throws
+ * (ERR_UNSAFE_YIELD) and nothing has changed.
+ */
 function suspendWith(rec: CoroutineRecord, value: unknown): void {
   rec.out = Out.Yield;
   rec.outValue = value;
-  rec.state = 'suspended';
-  running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-  if (nativeYield() === true) {
-    // it never left: a join it began is under way
+  live[rec.slot] = undefined;
+  switchedOut = rec;
+  try {
+    nativeYield();
+  } catch (e) {
+    // it never left
+    live[rec.slot] = rec;
+    switchedOut = null;
     rec.outValue = undefined;
-    rec.state = 'running';
-    running.push(rec);
     if (saved) restoreAsyncScopes(rec, saved);
-    refuseJoinYield();
+    throw e;
   }
   if (saved) restoreAsyncScopes(rec, saved);
 }
@@ -178,7 +203,7 @@ function unsafeFrame(): string | null {
 
 /** Asks a suspended coroutine whether it can be unwound (see {@link unsafeFrame}). */
 function unsafeToUnwind(rec: CoroutineRecord): string | null {
-  if (rec.state !== 'suspended') return null;
+  if (stateOf(rec) !== 'suspended') return null;
   const r = switchInto(rec, Sig.Probe, undefined);
   return typeof r.value === 'string' ? r.value : null;
 }
@@ -206,8 +231,6 @@ function canMoveAsyncScopes(): boolean {
  */
 function popAsyncScopes(rec: CoroutineRecord): { ids: number[]; resources: object[] } {
   if (!canMoveAsyncScopes()) {
-    rec.state = 'running';
-    running.push(rec);
     fail(
       'ERR_ASYNC_CONTEXT',
       `cannot suspend inside an async scope on this runtime (${native.async_stack().reason}); leave runInAsyncScope() before yielding`,
@@ -270,11 +293,11 @@ let nextId = 1;
 /**
  * The native body of every coroutine (one function, so that a pooled native
  * coroutine needs no new handle): runs the body of the coroutine being
- * entered, which is on top of `running`. Named so that stack traces can
- * leave it out (see stripKorutinFrames).
+ * entered, the running one. Named so that stack traces can leave it out
+ * (see stripKorutinFrames).
  */
 function korutinCoroutineBody(): void {
-  const rec = running[running.length - 1]; // never empty here: the coroutine being entered
+  const rec = live[view[K.VIEW_CURRENT]]!; // the coroutine being entered
   const fn = rec.fn!;
   rec.fn = null;
   try {
@@ -289,8 +312,8 @@ function korutinCoroutineBody(): void {
       rec.outValue = e;
     }
   }
-  rec.state = 'done';
-  running.pop();
+  live[rec.slot] = undefined;
+  switchedOut = rec;
 }
 
 /** The addon's switch functions, read once (its exports object is slow to read from). */
@@ -298,6 +321,7 @@ const nativeCreate = native.create;
 const nativeResume = native.resume;
 const nativeResumeScoped = native.resume_scoped;
 const nativeYield = native.yield;
+const nativeStatus = native.status;
 
 /**
  * From its first suspension on (or, for a task, from its creation), a
@@ -306,7 +330,7 @@ const nativeYield = native.yield;
  */
 export function watch(co: Coroutine): void {
   const rec = co.rec;
-  if (rec.watched || rec.state === 'done') return;
+  if (rec.watched || !rec.native) return;
   rec.watched = true;
   abandoned.register(co, rec, rec);
 }
@@ -340,11 +364,11 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
     this.id = nextId++;
     this.given = options?.name;
     const rec: CoroutineRecord = {
-      native: false, watched: false, state: 'created', sig: Sig.Next, sigValue: undefined,
+      native: false, watched: false, sig: Sig.Next, sigValue: undefined,
       out: Out.Return, outValue: undefined, self: null, owner: undefined, fiber: undefined,
       fn: fn as (arg: unknown) => unknown,
       resource: new AsyncResource('korutin.Coroutine'),
-      baseAsyncId: 0, scoped: false, chained: false, no: -1, vmWatchdogs: 0,
+      baseAsyncId: 0, scoped: false, no: -1, slot: -1,
     };
     if (!traceHookInstalled) installTraceHook();
     if (target.backendIndex === undefined) {
@@ -366,6 +390,8 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
       rec.no = nativeCreate(target.backendIndex, target.stackSize, target.guardSize, korutinCoroutineBody, this);
     }
     rec.native = true;
+    rec.slot = rec.no % SLOTS;
+    while (live.length <= rec.slot) live.push(undefined);
     this.rec = rec;
   }
 
@@ -376,12 +402,12 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
 
   /** Where the coroutine is in its life. */
   get state(): CoroutineState {
-    return this.rec.state;
+    return stateOf(this.rec);
   }
 
   /** True once the body has returned or thrown. */
   get done(): boolean {
-    return this.rec.state === 'done';
+    return !this.rec.native;
   }
 
   /** Runs the coroutine until it yields (`done: false`) or returns (`done: true`). */
@@ -401,7 +427,7 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
 
   /** Unwinds the coroutine from its suspension point (its `finally` blocks run) and finishes it with `value`. */
   return(value?: TReturn): IteratorResult<TYield, TReturn> {
-    if (this.rec.state === 'done') return { value: value as TReturn, done: true };
+    if (!this.rec.native) return { value: value as TReturn, done: true };
     const unsafe = unsafeToUnwind(this.rec);
     if (unsafe !== null) {
       throw new KorutinError(
@@ -423,11 +449,12 @@ export class Coroutine<TIn = any, TYield = any, TReturn = any> implements Iterat
    */
   dispose(): void {
     const rec = this.rec;
-    if (rec.state === 'done') return;
-    if (rec.state === 'running' || rec.state === 'normal') {
+    const state = stateOf(rec);
+    if (state === 'done') return;
+    if (state === 'running' || state === 'normal') {
       fail('ERR_ALREADY_RUNNING', `cannot dispose() ${this.name} while it runs (or waits on a coroutine it resumed); dispose it after it yields or from outside`);
     }
-    if (rec.state === 'created') {
+    if (state === 'created') {
       finishUnstarted(rec, Sig.Return, undefined);
       return;
     }
@@ -456,32 +483,36 @@ function resumeNative(rec: CoroutineRecord): void {
   nativeResume(rec.no);
 }
 
+/**
+ * Resumes `rec` with a signal. The addon refuses one that is running (or
+ * waits on one it resumed) before anything switches: then nothing here has
+ * changed either.
+ */
 function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Coroutine): IteratorResult<unknown, unknown> {
-  switch (rec.state) {
-    case 'done':
-      fail('ERR_COROUTINE_DONE', 'this coroutine has finished; create a new one to run the body again');
-    case 'running':
-    case 'normal':
-      fail('ERR_ALREADY_RUNNING', 'this coroutine is running: a coroutine cannot resume itself or a coroutine that is waiting on it');
-    case 'created':
-      if (sig !== Sig.Next) return finishUnstarted(rec, sig, value);
-  }
-  const outer = topOfRunning();
-  if (outer) outer.state = 'normal';
+  if (!rec.native) fail('ERR_COROUTINE_DONE', 'this coroutine has finished; create a new one to run the body again');
+  // throw() and return() before the first resume: the body never runs
+  if (sig !== Sig.Next && nativeStatus(rec.no) === K.JS_CREATED) return finishUnstarted(rec, sig, value);
+  const slot = rec.slot;
+  const was = live[slot];
+  const wasSelf = rec.self;
+  const wasSig = rec.sig;
+  const wasSigValue = rec.sigValue;
   rec.sig = sig;
   rec.sigValue = value;
-  rec.state = 'running';
-  rec.chained = false;
-  running.push(rec);
+  live[slot] = rec;
   if (self) rec.self = self;
   try {
     if (rec.scoped) nativeResumeScoped(rec.no);
     else rec.resource.runInAsyncScope(resumeNative, null, rec);
-  } finally {
-    rec.self = null;
-    if (topOfRunning() === rec) running.pop(); // only if the switch itself failed
-    if (outer) outer.state = 'running';
+  } catch (e) {
+    // the switch itself failed: it never ran
+    live[slot] = was;
+    rec.self = wasSelf;
+    rec.sig = wasSig;
+    rec.sigValue = wasSigValue;
+    throw e;
   }
+  rec.self = null;
   const out = rec.outValue;
   rec.outValue = undefined;
   if (rec.out === Out.Yield) {
@@ -495,7 +526,6 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
 
 /** throw()/return() before the first resume: the body never runs, like a generator's. */
 function finishUnstarted(rec: CoroutineRecord, sig: Sig, value: unknown): IteratorResult<unknown, unknown> {
-  rec.state = 'done';
   if (rec.native) native.destroy(rec.no);
   finished(rec);
   if (sig === Sig.Throw) throw value;
@@ -527,10 +557,9 @@ function poolTick(): void {
 
 /** A suspended coroutine nobody can resume any more: unwind it so its finally blocks run and its stack is freed. */
 function unwindAbandoned(rec: CoroutineRecord): void {
-  if (rec.state === 'created') {
-    if (rec.native) native.destroy(rec.no);
+  if (stateOf(rec) === 'created') {
+    native.destroy(rec.no);
     rec.native = false;
-    rec.state = 'done';
     return;
   }
   try {
@@ -546,7 +575,7 @@ function unwindAbandoned(rec: CoroutineRecord): void {
   } catch {
     return;
   }
-  for (let tries = 0; rec.state === 'suspended' && tries < 8; tries++) {
+  for (let tries = 0; stateOf(rec) === 'suspended' && tries < 8; tries++) {
     try {
       switchInto(rec, Sig.Return, undefined);
     } catch {
@@ -682,25 +711,14 @@ export function currentCoroutine(): Coroutine | undefined {
 // its own async context, entered natively on Node's async stack (with
 // async_hooks' before and after hooks around each slice it runs).
 
-/** The coroutine a chain is in now. */
-let chainTail: CoroutineRecord | null = null;
+// Which coroutine of a chain runs, and whether it may hand off, are the
+// addon's (the view); here each one is entered with its signal.
 
-/** `rec` is about to run in the chain. */
+/** `rec` is about to be switched into by a chain (or a hand-off): it resumes as after a plain yield. */
 function enterChain(rec: CoroutineRecord): void {
   rec.sig = Sig.Next;
   rec.sigValue = undefined;
-  rec.state = 'running';
-  rec.chained = true;
-  running.push(rec);
-  chainTail = rec;
-}
-
-/** Undoes enterChain() when the switch into `rec` failed. */
-function leaveChain(rec: CoroutineRecord, prior: CoroutineState): void {
-  running.pop();
-  rec.state = prior;
-  rec.chained = false;
-  chainTail = null;
+  live[rec.slot] = rec;
 }
 
 /** Whether chains work here (they move async contexts). @internal */
@@ -721,27 +739,24 @@ export function joinChains(rec: CoroutineRecord): void {
  * ended); its `out` and `outValue` say how. @internal
  */
 export function runChain(rec: CoroutineRecord): CoroutineRecord {
-  if (running.length > 0 || (rec.state !== 'suspended' && rec.state !== 'created')) {
-    fail('ERR_ALREADY_RUNNING', 'runChain() resumes a suspended coroutine from outside any coroutine');
-  }
-  const prior = rec.state;
+  if (view[K.VIEW_CURRENT] >= 0) fail('ERR_ALREADY_RUNNING', 'runChain() resumes a suspended coroutine from outside any coroutine');
   enterChain(rec);
+  switchedOut = null;
   try {
-    native.resume_chain(rec.no);
+    native.resume_chain(rec.no); // the addon refuses one not suspended
   } catch (e) {
-    leaveChain(rec, prior); // the switch itself failed
+    live[rec.slot] = undefined; // the switch itself failed
     throw e;
   }
-  const last = chainTail!;
-  chainTail = null;
-  last.chained = false;
+  const last = switchedOut!;
+  switchedOut = null;
   if (last.out !== Out.Yield) finished(last);
   return last;
 }
 
 /** Inside a coroutine run by runChain() (only it running): whether it may hand off. @internal */
 export function canHandOff(): boolean {
-  return running.length === 1 && running[0].chained;
+  return view[K.VIEW_HANDOFF] === 1;
 }
 
 /**
@@ -750,23 +765,19 @@ export function canHandOff(): boolean {
  * is resumed again (its signal applies as after a yield). @internal
  */
 export function handOff(to: CoroutineRecord): unknown {
-  const rec = running[0];
-  refuseUnsafeSuspend(rec);
+  const rec = topOfRunning()!;
   rec.out = Out.Yield;
   rec.outValue = undefined;
-  rec.state = 'suspended';
-  running.pop();
   const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-  const prior = to.state;
+  const wasTo = live[to.slot];
   enterChain(to);
+  live[rec.slot] = undefined;
   try {
-    if (native.yield_to(to.no) === true) refuseJoinYield();
+    native.yield_to(to.no); // the addon refuses where rec may not suspend, or `to` is not suspended
   } catch (e) {
     // it never left: undo
-    leaveChain(to, prior);
-    chainTail = rec;
-    rec.state = 'running';
-    running.push(rec);
+    live[to.slot] = wasTo;
+    live[rec.slot] = rec;
     if (saved) restoreAsyncScopes(rec, saved);
     throw e;
   }
@@ -779,40 +790,10 @@ export function handOff(to: CoroutineRecord): unknown {
 // vm's `timeout` (and `breakOnSigint`) arm a watchdog per isolate, not per
 // stack: a coroutine suspended inside such a call would leave it armed, and
 // when it fired it would terminate whatever JavaScript ran then, in any
-// coroutine. So korutin counts, per coroutine, the vm calls with a watchdog
-// under way on its stack, and refuses to suspend inside one.
-
-/**
- * Refuses (throws) when the running coroutine `rec` may not suspend here
- * because of a vm watchdog: for the scheduler's operations, before they
- * change anything. @internal
- */
-export function refuseUnsafeSuspend(rec: CoroutineRecord): void {
-  if (rec.vmWatchdogs > 0) refuseVmYield();
-}
-
-function refuseVmYield(): never {
-  fail(
-    'ERR_UNSAFE_YIELD',
-    "cannot suspend inside vm code run with a timeout (or breakOnSigint): its watchdog is per isolate and would stop other code; run the vm code without suspending, or put the timeout around the coroutine's work instead",
-  );
-}
-
-// V8's Array.prototype.join cycle guard is one stack per context, not per
-// stack (see engine/node/v8bridge/join_stack.h): the addon reports a join
-// begun by the coroutine and still under way, and korutin refuses to
-// suspend there.
-function refuseJoinYield(): never {
-  throw joinYieldError();
-}
-
-/** The error of a suspension refused inside a join (also the scheduler's, see ts/sched/driver.ts). @internal */
-export function joinYieldError(): KorutinError {
-  return new KorutinError(
-    'ERR_UNSAFE_YIELD',
-    "cannot suspend inside Array.prototype.join (or an array's toString/toLocaleString, or a TypedArray's join): V8 keeps one join stack per context, not per coroutine, and other joins of the array would see it as a cycle; build the string after suspending (e.g. map the elements to strings first, then join)",
-  );
-}
+// coroutine. So korutin tells the addon, per coroutine, of the vm calls with
+// a watchdog under way on its stack, and the addon refuses to suspend inside
+// one (ERR_UNSAFE_YIELD), as it does inside an Array.prototype.join (see
+// engine/node/v8bridge/join_stack.h): one owner of every such refusal.
 
 function hasWatchdog(options: unknown): boolean {
   if (options === null || typeof options !== 'object') return false;
@@ -828,13 +809,12 @@ function guardVmTimeouts(): void {
     const original = proto[name];
     if (typeof original !== 'function' || guarded.has(original)) continue;
     const guard = function (this: unknown, ...args: unknown[]): unknown {
-      const rec = topOfRunning();
-      if (!rec || !hasWatchdog(args[at])) return original.apply(this, args);
-      rec.vmWatchdogs++;
+      if (view[K.VIEW_CURRENT] < 0 || !hasWatchdog(args[at])) return original.apply(this, args);
+      native.vm_watch(1);
       try {
         return original.apply(this, args);
       } finally {
-        rec.vmWatchdogs--;
+        native.vm_watch(-1);
       }
     };
     Object.defineProperty(guard, 'name', { value: name });

@@ -200,6 +200,12 @@ function arity(message: string): never {
   throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', message);
 }
 
+/** Whether the fiber's coroutine runs now, or waits on one it resumed (the addon says: one call). */
+function isActive(co: Coroutine): boolean {
+  const state = co.state;
+  return state === 'running' || state === 'normal';
+}
+
 /** The fiber body of the innermost running coroutine, if that coroutine is a fiber. */
 function currentBody(): Body | undefined {
   // a fiber's coroutine carries its Body (see start)
@@ -267,7 +273,7 @@ function step(self: Fiber, h: Handle, throwing: boolean, value: unknown, noArgum
     h.body.noArgument = noArgument;
     co = start(h);
   }
-  if (co.state === 'running' || co.state === 'normal') {
+  if (isActive(co)) {
     if (throwing) runningNotYielding();
     alreadyRunning();
   }
@@ -341,9 +347,11 @@ const method = (value: Function): PropertyDescriptor => ({ value, writable: true
 Object.defineProperties(Fiber.prototype, {
   run: method(function run(this: Fiber, value?: unknown): unknown {
     const h = handleOf(this, 'run');
-    // node-fibers checked a running fiber first, then the arguments ("excepts" is its spelling)
-    if (h.co && (h.co.state === 'running' || h.co.state === 'normal')) alreadyRunning();
-    if (arguments.length > 1) arity('run() excepts 1 or no arguments');
+    // node-fibers checked a running fiber first (step() does), then the arguments ("excepts" is its spelling)
+    if (arguments.length > 1) {
+      if (h.co && isActive(h.co)) alreadyRunning();
+      arity('run() excepts 1 or no arguments');
+    }
     return step(this, h, false, value, arguments.length === 0);
   }),
   throwInto: method(function throwInto(this: Fiber, error: unknown): unknown {
@@ -355,7 +363,7 @@ Object.defineProperties(Fiber.prototype, {
     const h = handleOf(this, 'reset');
     const co = h.co;
     if (!co) return undefined;
-    if (co.state === 'running' || co.state === 'normal') runningNotYielding();
+    if (isActive(co)) runningNotYielding();
     if (arguments.length > 0) arity('reset() expects no arguments');
     return unwind(this, h, co);
   }),

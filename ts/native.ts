@@ -60,11 +60,24 @@ export interface NativeBinding {
   /** Resumes coroutine `no` in its base async context; coroutines it hands off to run in turn. */
   resume_chain(no: number): void;
   /**
-   * Suspends the running coroutine until it is resumed again. Returns true,
-   * without suspending, while an Array.prototype.join it began since its
-   * last resume is under way (V8's join stack is per context, not per stack).
+   * Suspends the running coroutine until it is resumed again. Throws
+   * ERR_UNSAFE_YIELD, without suspending, where it may not suspend (see
+   * suspend_refusal()).
    */
-  yield(): true | undefined;
+  yield(): void;
+  /**
+   * Why the running coroutine may not suspend now (an Array.prototype.join
+   * it began is under way: V8's join stack is per context, not per stack;
+   * or vm code with a watchdog), as the ERR_UNSAFE_YIELD error to throw; or
+   * undefined when it may.
+   */
+  suspend_refusal(): KorutinError | undefined;
+  /** vm code with a watchdog begins (+1) or ends (-1) on the running coroutine's stack. */
+  vm_watch(delta: number): void;
+  /** The state of coroutine `no` (made by create()): a KO_STATE_MAP value, or K.JS_CREATED before its first resume. */
+  status(no: number): number;
+  /** Where the switch functions show which coroutine runs now (K.VIEW_*): an Int32Array of K.VIEW_SIZE. */
+  set_view(view: Int32Array): void;
   in_coroutine(): boolean;
   stack_pool_limit(max: number): number;
   /** Coroutines of this thread that exist natively (created, not yet finished or destroyed). */
@@ -75,8 +88,8 @@ export interface NativeBinding {
   async_pop(asyncId: number): void;
   /** Inside a coroutine: pushes back contexts (`ids` holds id, trigger pairs, outermost first). */
   async_restore(ids: number[], resources: object[]): void;
-  /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base); true, as yield(), when it may not suspend. */
-  yield_to(no: number): true | undefined;
+  /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base); throws as yield() where it may not suspend. */
+  yield_to(no: number): void;
   /**
    * Creates a coroutine owned by the addon's table (no object): `backend` is
    * its index in backends(). Served from the pool of finished coroutines

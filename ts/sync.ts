@@ -6,7 +6,7 @@
  */
 import { KorutinError } from './errors';
 import { describeGiven } from './format';
-import { blocker, clock, io, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
+import { clock, io, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
 import { K } from './vocab';
 
 const registry = new FinalizationRegistry<number>((h) => {
@@ -49,7 +49,7 @@ export class Mutex {
    * (as a robust mutex's EOWNERDEAD): repair what it protects, then unlock.
    */
   lock(timeoutMs?: number): void {
-    const t = blocker('Mutex.lock()');
+    const t = self('Mutex.lock()');
     const timeout = timeoutUs(timeoutMs, 'lock()');
     const st = blockingCall(t, S.mutex_lock(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
     if (st === K.EBUSY) throw new KorutinError('ERR_INVALID_ARGUMENT', `mutex#${this.id} is already held by this task`);
@@ -146,7 +146,7 @@ export class Cond {
    * out (lthread's cond returns -2 then).
    */
   wait(timeoutMs?: number): boolean {
-    const t = blocker('Cond.wait()');
+    const t = self('Cond.wait()');
     const timeout = timeoutUs(timeoutMs, 'wait()');
     const st = blockingCall(t, S.cond_wait(t.h, this.h, this.mutex ? this.mutex.h : 0, timeout < 0 ? 0 : clock(), timeout));
     // held again, whatever the outcome; a cancel is not masked by ERR_OWNER_DEAD
@@ -192,7 +192,7 @@ export class Semaphore {
 
   /** Takes a permit, waiting (this task only) for one. `ERR_TIMEOUT` when the timeout runs out. */
   acquire(timeoutMs?: number): void {
-    const t = blocker('Semaphore.acquire()');
+    const t = self('Semaphore.acquire()');
     const timeout = timeoutUs(timeoutMs, 'acquire()');
     const st = blockingCall(t, S.sem_acquire(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
     if (st !== K.OK) throw waitError(t, st, `acquire semaphore#${this.id}`);
@@ -245,7 +245,7 @@ export class WaitGroup {
 
   /** Waits (this task only) until the counter is 0. `ERR_TIMEOUT` when the timeout runs out. */
   wait(timeoutMs?: number): void {
-    const t = blocker('WaitGroup.wait()');
+    const t = self('WaitGroup.wait()');
     const timeout = timeoutUs(timeoutMs, 'wait()');
     const st = blockingCall(t, S.wg_wait(t.h, this.h, timeout < 0 ? 0 : clock(), timeout));
     if (st !== K.OK) throw waitError(t, st, `wait waitgroup#${this.id}`);

@@ -17,8 +17,10 @@ export const K = {
   ECANCELED: -9,
   EAGAIN: -10,
   ESYS: -11,
+  EUNSAFE: -12,
   BLOCK: 2,
-  UNSAFE_YIELD: 3,
+  JS_CREATED: 4,
+  SLOT_BITS: 24,
   WOKEN: 1,
   OP_RECV: 1,
   OP_SEND: 2,
@@ -44,10 +46,13 @@ export const K = {
   IO_NEXT: 8,
   IO_TIMED: 9,
   IO_SIZE: 16,
+  VIEW_CURRENT: 0,
+  VIEW_HANDOFF: 1,
+  VIEW_SIZE: 2,
 } as const;
 
 /** The codes of errors that the native engine reports (KO_ERRNO_MAP's JS column). */
-export type NativeErrorCode = 'ERR_INVALID_ARGUMENT' | 'ERR_OUT_OF_MEMORY' | 'ERR_COROUTINE_DONE' | 'ERR_ALREADY_RUNNING' | 'ERR_NOT_IN_COROUTINE' | 'ERR_BACKEND_UNAVAILABLE' | 'ERR_TIMEOUT' | 'ERR_CHANNEL_CLOSED' | 'ERR_CANCELLED';
+export type NativeErrorCode = 'ERR_INVALID_ARGUMENT' | 'ERR_OUT_OF_MEMORY' | 'ERR_COROUTINE_DONE' | 'ERR_ALREADY_RUNNING' | 'ERR_NOT_IN_COROUTINE' | 'ERR_BACKEND_UNAVAILABLE' | 'ERR_TIMEOUT' | 'ERR_CHANNEL_CLOSED' | 'ERR_CANCELLED' | 'ERR_UNSAFE_YIELD';
 
 /** For a ko_err code, the KorutinError code it is thrown as; by code. @internal */
 export const ERRNO_CODE: ReadonlyMap<number, NativeErrorCode> = new Map([
@@ -60,6 +65,7 @@ export const ERRNO_CODE: ReadonlyMap<number, NativeErrorCode> = new Map([
   [-7, 'ERR_TIMEOUT'],
   [-8, 'ERR_CHANNEL_CLOSED'],
   [-9, 'ERR_CANCELLED'],
+  [-12, 'ERR_UNSAFE_YIELD'],
 ]);
 
 /** A native coroutine's state words, by ko_state (KO_STATE_MAP). @internal */

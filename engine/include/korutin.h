@@ -49,7 +49,9 @@ extern "C" {
  *   EBUSY      it is running, or it is an ancestor of the caller
  *   EBACKEND   the backend is unknown or not built into this binary
  *   EAGAIN     would block (try* operations)
- *   ESYS       a system call failed: errno says why (ko_accept, ko_connect...) */
+ *   ESYS       a system call failed: errno says why (ko_accept, ko_connect...)
+ *   EUNSAFE    the coroutine may not suspend where it is (the Node addon: inside
+ *              an Array.prototype.join or vm code with a watchdog) */
 #define KO_ERRNO_MAP(XX)                                                                    \
   XX(OK, 0, "success", NONE)                                                                \
   XX(EINVAL, -1, "invalid argument", INVALID_ARGUMENT)                                      \
@@ -62,7 +64,8 @@ extern "C" {
   XX(ECLOSED, -8, "channel closed", CHANNEL_CLOSED)                                         \
   XX(ECANCELED, -9, "cancelled", CANCELLED)                                                 \
   XX(EAGAIN, -10, "would block", NONE)                                                      \
-  XX(ESYS, -11, "a system call failed (see errno)", NONE)
+  XX(ESYS, -11, "a system call failed (see errno)", NONE)                                   \
+  XX(EUNSAFE, -12, "the coroutine may not suspend here", UNSAFE_YIELD)
 
 typedef enum ko_err {
 #define KO_XX(name, value, text, js) KO_##name = value,

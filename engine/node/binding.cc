@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "binding.h"
 #include "korutin.h"
 #include "sched_binding.h"
 #include "v8bridge/async_stack.h"
@@ -107,7 +108,7 @@ struct Instance {
   // name a coroutine by its number, which is cheaper than unwrapping an
   // object. A number is a slot plus, above kSlots, the slot's generation,
   // so a stale number is refused rather than reaching a newer coroutine.
-  static constexpr double kSlots = 16777216.0;  // 2^24
+  static constexpr double kSlots = (double)(1u << KO_SLOT_BITS);
   struct Slot {
     JsCoroutine *co;
     double gen;
@@ -122,6 +123,11 @@ struct Instance {
   // Idle pooled coroutines are freed when none was taken for a while (PoolTick).
   bool taken_since_tick = false;
   napi_ref error_class = nullptr;  // KorutinError (set_error_class)
+  // The view JavaScript reads (KO_VIEW_MAP): set_view()'s Int32Array, or
+  // `unseen` before it is given.
+  int32_t unseen[KO_VIEW_SIZE] = {-1, 0};
+  int32_t *view = unseen;
+  napi_ref view_ref = nullptr;
   ~Instance() { JsIsolateTeardown(isolate, bridge); }
 
   // Generations wrap below 2^29, so that a number stays an exact double.
@@ -139,8 +145,17 @@ struct Instance {
     }
     return coros[i].gen * kSlots + i;
   }
+  static uint32_t SlotOf(double no) { return (uint32_t)((uint64_t)no & ((uint64_t)kSlots - 1)); }
+  // What the view says: `c` runs now (nullptr: no coroutine), and may hand
+  // off when it was resumed by a chain or handed the turn.
+  void Show(const JsCoroutine *c, bool chained) {
+    view[KO_VIEW_CURRENT] = c && c->no >= 0 ? (int32_t)SlotOf(c->no) : -1;
+    view[KO_VIEW_HANDOFF] = chained ? 1 : 0;
+  }
+  // The view after a switch back into `c` (the resumer: nullptr outside any coroutine).
+  void ShowBack(const JsCoroutine *c) { Show(c, c && c->chained); }
   void Remove(double no) {
-    uint32_t i = (uint32_t)((uint64_t)no & ((uint64_t)kSlots - 1));
+    uint32_t i = SlotOf(no);
     coros[i].co = nullptr;
     free_slots.push_back(i);
   }
@@ -159,21 +174,51 @@ struct Instance {
 
 class Coroutine;
 
-// Throws a KorutinError(JsCode(err), msg); before set_error_class() (only
-// the load-time version check), a plain Error with that code.
-void Throw(napi_env env, int err, const std::string &msg) {
+// A KorutinError(JsCode(err), msg); before set_error_class() (only the
+// load-time version check), a plain Error with that code. nullptr when its
+// constructor threw (that is pending).
+napi_value MakeError(napi_env env, int err, const std::string &msg) {
   Instance *inst = Napi::Env(env).GetInstanceData<Instance>();
   napi_value code, text, klass, e;
   napi_create_string_utf8(env, JsCode(err), NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, msg.c_str(), msg.size(), &text);
   if (inst && inst->error_class && napi_get_reference_value(env, inst->error_class, &klass) == napi_ok) {
     napi_value argv[2] = {code, text};
-    if (napi_new_instance(env, klass, 2, argv, &e) == napi_ok) napi_throw(env, e);
-    return;  // else the constructor threw: that is pending
+    return napi_new_instance(env, klass, 2, argv, &e) == napi_ok ? e : nullptr;
   }
   napi_create_error(env, nullptr, text, &e);
   napi_set_named_property(env, e, "code", code);
-  napi_throw(env, e);
+  return e;
+}
+
+// Throws MakeError(env, err, msg).
+void Throw(napi_env env, int err, const std::string &msg) {
+  if (napi_value e = MakeError(env, err, msg)) napi_throw(env, e);
+}
+
+// Why the running coroutine `c` may not suspend now (JsSuspendRefusal) and
+// what to do instead, or nullptr: the one text of ERR_UNSAFE_YIELD.
+const char *RefusalText(JsCoroutine *c) {
+  switch (c ? JsSuspendRefusal(c) : kJsMaySuspend) {
+    case kJsMaySuspend:
+      return nullptr;
+    case kJsInVmWatchdog:
+      return "cannot suspend inside vm code run with a timeout (or breakOnSigint): its watchdog is per isolate and would "
+             "stop other code; run the vm code without suspending, or put the timeout around the coroutine's work instead";
+    case kJsInJoin:
+      return "cannot suspend inside Array.prototype.join (or an array's toString/toLocaleString, or a TypedArray's join): "
+             "V8 keeps one join stack per context, not per coroutine, and other joins of the array would see it as a "
+             "cycle; build the string after suspending (e.g. map the elements to strings first, then join)";
+  }
+  return nullptr;
+}
+
+// Throws ERR_UNSAFE_YIELD when the running coroutine `c` may not suspend
+// now; returns whether it did (then nothing else has changed).
+bool RefuseSuspend(napi_env env, JsCoroutine *c) {
+  const char *why = RefusalText(c);
+  if (why) Throw(env, KO_EUNSAFE, why);
+  return why != nullptr;
 }
 
 AsyncStack &Async(Instance *inst) {
@@ -225,7 +270,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     if (!err) {
       external_ = js_.own_thread ? kExternalBytesOwnThread : kExternalBytes;
       Napi::MemoryManagement::AdjustExternalMemory(env, external_);
-      no_ = inst_->Add(&js_);
+      no_ = js_.no = inst_->Add(&js_);
       info.This().As<Napi::Object>().DefineProperty(
           Napi::PropertyDescriptor::Value("no", Napi::Number::New(env, no_), napi_enumerable));
     }
@@ -284,7 +329,7 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
   // Frees the native coroutine (finished, or never started).
   void Free() {
     if (no_ >= 0) inst_->Remove(no_);
-    no_ = -1;
+    no_ = js_.no = -1;
     if (external_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_);
     external_ = 0;
     JsDestroy(&js_);
@@ -333,10 +378,10 @@ inline bool HasBase(const JsCoroutine *c) { return c->base && !c->base->global.I
 // Why coroutine `c` cannot be resumed now, or nullptr.
 const char *NotResumable(const JsCoroutine *c, int *code) {
   *code = KO_EDONE;
-  if (!c->co || c->finished) return "this coroutine has finished; create a new one";
+  if (!c->co || c->finished) return "this coroutine has finished; create a new one to run the body again";
   *code = KO_EBUSY;
   if (ko_status(c->co) != KO_SUSPENDED)
-    return "this coroutine is running (or is waiting on one it resumed); a coroutine cannot resume itself or an ancestor";
+    return "this coroutine is running: a coroutine cannot resume itself or a coroutine that is waiting on it";
   return nullptr;
 }
 
@@ -505,7 +550,10 @@ napi_value Resume(napi_env env, napi_callback_info info) {
   JsCoroutine *co = call.Target();
   if (!co) return nullptr;
   Started(co);  // a started coroutine lives until it finishes
+  JsCoroutine *back = JsCurrent();
+  call.inst->Show(co, false);
   Finished(call.inst, JsResume(co, false));
+  call.inst->ShowBack(back);
   return nullptr;
 }
 
@@ -523,10 +571,13 @@ napi_value ResumeInBase(napi_env env, napi_callback_info info, bool chained, con
     return nullptr;
   }
   Started(co);
+  JsCoroutine *back = JsCurrent();
   async.Enter(co->base_id, co->base_trigger, co->base.get());
+  call.inst->Show(co, chained);
   JsCoroutine *last = JsResume(co, chained);
   async.Leave(last->base_id);
   Finished(call.inst, last);
+  call.inst->ShowBack(back);
   return nullptr;
 }
 
@@ -540,23 +591,15 @@ napi_value ResumeScoped(napi_env env, napi_callback_info info) {
   return ResumeInBase(env, info, false, "resume_scoped() needs a base async context and a movable async stack");
 }
 
-// What yield() and yield_to() return when the coroutine may not suspend
-// (JsJoinOpen): it goes on running, and ts/coroutine.ts throws.
-napi_value JoinOpen(napi_env env) {
-  napi_value v;
-  napi_get_boolean(env, true, &v);
-  return v;
-}
-
-// yield(): suspends the running coroutine until it is resumed again;
-// returns true instead while a join it began is under way.
+// yield(): suspends the running coroutine until it is resumed again
+// (ERR_UNSAFE_YIELD where it may not: see RefuseSuspend).
 napi_value Yield(napi_env env, napi_callback_info info) {
   JsCoroutine *c = JsCurrent();
   if (!c) {
-    SwitchCall(env, info).Fail(KO_ENOTCORO, "yield() was called outside a coroutine; call it from a coroutine's body");
+    SwitchCall(env, info).Fail(KO_ENOTCORO, "yield() was called outside a coroutine; call it from inside a coroutine body");
     return nullptr;
   }
-  if (JsJoinOpen(c)) return JoinOpen(env);
+  if (RefuseSuspend(env, c)) return nullptr;
   JsYield(c);
   return nullptr;
 }
@@ -571,7 +614,7 @@ napi_value YieldTo(napi_env env, napi_callback_info info) {
     call.Fail(KO_ENOTCORO, "yield_to() is for a coroutine run by resume_chain()");
     return nullptr;
   }
-  if (JsJoinOpen(c)) return JoinOpen(env);
+  if (RefuseSuspend(env, c)) return nullptr;
   JsCoroutine *next = call.Target();
   if (!next) return nullptr;
   if (!HasBase(next)) {
@@ -582,6 +625,7 @@ napi_value YieldTo(napi_env env, napi_callback_info info) {
   async.Leave(c->base_id);
   async.Enter(next->base_id, next->base_trigger, next->base.get());
   Started(next);
+  call.inst->Show(next, true);
   JsYieldTo(c, next);
   return nullptr;
 }
@@ -708,6 +752,61 @@ napi_value DestroyNo(napi_env env, napi_callback_info info) {
   inst->Remove(c->no);
   c->no = -1;
   Release(inst, c, true);
+  return nullptr;
+}
+
+// status(no) -> the state of coroutine `no`: KO_STATE_MAP's value, or
+// KO_JS_CREATED before its first resume. The engine owns it; JS asks.
+napi_value Status(napi_env env, napi_callback_info info) {
+  RawCall<1> call(env, info);
+  double no = -1;
+  napi_get_value_double(env, call.argv[0], &no);
+  JsCoroutine *c = call.inst->Find(no);
+  int32_t state = !c || !c->co || c->finished ? KO_DONE : !c->started ? KO_JS_CREATED : (int32_t)ko_status(c->co);
+  napi_value out;
+  napi_create_int32(env, state, &out);
+  return out;
+}
+
+// set_view(Int32Array(VIEW_SIZE)): where the switch functions show which
+// coroutine runs now (KO_VIEW_MAP), for ts/coroutine.ts to read.
+napi_value SetView(napi_env env, napi_callback_info info) {
+  RawCall<1> call(env, info);
+  Instance *inst = call.inst;
+  napi_typedarray_type type;
+  size_t len;
+  void *data;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, call.argv[0], &type, &len, &data, &ab, &off) != napi_ok || type != napi_int32_array ||
+      len < KO_VIEW_SIZE) {
+    Throw(env, KO_EINVAL, "set_view() takes an Int32Array of VIEW_SIZE");
+    return nullptr;
+  }
+  if (inst->view_ref) napi_delete_reference(env, inst->view_ref);
+  napi_create_reference(env, call.argv[0], 1, &inst->view_ref);
+  inst->view = static_cast<int32_t *>(data);
+  inst->ShowBack(JsCurrent());
+  return nullptr;
+}
+
+// suspend_refusal() -> the ERR_UNSAFE_YIELD error saying why the running
+// coroutine may not suspend now (a scheduler operation returned
+// KO_EUNSAFE), or undefined when it may.
+napi_value SuspendRefusal(napi_env env, napi_callback_info info) {
+  const char *why = RefusalText(JsCurrent());
+  return why ? MakeError(env, KO_EUNSAFE, why) : nullptr;
+}
+
+// vm_watch(delta): vm code with a watchdog (a timeout, breakOnSigint)
+// begins (+1) or ends (-1) on the running coroutine's stack: while one is
+// under way it may not suspend (see RefuseSuspend).
+napi_value VmWatch(napi_env env, napi_callback_info info) {
+  RawCall<1> call(env, info);
+  int32_t delta = 0;
+  napi_get_value_int32(env, call.argv[0], &delta);
+  JsCoroutine *c = JsCurrent();
+  if (c) c->vm_watchdogs += delta;
   return nullptr;
 }
 
@@ -896,7 +995,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     const char *name;
     napi_callback fn;
   } switches[] = {{"resume", Resume}, {"resume_chain", ResumeChain}, {"yield", Yield}, {"yield_to", YieldTo},
-                  {"create", Create}, {"destroy", DestroyNo}, {"set_base", SetBaseNo}, {"resume_scoped", ResumeScoped}};
+                  {"create", Create}, {"destroy", DestroyNo}, {"set_base", SetBaseNo}, {"resume_scoped", ResumeScoped},
+                  {"status", Status}, {"set_view", SetView}, {"vm_watch", VmWatch},
+                  {"suspend_refusal", SuspendRefusal}};
   for (const auto &f : switches) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, inst, &fn);

@@ -142,14 +142,15 @@ napi_value Blocked(const Call &c, ks_task *t, int r) {
 }
 
 // Whether task `t` (the running one; proxies never suspend) may not suspend
-// now (see KS_UNSAFE_YIELD): then the operation does nothing.
-bool InJoin(ks_task *t) {
+// now (see JsSuspendRefusal): then the operation does nothing and returns
+// KO_EUNSAFE (JS asks suspend_refusal() why).
+bool Refused(ks_task *t) {
   if (!t || t->proxy) return false;
   JsCoroutine *co = JsCurrent();
-  return co && JsJoinOpen(co);
+  return co && JsSuspendRefusal(co) != kJsMaySuspend;
 }
-#define REFUSE_IN_JOIN(c, t) \
-  if (InJoin(t)) return (c).RetI(KS_UNSAFE_YIELD)
+#define REFUSE_UNSAFE(c, t) \
+  if (Refused(t)) return (c).RetI(KO_EUNSAFE)
 
 #define FN(name) napi_value op_##name(napi_env env, napi_callback_info info)
 template <typename T>
@@ -176,7 +177,7 @@ ks_obj *ObjOf(T *p) { return p ? &p->o : nullptr; }
     T *o = c.Obj<T>(1, kind);              \
     if (!o) return c.RetI(KO_EINVAL);      \
     ks_task *t = c.Task(0);                \
-    REFUSE_IN_JOIN(c, t);                  \
+    REFUSE_UNSAFE(c, t);                   \
     return Blocked(c, t, expr);            \
   }
 
@@ -256,7 +257,7 @@ FN(next) {
 FN(yield) {
   Call c(env, info);
   ks_task *t = c.Task(0);
-  REFUSE_IN_JOIN(c, t);
+  REFUSE_UNSAFE(c, t);
   return Blocked(c, t, ks_yield(c.core, t));
 }
 
@@ -264,7 +265,7 @@ FN(yield) {
 FN(sleep) {
   Call c(env, info);
   ks_task *t = c.Task(0);
-  REFUSE_IN_JOIN(c, t);
+  REFUSE_UNSAFE(c, t);
   return Blocked(c, t, ks_sleep(c.core, t, c.Now(1), c.L(2)));
 }
 
@@ -273,7 +274,7 @@ FN(block_external) {
   Call c(env, info);
   uint32_t seq = 0;
   ks_task *t = c.Task(0);
-  REFUSE_IN_JOIN(c, t);
+  REFUSE_UNSAFE(c, t);
   int r = ks_block_external(c.core, t, c.Now(1), c.L(2), c.I(3), 0, &seq);
   c.s->io[KS_IO_SEQ] = (int32_t)seq;
   return Blocked(c, t, r);
@@ -321,7 +322,7 @@ FN(chan_recv) {
   if (!ch) return c.RetI(KO_EINVAL);
   uint64_t v = 0;
   ks_task *t = c.Task(0);
-  REFUSE_IN_JOIN(c, t);
+  REFUSE_UNSAFE(c, t);
   int r = ks_chan_recv(c.core, t, ch, &v, c.Now(2), c.L(3));
   c.s->io[KS_IO_VALUE] = (int32_t)v;
   return Blocked(c, t, r);
@@ -363,7 +364,7 @@ FN(select) {
   int32_t fired = -1;
   uint64_t v = 0;
   ks_task *t = c.Task(0);
-  if (!c.I(4)) REFUSE_IN_JOIN(c, t);
+  if (!c.I(4)) REFUSE_UNSAFE(c, t);
   int r = ks_select(c.core, t, s->kcases.data(), (uint32_t)n, c.Now(2), c.L(3), c.I(4), &fired, &v);
   s->io[KS_IO_FIRED] = fired;
   s->io[KS_IO_VALUE] = (int32_t)v;
@@ -390,7 +391,7 @@ FN(cond_wait) {
   ks_mutex *m = c.I(2) ? c.Obj<ks_mutex>(2, KS_MUTEX) : nullptr;
   if (c.I(2) && !m) return c.RetI(KO_EINVAL);
   ks_task *t = c.Task(0);
-  REFUSE_IN_JOIN(c, t);
+  REFUSE_UNSAFE(c, t);
   return Blocked(c, t, ks_cond_wait(c.core, t, cv, m, c.Now(3), c.L(4)));
 }
 OBJ_OP(cond_signal, ks_cond, KS_COND, 0, ks_cond_signal(c.core, o))

@@ -20,11 +20,6 @@
   XX(TIMED, 9)  /* waits with a deadline (after every call): 0, no timer to arm or expire */ \
   XX(SIZE, 16)  /* the array's length */
 
-// What a task operation that could suspend returns, without doing anything,
-// when its task may not suspend (an Array.prototype.join it began is under
-// way: see v8bridge/join_stack.h). Mirrored into ts/vocab.ts.
-#define KS_UNSAFE_YIELD 3
-
 enum KsIo {
 #define KS_XX(name, index) KS_IO_##name = index,
   KS_IO_MAP(KS_XX)

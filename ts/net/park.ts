@@ -6,7 +6,7 @@
  * @internal
  */
 import { KorutinError } from '../errors';
-import { blocker, clock, io, kick, S, suspend, Task, timeoutUs, waitError } from '../scheduler';
+import { self, clock, io, kick, S, suspend, Task, timeoutUs, waitError } from '../scheduler';
 import { K } from '../vocab';
 
 interface Parked {
@@ -34,7 +34,7 @@ export class Parking {
    * cancel). `deadlineUs` is on the scheduler's clock; -1: none.
    */
   park(what: string, deadlineUs: number): void {
-    const t = blocker(what);
+    const t = self(what);
     let timeout = -1;
     let now = 0;
     if (deadlineUs >= 0) {

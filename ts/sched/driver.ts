@@ -2,8 +2,9 @@
  * ts/sched/driver.ts - the JS driver: passes, hand-offs, suspending and waking tasks.
  * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
  */
-import { canHandOff, chainsSupported, currentRecord, handOff, joinYieldError, Out, refuseUnsafeSuspend, runChain, yieldValue } from '../coroutine';
+import { canHandOff, chainsSupported, currentRecord, handOff, Out, runChain, yieldValue } from '../coroutine';
 import { CancelledError, isCancelledError, KorutinError } from '../errors';
+import { native } from '../native';
 import { ERRNO_CODE, K } from '../vocab';
 import { S, clock, io } from './binding';
 import { Task, tasksByH } from './task';
@@ -215,14 +216,16 @@ export function self(what: string): Task<any> {
 }
 
 /**
- * {@link self}, for an operation that may suspend the task: refused where
- * it may not suspend (inside vm code run with a timeout) before the core
- * is asked. (A join under way is refused by the core's binding:
- * K.UNSAFE_YIELD.) @internal
+ * {@link self}, for an operation that starts work before it blocks
+ * (compute()): refused at once (ERR_UNSAFE_YIELD) where the task may not
+ * suspend, as the addon decides. Every other blocking operation is refused
+ * by the core's binding when it would block (K.EUNSAFE, see waitError),
+ * before anything has changed. @internal
  */
 export function blocker(what: string): Task<any> {
   const t = self(what);
-  refuseUnsafeSuspend(currentRecord()!);
+  const refused = native.suspend_refusal();
+  if (refused) throw refused;
   return t;
 }
 
@@ -267,7 +270,8 @@ export function suspend(t: Task<any>): number {
 /** The error a failed wait throws. @internal */
 export function waitError(t: Task<any> | null, st: number, what: string): Error {
   if (st === K.ECANCELED) return new CancelledError(t?.cancelReason);
-  if (st === K.UNSAFE_YIELD) return joinYieldError();
+  // refused where the task may not suspend: the addon says why
+  if (st === K.EUNSAFE) return native.suspend_refusal() ?? new KorutinError('ERR_UNSAFE_YIELD', `${what}: the task may not suspend here`);
   const code = ERRNO_CODE.get(st);
   if (st === K.ETIMEDOUT && code) return new KorutinError(code, `${what} timed out`);
   if (st === K.ECLOSED && code) return new KorutinError(code, `${what}: the channel is closed`);

@@ -7,7 +7,7 @@ import { KorutinError } from '../errors';
 import { K } from '../vocab';
 import type { Engine } from '../engine';
 import { S, clock, io, timeoutUs } from './binding';
-import { blocker, canRunNow, kick, runPassFrom, suspend, waitError } from './driver';
+import { self, canRunNow, kick, runPassFrom, suspend, waitError } from './driver';
 import { SpawnOptions, Task, TaskInfo, tasksByH } from './task';
 
 /**
@@ -15,7 +15,7 @@ import { SpawnOptions, Task, TaskInfo, tasksByH } from './task';
  * {@link wakeup} ended the sleep early.
  */
 export function sleep(ms: number): boolean {
-  const t = blocker('sleep()');
+  const t = self('sleep()');
   const dur = timeoutUs(ms, 'sleep()');
   if (dur < 0) throw new KorutinError('ERR_INVALID_ARGUMENT', 'sleep(): give a finite number of milliseconds');
   const now = clock();
@@ -37,7 +37,7 @@ export function wakeup(task: Task<any>): boolean {
 
 /** Lets every other ready task run once before this one continues. */
 export function yieldNow(): void {
-  const t = blocker('yieldNow()');
+  const t = self('yieldNow()');
   let st = S.yield(t.h);
   if (st === K.BLOCK) st = suspend(t);
   if (st !== K.OK) throw waitError(t, st, 'yieldNow()');
@@ -63,7 +63,7 @@ function settleAwait(t: Task<any>, seq: number, ok: boolean, v: unknown): void {
  * its rejection here. With a timeout, throws `ERR_TIMEOUT` when it runs out.
  */
 export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number): T {
-  const t = blocker('await()');
+  const t = self('await()');
   const timeout = timeoutUs(timeoutMs, 'await()');
   if (!isThenable(promise)) return promise as T;
   // adopt it first: nothing may throw between blocking and suspending

@@ -8,7 +8,7 @@ import { describeGiven, describeValue } from '../format';
 import { END_STATES, K, TASK_STATES } from '../vocab';
 import type { Engine } from '../engine';
 import { S, clock, io, timeoutUs } from './binding';
-import { blocker, kick, proxyWait, suspend, waitError } from './driver';
+import { self, kick, proxyWait, suspend, waitError } from './driver';
 import { awaitPromise, isThenable } from './ops';
 import { Holdable, TaskFin, reportLater, reportUnhandled, taskRegistry } from './unhandled';
 
@@ -139,7 +139,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
    * when it runs out; the task keeps running and can be joined again.
    */
   join(timeoutMs?: number): T {
-    const me = blocker('Task.join()');
+    const me = self('Task.join()');
     this.fin.observed = true;
     const timeout = timeoutUs(timeoutMs, 'join()');
     if (this === me) {

@@ -182,7 +182,10 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
   return c;
 }
 
-bool JsJoinOpen(JsCoroutine *c) { return JoinDepth(c->isolate, c->context) > c->join_base; }
+JsRefusal JsSuspendRefusal(JsCoroutine *c) {
+  if (c->vm_watchdogs > 0) return kJsInVmWatchdog;
+  return JoinDepth(c->isolate, c->context) > c->join_base ? kJsInJoin : kJsMaySuspend;
+}
 
 void JsYield(JsCoroutine *c) { JsYieldTo(c, nullptr); }
 
@@ -261,6 +264,7 @@ void JsReuse(JsCoroutine *c) {
   c->finished = false;  // still parked: the next resume runs its new body
   c->chained = false;
   c->next = nullptr;
+  c->vm_watchdogs = 0;
   c->async_resources.clear();
   if (c->base) c->base->global.Reset();  // kept for the next use's base (see AsyncEntry::Set)
   c->base_id = c->base_trigger = 0;

@@ -106,6 +106,10 @@ struct JsCoroutine {
   // The joins under way in its context when it was last resumed (see
   // join_stack.h): more when it would suspend means one of its own.
   int join_base = 0;
+  // vm calls with a timeout (or breakOnSigint) under way on its stack (the
+  // binding's vm_watch): vm's watchdog is per isolate, not per stack, so it
+  // must not suspend inside one.
+  int vm_watchdogs = 0;
   // Its number in the binding's table while it is in use, else -1.
   double no = -1;
   // Until it starts: a weak handle on the JS object that stands for it, so
@@ -119,10 +123,11 @@ int JsCreate(JsCoroutine *c, const ko_backend *be, size_t stack_size, size_t gua
 // `chained`, coroutines it hands off to run in turn; returns the one that
 // yielded or returned last (c itself without hand-offs).
 JsCoroutine *JsResume(JsCoroutine *c, bool chained);
-// Inside the running coroutine: whether an Array.prototype.join it began
-// since it was resumed is under way (see join_stack.h). It must not suspend
-// then; the binding refuses.
-bool JsJoinOpen(JsCoroutine *c);
+// Why the running coroutine `c` may not suspend now (the binding refuses
+// then): an Array.prototype.join it began since it was resumed is under way
+// (see join_stack.h), or vm code run with a watchdog (JsCoroutine::vm_watchdogs).
+enum JsRefusal { kJsMaySuspend, kJsInJoin, kJsInVmWatchdog };
+JsRefusal JsSuspendRefusal(JsCoroutine *c);
 // Inside the running coroutine: suspends it until the next JsResume.
 void JsYield(JsCoroutine *c);
 // Inside the running coroutine, whose resumer accepts hand-offs

@@ -11,7 +11,7 @@
 // finished out of order kill the process (V8's JoinStackPop finds no entry:
 // SIGTRAP). So the bridge notes how many entries that stack holds when a
 // coroutine is resumed, and a coroutine that would suspend with more is
-// refused (see bridge.h, JsJoinOpen).
+// refused (see bridge.h, JsSuspendRefusal).
 //
 // V8 has no API for that stack. The slot is found once per process: a join
 // is run whose element's toString, nested in a second join, looks through
