@@ -4,7 +4,7 @@
 // the event loop from running.
 import { strict as assert } from 'assert';
 import { AsyncLocalStorage, AsyncResource, executionAsyncId } from 'async_hooks';
-import { Channel, Task } from '../ts';
+import { Channel } from '../ts';
 import { native } from '../ts/native';
 import { schedulerStats } from '../ts/scheduler';
 import { codeOf, engineFor, PACKAGE_ENTRY, runNode, testBackends } from './helpers';
@@ -289,20 +289,31 @@ for (const backend of testBackends()) {
 }
 
 describe('hand-offs', () => {
-  it('a hand-off outside a chain is refused with ERR_NOT_IN_COROUTINE', () => {
+  it("only a task's own coroutine blocks (and hands off): one it created is refused with ERR_NOT_IN_COROUTINE, and the task blocks again after resuming it", async () => {
+    // The hand-off is the scheduler binding's decision inside a blocking
+    // call (no JS can ask for one): this is what guards it from outside.
     const ko = engineFor(testBackends()[0]);
-    const t: Task<void> = ko.spawn(() => undefined);
-    assert.throws(() => native.yield_to(0), (e: unknown) => codeOf(e) === 'ERR_NOT_IN_COROUTINE');
-    const co = ko.create(() => {
-      assert.throws(
-        () => native.yield_to(0),
-        (e: unknown) => codeOf(e) === 'ERR_NOT_IN_COROUTINE',
-        'a coroutine resumed by resume() cannot hand off',
-      );
-      return 'ok';
+    const ch = new Channel<number>(0);
+    const seen: string[] = [];
+    const a = ko.spawn(() => {
+      const co = ko.create(() => {
+        assert.throws(() => ch.recv(), (e: unknown) => codeOf(e) === 'ERR_NOT_IN_COROUTINE');
+        seen.push('refused');
+        ko.yield();
+        return 'inner done';
+      });
+      co.resume();
+      const got = ch.recv(); // the task itself again: it blocks, and b runs
+      seen.push(`got ${got}`);
+      return [got, co.resume().value];
     });
-    assert.equal(co.resume().value, 'ok');
-    return t.toPromise();
+    const b = ko.spawn(() => {
+      seen.push('b');
+      ch.send(7);
+    });
+    assert.deepEqual(await a, [7, 'inner done']);
+    await b;
+    assert.deepEqual(seen, ['refused', 'b', 'got 7']);
   });
 
   it("a finished coroutine's number is refused, and never reaches the coroutine that reuses its slot", () => {

@@ -5,22 +5,10 @@
  */
 import { KorutinError } from './errors';
 import { describeGiven } from './format';
-import {
-  AfterCase,
-  caseRoom,
-  clock,
-  io,
-  kick,
-  proxyWait,
-  S,
-  self,
-  slotPut,
-  slotTake,
-  suspend,
-  Task,
-  timeoutUs,
-  waitError,
-} from './scheduler';
+import { caseRoom, clock, io, S, slotPut, slotTake, timeoutUs } from './sched/binding';
+import { kick, proxyWait, self, suspend, waitError } from './sched/driver';
+import { AfterCase } from './sched/ops';
+import { Task } from './sched/task';
 import { K } from './vocab';
 
 const registry = new FinalizationRegistry<number>((h) => {

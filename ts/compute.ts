@@ -11,7 +11,8 @@ import { pathToFileURL } from 'url';
 import type { TransferListItem } from 'worker_threads';
 import { KorutinError } from './errors';
 import { piscina, PiscinaPool } from './piscina';
-import { awaitPromise, blocker } from './scheduler';
+import { blocker } from './sched/driver';
+import { awaitPromise } from './sched/ops';
 
 /** Options of {@link computeWith}. */
 export interface ComputeOptions {

@@ -91,9 +91,11 @@ const SLOTS = 2 ** K.SLOT_BITS;
 
 /**
  * The records of this thread's coroutines that run now (or wait on one they
- * resumed), by slot: set by whoever switches into one, cleared by the
- * coroutine itself when it suspends or ends, so that nothing here keeps a
- * suspended coroutine from being collected.
+ * resumed), by slot: set by whoever switches into one (and, for a task's,
+ * from the start: see joinChains), set again by the coroutine itself when
+ * it wakes, cleared when it yields or ends, so that nothing here keeps a
+ * suspended coroutine from being collected (a task's is held by its
+ * scheduler anyway). Which of them runs is the view's.
  */
 const live: (CoroutineRecord | undefined)[] = [];
 
@@ -151,6 +153,7 @@ function suspendWith(rec: CoroutineRecord, value: unknown): void {
     if (saved) restoreAsyncScopes(rec, saved);
     throw e;
   }
+  live[rec.slot] = rec; // whoever resumed it (a resume, a chain, a hand-off)
   if (saved) restoreAsyncScopes(rec, saved);
 }
 
@@ -533,6 +536,7 @@ function finishUnstarted(rec: CoroutineRecord, sig: Sig, value: unknown): Iterat
 }
 
 function finished(rec: CoroutineRecord): void {
+  if (live[rec.slot] === rec) live[rec.slot] = undefined;
   rec.native = false;
   rec.fn = null;
   if (rec.watched) abandoned.unregister(rec);
@@ -705,21 +709,13 @@ export function currentCoroutine(): Coroutine | undefined {
 // ------------------------------------------------------------------ chains
 //
 // The scheduler runs tasks in chains: it resumes one with runChain(), and a
-// task that blocks hands the turn straight to the next ready one with
-// handOff(), which costs one switch of V8's thread state instead of two
-// (there and back through the scheduler). Each coroutine of a chain runs in
-// its own async context, entered natively on Node's async stack (with
-// async_hooks' before and after hooks around each slice it runs).
-
-// Which coroutine of a chain runs, and whether it may hand off, are the
-// addon's (the view); here each one is entered with its signal.
-
-/** `rec` is about to be switched into by a chain (or a hand-off): it resumes as after a plain yield. */
-function enterChain(rec: CoroutineRecord): void {
-  rec.sig = Sig.Next;
-  rec.sigValue = undefined;
-  live[rec.slot] = rec;
-}
+// task that blocks hands the turn straight to the next ready one, which
+// costs one switch of V8's thread state instead of two (there and back
+// through the scheduler). The scheduler's binding decides and makes that
+// hand-off inside the blocking call (sched_binding.cc, Blocked()); which
+// coroutine of a chain runs is the addon's (the view). Each coroutine of a
+// chain runs in its own async context, entered natively on Node's async
+// stack (with async_hooks' before and after hooks around each slice it runs).
 
 /** Whether chains work here (they move async contexts). @internal */
 export function chainsSupported(): boolean {
@@ -728,6 +724,8 @@ export function chainsSupported(): boolean {
 
 /** Lets the coroutine take part in chains (once, before its first runChain or handOff). @internal */
 export function joinChains(rec: CoroutineRecord): void {
+  // a chain may enter it without a resume that would say who it is
+  live[rec.slot] = rec;
   if (rec.scoped) return; // its base was given at creation
   native.set_base(rec.no, rec.resource.asyncId(), rec.resource.triggerAsyncId(), rec.resource);
   rec.baseAsyncId = rec.resource.asyncId();
@@ -740,7 +738,9 @@ export function joinChains(rec: CoroutineRecord): void {
  */
 export function runChain(rec: CoroutineRecord): CoroutineRecord {
   if (view[K.VIEW_CURRENT] >= 0) fail('ERR_ALREADY_RUNNING', 'runChain() resumes a suspended coroutine from outside any coroutine');
-  enterChain(rec);
+  rec.sig = Sig.Next;
+  rec.sigValue = undefined;
+  live[rec.slot] = rec;
   switchedOut = null;
   try {
     native.resume_chain(rec.no); // the addon refuses one not suspended
@@ -752,37 +752,6 @@ export function runChain(rec: CoroutineRecord): CoroutineRecord {
   switchedOut = null;
   if (last.out !== Out.Yield) finished(last);
   return last;
-}
-
-/** Inside a coroutine run by runChain() (only it running): whether it may hand off. @internal */
-export function canHandOff(): boolean {
-  return view[K.VIEW_HANDOFF] === 1;
-}
-
-/**
- * Suspends the running coroutine (see {@link canHandOff}) and hands the turn
- * to `to`, a suspended coroutine that joined chains; returns when this one
- * is resumed again (its signal applies as after a yield). @internal
- */
-export function handOff(to: CoroutineRecord): unknown {
-  const rec = topOfRunning()!;
-  rec.out = Out.Yield;
-  rec.outValue = undefined;
-  const saved = executionAsyncId() === rec.baseAsyncId ? null : popAsyncScopes(rec);
-  const wasTo = live[to.slot];
-  enterChain(to);
-  live[rec.slot] = undefined;
-  try {
-    native.yield_to(to.no); // the addon refuses where rec may not suspend, or `to` is not suspended
-  } catch (e) {
-    // it never left: undo
-    live[to.slot] = wasTo;
-    live[rec.slot] = rec;
-    if (saved) restoreAsyncScopes(rec, saved);
-    throw e;
-  }
-  if (saved) restoreAsyncScopes(rec, saved);
-  return takeSignal(rec);
 }
 
 // ------------------------------------------------------------ vm watchdogs

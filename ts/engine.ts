@@ -10,11 +10,10 @@ import { select, SelectCase, SelectResult } from './channel';
 import { closeCompute, compute, ComputeOptions, computeWith } from './compute';
 import type { Net } from './net/index';
 import { sync, SyncFunction } from './sync-call';
-import {
-  after as schedAfter, awaitPromise, AfterCase, current as schedCurrent, setUnhandledPolicy, sleep as schedSleep,
-  SpawnOptions, spawnTask, spawnTaskWith, Task, TaskInfo, tasks as schedTasks,
-  wakeup as schedWakeup, yieldNow as schedYieldNow,
-} from './scheduler';
+import { current as schedCurrent } from './sched/driver';
+import { after as schedAfter, awaitPromise, AfterCase, sleep as schedSleep, spawnTask, spawnTaskWith, tasks as schedTasks, wakeup as schedWakeup, yieldNow as schedYieldNow } from './sched/ops';
+import { SpawnOptions, Task, TaskInfo } from './sched/task';
+import { setUnhandledPolicy } from './sched/unhandled';
 
 /** Coroutines on one backend with one stack configuration. */
 export class Engine {

@@ -37,7 +37,7 @@ export interface BridgeReport {
 export interface NativeCoroutine {
   /** Its number, which the switch functions take. */
   readonly no: number;
-  /** The async context resume_chain() and yield_to() run it in. */
+  /** The async context resume_chain() (and a hand-off) runs it in. */
   set_base(asyncId: number, triggerId: number, resource: object): void;
   destroy(): void;
   readonly status: (typeof CORO_STATES)[number];
@@ -88,8 +88,6 @@ export interface NativeBinding {
   async_pop(asyncId: number): void;
   /** Inside a coroutine: pushes back contexts (`ids` holds id, trigger pairs, outermost first). */
   async_restore(ids: number[], resources: object[]): void;
-  /** Inside a chained coroutine: suspends it and hands the turn to coroutine `no` (which has a base); throws as yield() where it may not suspend. */
-  yield_to(no: number): void;
   /**
    * Creates a coroutine owned by the addon's table (no object): `backend` is
    * its index in backends(). Served from the pool of finished coroutines
@@ -104,7 +102,7 @@ export interface NativeBinding {
   resume_scoped(no: number): void;
   /** Frees coroutine `no` (made by create(), not started, or finished); it may go back to the pool. */
   destroy(no: number): void;
-  /** The async context resume_chain() and yield_to() run coroutine `no` (made by create()) in. */
+  /** The async context resume_chain() (and a hand-off) runs coroutine `no` (made by create()) in. */
   set_base(no: number, asyncId: number, triggerId: number, resource: object): void;
   /** Frees pooled coroutines until at most `keep` (default 0) wait; returns how many were freed. */
   trim_pool(keep?: number): number;

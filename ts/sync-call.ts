@@ -2,7 +2,8 @@
  * `ko.sync(asyncFn)`: any async API, called blocking-style from a task.
  */
 import { KorutinError } from './errors';
-import { awaitPromise, self } from './scheduler';
+import { self } from './sched/driver';
+import { awaitPromise } from './sched/ops';
 
 /** What {@link sync} makes of `F`: the same parameters, the awaited result. */
 export type SyncFunction<F extends (...args: any[]) => unknown> = (...args: Parameters<F>) => Awaited<ReturnType<F>>;

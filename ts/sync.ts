@@ -6,7 +6,9 @@
  */
 import { KorutinError } from './errors';
 import { describeGiven } from './format';
-import { clock, io, kick, S, self, suspend, Task, timeoutUs, waitError } from './scheduler';
+import { clock, io, S, timeoutUs } from './sched/binding';
+import { kick, self, suspend, waitError } from './sched/driver';
+import { Task } from './sched/task';
 import { K } from './vocab';
 
 const registry = new FinalizationRegistry<number>((h) => {

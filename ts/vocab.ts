@@ -19,6 +19,7 @@ export const K = {
   ESYS: -11,
   EUNSAFE: -12,
   BLOCK: 2,
+  NEXT_HANDED: -3,
   JS_CREATED: 4,
   SLOT_BITS: 24,
   WOKEN: 1,
@@ -45,10 +46,10 @@ export const K = {
   IO_AUX2: 7,
   IO_NEXT: 8,
   IO_TIMED: 9,
+  IO_HAND: 10,
   IO_SIZE: 16,
   VIEW_CURRENT: 0,
-  VIEW_HANDOFF: 1,
-  VIEW_SIZE: 2,
+  VIEW_SIZE: 1,
 } as const;
 
 /** The codes of errors that the native engine reports (KO_ERRNO_MAP's JS column). */

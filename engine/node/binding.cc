@@ -125,7 +125,7 @@ struct Instance {
   napi_ref error_class = nullptr;  // KorutinError (set_error_class)
   // The view JavaScript reads (KO_VIEW_MAP): set_view()'s Int32Array, or
   // `unseen` before it is given.
-  int32_t unseen[KO_VIEW_SIZE] = {-1, 0};
+  int32_t unseen[KO_VIEW_SIZE] = {-1};
   int32_t *view = unseen;
   napi_ref view_ref = nullptr;
   ~Instance() { JsIsolateTeardown(isolate, bridge); }
@@ -146,14 +146,8 @@ struct Instance {
     return coros[i].gen * kSlots + i;
   }
   static uint32_t SlotOf(double no) { return (uint32_t)((uint64_t)no & ((uint64_t)kSlots - 1)); }
-  // What the view says: `c` runs now (nullptr: no coroutine), and may hand
-  // off when it was resumed by a chain or handed the turn.
-  void Show(const JsCoroutine *c, bool chained) {
-    view[KO_VIEW_CURRENT] = c && c->no >= 0 ? (int32_t)SlotOf(c->no) : -1;
-    view[KO_VIEW_HANDOFF] = chained ? 1 : 0;
-  }
-  // The view after a switch back into `c` (the resumer: nullptr outside any coroutine).
-  void ShowBack(const JsCoroutine *c) { Show(c, c && c->chained); }
+  // What the view says: `c` runs now (nullptr: no coroutine).
+  void Show(const JsCoroutine *c) { view[KO_VIEW_CURRENT] = c && c->no >= 0 ? (int32_t)SlotOf(c->no) : -1; }
   void Remove(double no) {
     uint32_t i = SlotOf(no);
     coros[i].co = nullptr;
@@ -551,9 +545,9 @@ napi_value Resume(napi_env env, napi_callback_info info) {
   if (!co) return nullptr;
   Started(co);  // a started coroutine lives until it finishes
   JsCoroutine *back = JsCurrent();
-  call.inst->Show(co, false);
+  call.inst->Show(co);
   Finished(call.inst, JsResume(co, false));
-  call.inst->ShowBack(back);
+  call.inst->Show(back);
   return nullptr;
 }
 
@@ -573,11 +567,11 @@ napi_value ResumeInBase(napi_env env, napi_callback_info info, bool chained, con
   Started(co);
   JsCoroutine *back = JsCurrent();
   async.Enter(co->base_id, co->base_trigger, co->base.get());
-  call.inst->Show(co, chained);
+  call.inst->Show(co);
   JsCoroutine *last = JsResume(co, chained);
   async.Leave(last->base_id);
   Finished(call.inst, last);
-  call.inst->ShowBack(back);
+  call.inst->Show(back);
   return nullptr;
 }
 
@@ -601,32 +595,6 @@ napi_value Yield(napi_env env, napi_callback_info info) {
   }
   if (RefuseSuspend(env, c)) return nullptr;
   JsYield(c);
-  return nullptr;
-}
-
-// yieldTo(no): inside a coroutine run by resume_chain() (or handed off to),
-// suspends it and hands the turn to coroutine `no`, which must be
-// suspended and have a base; it runs in its own async context.
-napi_value YieldTo(napi_env env, napi_callback_info info) {
-  SwitchCall call(env, info);
-  JsCoroutine *c = JsCurrent();
-  if (!c || !c->chained) {
-    call.Fail(KO_ENOTCORO, "yield_to() is for a coroutine run by resume_chain()");
-    return nullptr;
-  }
-  if (RefuseSuspend(env, c)) return nullptr;
-  JsCoroutine *next = call.Target();
-  if (!next) return nullptr;
-  if (!HasBase(next)) {
-    call.Fail(KO_EINVAL, "yield_to() needs a coroutine with a base async context (setBase)");
-    return nullptr;
-  }
-  AsyncStack &async = Async(call.inst);
-  async.Leave(c->base_id);
-  async.Enter(next->base_id, next->base_trigger, next->base.get());
-  Started(next);
-  call.inst->Show(next, true);
-  JsYieldTo(c, next);
   return nullptr;
 }
 
@@ -786,7 +754,7 @@ napi_value SetView(napi_env env, napi_callback_info info) {
   if (inst->view_ref) napi_delete_reference(env, inst->view_ref);
   napi_create_reference(env, call.argv[0], 1, &inst->view_ref);
   inst->view = static_cast<int32_t *>(data);
-  inst->ShowBack(JsCurrent());
+  inst->Show(JsCurrent());
   return nullptr;
 }
 
@@ -994,7 +962,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const struct {
     const char *name;
     napi_callback fn;
-  } switches[] = {{"resume", Resume}, {"resume_chain", ResumeChain}, {"yield", Yield}, {"yield_to", YieldTo},
+  } switches[] = {{"resume", Resume}, {"resume_chain", ResumeChain}, {"yield", Yield},
                   {"create", Create}, {"destroy", DestroyNo}, {"set_base", SetBaseNo}, {"resume_scoped", ResumeScoped},
                   {"status", Status}, {"set_view", SetView}, {"vm_watch", VmWatch},
                   {"suspend_refusal", SuspendRefusal}};
@@ -1010,6 +978,24 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace
+
+bool JsHandOff(napi_env env, JsCoroutine *c, double no) {
+  void *data = nullptr;
+  napi_get_instance_data(env, &data);
+  Instance *inst = static_cast<Instance *>(data);
+  JsCoroutine *next = inst ? inst->Find(no) : nullptr;
+  if (!c->chained || !next || next == c || !next->started || !HasBase(next)) return false;
+  int code;
+  if (NotResumable(next, &code)) return false;
+  AsyncStack &async = Async(inst);
+  if (!async.ok()) return false;
+  async.Leave(c->base_id);
+  async.Enter(next->base_id, next->base_trigger, next->base.get());
+  inst->Show(next);
+  JsYieldTo(c, next);
+  return true;
+}
+
 }  // namespace korutin
 
 static Napi::Object InitKorutin(Napi::Env env, Napi::Object exports) {

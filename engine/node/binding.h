@@ -9,8 +9,7 @@
 // reads them here, without a call.
 #define KO_VIEW_MAP(XX)                                                                        \
   XX(CURRENT, 0) /* the running coroutine's slot (its number's low KO_SLOT_BITS), -1: none */ \
-  XX(HANDOFF, 1) /* 1: it may hand off (yield_to): resumed by resume_chain() or handed to */  \
-  XX(SIZE, 2)    /* the array's length */
+  XX(SIZE, 1)    /* the array's length */
 
 enum KoView {
 #define KO_XX(name, index) KO_VIEW_##name = index,
@@ -25,5 +24,18 @@ enum KoView {
 // status(no) for a coroutine never resumed; otherwise it is the engine's
 // state (KO_STATE_MAP). Mirrored into ts/vocab.ts.
 #define KO_JS_CREATED 4
+
+namespace korutin {
+
+struct JsCoroutine;
+
+// A hand-off (the scheduler's binding decides when): the running coroutine
+// `c`, run by a chain (resume_chain, or handed the turn), suspends and its
+// chain resumes coroutine `no` at once, in no's base async context, which
+// must be started and suspended. Returns true once `c` is resumed again;
+// false, having done nothing, when `no` cannot take the turn so.
+bool JsHandOff(napi_env env, JsCoroutine *c, double no);
+
+}  // namespace korutin
 
 #endif

@@ -17,6 +17,7 @@
 // The numbers JS needs (statuses, states, the io slots) are not exported:
 // ts/vocab.ts mirrors them from the C tables (scripts/gen-vocab.js).
 #include "sched_binding.h"
+#include "binding.h"
 #include "v8bridge/bridge.h"
 
 #include <cstdint>
@@ -40,6 +41,9 @@ struct Sched {
   napi_ref io_ref = nullptr;
   napi_ref cases_ref = nullptr;
   std::vector<ks_case> kcases;
+  // Each task's coroutine (its number in the binding's table), by handle,
+  // for hand-offs (task_bind); -1: none.
+  std::vector<double> coro_no;
   // The core's clock is ts/sched/binding.ts clock() (performance.now() in
   // microseconds): uv_hrtime() less this, measured in set_buffers().
   int64_t clock_offset = 0;
@@ -132,13 +136,43 @@ void PopNext(const Call &c, ks_task *n) {
   }
 }
 
+// Hands the turn from the running task's coroutine straight to that of
+// task `n` (see JsHandOff); returns once the running one is resumed, or
+// false when n's coroutine cannot take it so.
+bool HandOff(const Call &c, ks_task *n) {
+  const std::vector<double> &nos = c.s->coro_no;
+  double no = n->o.handle < nos.size() ? nos[n->o.handle] : -1;
+  JsCoroutine *me = JsCurrent();
+  return no >= 0 && me && JsHandOff(c.env, me, no);
+}
+
 // The return of a task operation. When the task must suspend, the task to
-// run after it is popped now (io[NEXT]), so that the driver resumes it
-// without a next() call: one crossing less per switch. Proxies do not
-// suspend, so nothing is popped for them.
-napi_value Blocked(const Call &c, ks_task *t, int r) {
-  if (r == KS_BLOCK && t && !t->proxy) PopNext(c, ks_pass_next(c.core, 0));
+// run after it is popped now, and the turn handed to it at once when it
+// can be (a hand-off: one switch of V8's thread state instead of two, and
+// no crossing): the op returns once this task runs again, io[NEXT] saying
+// KS_NEXT_HANDED. Otherwise the popped task is the driver's to resume
+// (io[NEXT]), without a next() call. Either way a task switched into finds
+// its outcome in io (STATUS, FIRED, VALUE). Proxies do not suspend: nothing
+// is popped for them. `hand` false: the caller has to do something between
+// blocking and suspending (block_external: arrange its wake), so no hand-off.
+napi_value Blocked(const Call &c, ks_task *t, int r, bool hand = true) {
+  if (r != KS_BLOCK || !t || t->proxy) return c.RetI(r);
+  ks_task *n = ks_pass_next(c.core, 0);
+  PopNext(c, n);  // n's outcome: what it reads when it wakes
+  if (hand && n && c.s->io[KS_IO_HAND] && HandOff(c, n)) {
+    int32_t *io = c.s->io;
+    io[KS_IO_NEXT] = KS_NEXT_HANDED;
+    io[KS_IO_STATUS] = t->status;
+    io[KS_IO_FIRED] = t->fired;
+    io[KS_IO_VALUE] = (int32_t)t->value;
+  }
   return c.RetI(r);
+}
+
+// Task `t` ends: it runs in no coroutine any more.
+void Unbind(const Call &c, ks_task *t) {
+  std::vector<double> &nos = c.s->coro_no;
+  if (t->o.handle < nos.size()) nos[t->o.handle] = -1;
 }
 
 // Whether task `t` (the running one; proxies never suspend) may not suspend
@@ -221,7 +255,18 @@ OBJ_OP(release, ks_task, KS_TASK, 0, (ks_release(c.core, o), KO_OK))
 // unnext(h): a task popped early (io[NEXT]) goes back to the head of the queue.
 OBJ_OP(unnext, ks_task, KS_TASK, 0, (ks_unnext(c.core, o), KO_OK))
 // exit(h, end)
-OBJ_OP(exit, ks_task, KS_TASK, 0, (ks_exit(c.core, o, (ks_end)c.I(1), 0), KO_OK))
+OBJ_OP(exit, ks_task, KS_TASK, 0, (Unbind(c, o), ks_exit(c.core, o, (ks_end)c.I(1), 0), KO_OK))
+// task_bind(h, no): task h runs in coroutine `no` (a number of the binding's
+// table), which a blocked task may hand the turn to.
+FN(task_bind) {
+  Call c(env, info);
+  ks_task *o = c.Task(0);
+  if (!o) return c.RetI(KO_EINVAL);
+  std::vector<double> &nos = c.s->coro_no;
+  if (o->o.handle >= nos.size()) nos.resize(o->o.handle + 1, -1);
+  napi_get_value_double(env, c.argv[1], &nos[o->o.handle]);
+  return c.RetI(KO_OK);
+}
 OBJ_OP(cancel, ks_task, KS_TASK, 0, ks_cancel(c.core, o))
 OBJ_OP(wakeup, ks_task, KS_TASK, 0, ks_wakeup(c.core, o))
 // wake_external(h, seq, status, pop) -> status. With `pop` (the driver runs
@@ -277,7 +322,7 @@ FN(block_external) {
   REFUSE_UNSAFE(c, t);
   int r = ks_block_external(c.core, t, c.Now(1), c.L(2), c.I(3), 0, &seq);
   c.s->io[KS_IO_SEQ] = (int32_t)seq;
-  return Blocked(c, t, r);
+  return Blocked(c, t, r, false);
 }
 
 FN(next_deadline) {
@@ -435,7 +480,8 @@ FN(obj_free) {
 }
 
 #define KS_BINDING_OPS(XX)                                                                                      \
-  XX(set_buffers) XX(spawn) XX(proxy) XX(release) XX(next) XX(unnext) XX(exit) XX(cancel) XX(wakeup) XX(yield) \
+  XX(set_buffers) XX(spawn) XX(proxy) XX(release) XX(next) XX(unnext) XX(exit) XX(task_bind) XX(cancel)      \
+  XX(wakeup) XX(yield)                                                                                        \
   XX(sleep) XX(join) XX(block_external) XX(wake_external) XX(next_deadline) XX(task_info)                     \
   XX(describe) XX(live_count) XX(chan_new) XX(chan_send) XX(chan_recv) XX(chan_try_send) XX(chan_try_recv)   \
   XX(chan_close) XX(chan_info) XX(select) XX(mutex_new) XX(mutex_lock) XX(mutex_trylock) XX(mutex_unlock)    \

@@ -16,9 +16,16 @@
   XX(AUX, 6)    /* chan_info(): capacity; task_info(): end */                             \
   XX(AUX2, 7)   /* chan_info(): closed */                                                 \
   XX(NEXT, 8)   /* a task op that blocked: the task to run next (its outcome in STATUS,   \
-                   FIRED, VALUE), -1 if none (see Blocked()) */                           \
+                   FIRED, VALUE), -1 if none, or KS_NEXT_HANDED (see Blocked()) */        \
   XX(TIMED, 9)  /* waits with a deadline (after every call): 0, no timer to arm or expire */ \
+  XX(HAND, 10)  /* set by JS before a task op: 1, the task is at its base async context, \
+                   so a block may hand the turn straight to the next task */              \
   XX(SIZE, 16)  /* the array's length */
+
+// io[NEXT] after a task op that blocked and handed the turn straight to the
+// next task: the op returns KS_BLOCK once the task runs again, with its
+// outcome in STATUS, FIRED, VALUE. Mirrored into ts/vocab.ts.
+#define KS_NEXT_HANDED -3
 
 enum KsIo {
 #define KS_XX(name, index) KS_IO_##name = index,

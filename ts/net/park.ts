@@ -6,7 +6,9 @@
  * @internal
  */
 import { KorutinError } from '../errors';
-import { self, clock, io, kick, S, suspend, Task, timeoutUs, waitError } from '../scheduler';
+import { clock, io, S, timeoutUs } from '../sched/binding';
+import { self, kick, suspend, waitError } from '../sched/driver';
+import { Task } from '../sched/task';
 import { K } from '../vocab';
 
 interface Parked {

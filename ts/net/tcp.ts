@@ -8,7 +8,10 @@ import * as net from 'net';
 import * as tls from 'tls';
 import type { Engine } from '../engine';
 import { CancelledError, KorutinError } from '../errors';
-import { awaitPromise, proxyWait, S, self, spawnTaskWith, Task } from '../scheduler';
+import { S } from '../sched/binding';
+import { proxyWait, self } from '../sched/driver';
+import { awaitPromise, spawnTaskWith } from '../sched/ops';
+import { Task } from '../sched/task';
 import { Connection, DEFAULT_HIGH_WATER } from './connection';
 import { checkPort, deadline, Parking } from './park';
 

@@ -5,7 +5,8 @@
  */
 import * as dgram from 'dgram';
 import { KorutinError } from '../errors';
-import { awaitPromise, self } from '../scheduler';
+import { self } from '../sched/driver';
+import { awaitPromise } from '../sched/ops';
 import { checkPort, deadline, Parking } from './park';
 
 /** Options of {@link bind}. */

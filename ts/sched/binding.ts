@@ -23,6 +23,8 @@ export interface SchedBinding {
   next(begin: number): number;
   unnext(h: number): number;
   exit(h: number, end: number): number;
+  /** Task `h` runs in coroutine `no` (ts/coroutine.ts's number), which a blocked task may hand the turn to. */
+  task_bind(h: number, no: number): number;
   cancel(h: number): number;
   wakeup(h: number): number;
   yield(h: number): number;

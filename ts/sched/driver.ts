@@ -2,7 +2,8 @@
  * ts/sched/driver.ts - the JS driver: passes, hand-offs, suspending and waking tasks.
  * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
  */
-import { canHandOff, chainsSupported, currentRecord, handOff, Out, runChain, yieldValue } from '../coroutine';
+import { executionAsyncId } from 'async_hooks';
+import { chainsSupported, currentRecord, Out, runChain, yieldValue } from '../coroutine';
 import { CancelledError, isCancelledError, KorutinError } from '../errors';
 import { native } from '../native';
 import { ERRNO_CODE, K } from '../vocab';
@@ -142,9 +143,10 @@ function runPass(): void {
       }
       const t = tasksByH[h];
       if (t !== undefined) {
-        t.wStatus = status;
-        t.wFired = fired;
-        t.wValue = value;
+        // its outcome, where a task switched into reads it (see suspend)
+        t.wStatus = io[K.IO_STATUS] = status;
+        t.wFired = io[K.IO_FIRED] = fired;
+        t.wValue = io[K.IO_VALUE] = value;
         step(t);
       } else {
         const settle = proxiesByH[h];
@@ -206,7 +208,11 @@ function stepAlone(t: Task<any>): void {
 export function self(what: string): Task<any> {
   const rec = currentRecord();
   const t = rec?.owner;
-  if (t instanceof Task) return t;
+  if (t instanceof Task) {
+    // a block may hand the turn straight on only from the task's base async context
+    io[K.IO_HAND] = executionAsyncId() === rec!.baseAsyncId ? 1 : 0;
+    return t;
+  }
   throw new KorutinError(
     'ERR_NOT_IN_COROUTINE',
     rec
@@ -229,42 +235,39 @@ export function blocker(what: string): Task<any> {
   return t;
 }
 
-/** Suspends the calling task until the core wakes it; returns the outcome. @internal */
+/**
+ * After a task operation returned K.BLOCK: suspends the calling task until
+ * the core wakes it, unless the binding has already handed the turn
+ * straight to the next task and `t` runs again (io[NEXT] is NEXT_HANDED).
+ * Either way `t` then finds its outcome in io (whoever switched into it
+ * put it there: the pass, or the binding's hand-off); returns its status.
+ * @internal
+ */
 export function suspend(t: Task<any>): number {
   const next = io[K.IO_NEXT];
-  const status = io[K.IO_STATUS];
-  const fired = io[K.IO_FIRED];
-  const value = io[K.IO_VALUE];
+  if (next === K.NEXT_HANDED) {
+    stats.handOffs++;
+    return wake(t);
+  }
   if (next >= 0) {
-    const nt = tasksByH[next];
-    if (nt !== undefined && nt !== t && inPass && canHandOff()) {
-      // straight to the next task; back here when t is resumed
-      nt.wStatus = status;
-      nt.wFired = fired;
-      nt.wValue = value;
-      running = nt;
-      stats.handOffs++;
-      try {
-        handOff(nt.co!.rec);
-      } catch (e) {
-        // it never left (a broken invariant): nt goes back to the head of the queue
-        running = t;
-        stats.handOffs--;
-        S.unnext(next);
-        throw e;
-      }
-      running = t;
-      return t.wStatus;
-    }
-    pfStatus = status;
-    pfFired = fired;
-    pfValue = value;
+    // the pass resumes it next, without a next() call
+    pfStatus = io[K.IO_STATUS];
+    pfFired = io[K.IO_FIRED];
+    pfValue = io[K.IO_VALUE];
     pfH = next;
   } else {
     pfH = -2;
   }
   yieldValue();
-  return t.wStatus;
+  return wake(t);
+}
+
+/** `t` runs again: it is the running task, and its outcome is in io. */
+function wake(t: Task<any>): number {
+  running = t;
+  t.wFired = io[K.IO_FIRED];
+  t.wValue = io[K.IO_VALUE];
+  return (t.wStatus = io[K.IO_STATUS]);
 }
 
 /** The error a failed wait throws. @internal */

@@ -114,7 +114,10 @@ export class Task<T = unknown> implements PromiseLike<T> {
     }
     this.co.rec.owner = this;
     watch(this.co);
-    if (chainsSupported()) joinChains(this.co.rec);
+    if (chainsSupported()) {
+      joinChains(this.co.rec);
+      S.task_bind(h, this.co.rec.no);
+    }
     this.fin = { h, id: this.id, name: this.name, engine, failed: false, error: undefined, observed: false, reported: false };
     tasksByH[h] = this;
     liveTasks++;
@@ -159,14 +162,14 @@ export class Task<T = unknown> implements PromiseLike<T> {
         }
       }
     }
-    let st = S.join(me.h, this.h, timeout < 0 ? 0 : clock(), timeout);
-    if (st === K.BLOCK) {
-      if (timeout < 0) me.joining = this;
-      try {
-        st = suspend(me);
-      } finally {
-        me.joining = null;
-      }
+    // what it waits for, for the deadlock check of other joins (the join may hand the turn on before it returns)
+    if (timeout < 0) me.joining = this;
+    let st: number;
+    try {
+      st = S.join(me.h, this.h, timeout < 0 ? 0 : clock(), timeout);
+      if (st === K.BLOCK) st = suspend(me);
+    } finally {
+      me.joining = null;
     }
     if (st === K.EINVAL) throw new KorutinError('ERR_INVALID_ARGUMENT', `join task#${this.id}: invalid join (status ${st})`);
     if (st !== K.OK) throw waitError(me, st, `join task#${this.id}`);
