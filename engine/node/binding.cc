@@ -1,10 +1,12 @@
 // binding.cc - the Node addon: korutin's engine for JavaScript.
 //
 // Exposes the backends, the bridge's discovery report, a `Coroutine` class
-// whose body is a JS function, and the switch functions (resume, yield, and
-// the scheduler's resumeChain and yieldTo), which name a coroutine by its
-// number. Values and exceptions cross in JavaScript (ts/coroutine.ts); this
-// file only switches.
+// whose body is a JS function, and the switch functions (resume, yield,
+// resume_chain, and the scheduler binding's hand-off, JsHandOff), which name
+// a coroutine by its number. Values and exceptions cross in JavaScript
+// (ts/coroutine.ts); this file owns what JS asks of the switches: each
+// coroutine's state (status()), which one runs (the view it writes on every
+// switch, KO_VIEW_MAP), and whether it may suspend at all (RefusalText).
 //
 // Names: a JS function is named as the C function it wraps, without its
 // prefix (`resume` runs JsResume, `stack_pool_limit` ko_stack_pool_limit),
