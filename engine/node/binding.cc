@@ -743,18 +743,11 @@ napi_value Status(napi_env env, napi_callback_info info) {
 napi_value SetView(napi_env env, napi_callback_info info) {
   RawCall<1> call(env, info);
   Instance *inst = call.inst;
-  napi_typedarray_type type;
-  size_t len;
-  void *data;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, call.argv[0], &type, &len, &data, &ab, &off) != napi_ok || type != napi_int32_array ||
-      len < KO_VIEW_SIZE) {
+  void *data = HoldTypedArray(env, call.argv[0], napi_int32_array, KO_VIEW_SIZE, &inst->view_ref);
+  if (!data) {
     Throw(env, KO_EINVAL, "set_view() takes an Int32Array of VIEW_SIZE");
     return nullptr;
   }
-  if (inst->view_ref) napi_delete_reference(env, inst->view_ref);
-  napi_create_reference(env, call.argv[0], 1, &inst->view_ref);
   inst->view = static_cast<int32_t *>(data);
   inst->Show(JsCurrent());
   return nullptr;
@@ -980,6 +973,19 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace
+
+void *HoldTypedArray(napi_env env, napi_value value, napi_typedarray_type type, size_t min, napi_ref *ref, size_t *len) {
+  napi_typedarray_type is;
+  size_t n;
+  void *data;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, value, &is, &n, &data, &ab, &off) != napi_ok || is != type || n < min) return nullptr;
+  if (*ref) napi_delete_reference(env, *ref);
+  napi_create_reference(env, value, 1, ref);
+  if (len) *len = n;
+  return data;
+}
 
 bool JsHandOff(napi_env env, JsCoroutine *c, double no) {
   void *data = nullptr;

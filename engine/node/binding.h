@@ -3,6 +3,10 @@
 #ifndef KO_NODE_BINDING_H
 #define KO_NODE_BINDING_H
 
+#include <node_api.h>
+
+#include <cstddef>
+
 // Slots of the Int32Array that binding.cc writes on every switch and
 // ts/coroutine.ts reads (mirrored into ts/vocab.ts as VIEW_*): name, index.
 // The addon owns which coroutine runs and whether it may hand off; JS only
@@ -35,6 +39,13 @@ struct JsCoroutine;
 // must be started and suspended. Returns true once `c` is resumed again;
 // false, having done nothing, when `no` cannot take the turn so.
 bool JsHandOff(napi_env env, JsCoroutine *c, double no);
+
+// A typed array that JavaScript shares with the addon (the view, the
+// scheduler's io and select cases): when `value` is one of `type` with at
+// least `min` elements, *ref (replacing what it held) keeps it alive and
+// its data is returned (its length in *len); else nullptr, nothing changed.
+void *HoldTypedArray(napi_env env, napi_value value, napi_typedarray_type type, size_t min, napi_ref *ref,
+                     size_t *len = nullptr);
 
 }  // namespace korutin
 

@@ -222,26 +222,19 @@ FN(set_buffers) {
   Sched *s = c.s;
   // read after the caller's clock: the core's never runs ahead of it
   s->clock_offset = (int64_t)(uv_hrtime() / 1000) - c.L(2);
-  napi_typedarray_type type;
-  size_t len;
-  void *data;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, c.argv[0], &type, &len, &data, &ab, &off) != napi_ok || type != napi_int32_array ||
-      len < KS_IO_SIZE) {
+  void *io = HoldTypedArray(env, c.argv[0], napi_int32_array, KS_IO_SIZE, &s->io_ref);
+  if (!io) {
     napi_throw_type_error(env, nullptr, "set_buffers: io must be an Int32Array of IO_SIZE");
     return nullptr;
   }
-  if (s->io_ref) napi_delete_reference(env, s->io_ref);
-  napi_create_reference(env, c.argv[0], 1, &s->io_ref);
-  s->io = static_cast<int32_t *>(data);
-  if (napi_get_typedarray_info(env, c.argv[1], &type, &len, &data, &ab, &off) != napi_ok || type != napi_float64_array) {
+  s->io = static_cast<int32_t *>(io);
+  size_t len = 0;
+  void *cases = HoldTypedArray(env, c.argv[1], napi_float64_array, 0, &s->cases_ref, &len);
+  if (!cases) {
     napi_throw_type_error(env, nullptr, "set_buffers: cases must be a Float64Array");
     return nullptr;
   }
-  if (s->cases_ref) napi_delete_reference(env, s->cases_ref);
-  napi_create_reference(env, c.argv[1], 1, &s->cases_ref);
-  s->cases = static_cast<double *>(data);
+  s->cases = static_cast<double *>(cases);
   s->ncases = len / 3;
   s->kcases.resize(s->ncases);
   return c.RetI(0);
