@@ -1,7 +1,8 @@
 /**
  * Coroutines whose bodies are plain JavaScript functions, running on their
- * own native stacks. Values and exceptions cross here; the addon only
- * switches stacks.
+ * own native stacks. Values and exceptions cross here; the addon switches
+ * stacks and owns each coroutine's state, which one runs, and whether it may
+ * suspend.
  */
 import { AsyncResource, executionAsyncId, executionAsyncResource, triggerAsyncId } from 'async_hooks';
 import * as path from 'path';
@@ -83,8 +84,8 @@ function isReturnOf(e: unknown, rec: CoroutineRecord): boolean {
 
 // Which coroutine runs, who resumed whom, and each one's state are the
 // addon's (the engine's records and the bridge's chains); JavaScript asks.
-// The addon shows the running coroutine's slot, and whether it may hand
-// off, in this view on every switch, so that reading them costs no call.
+// The addon shows the running coroutine's slot in this view on every
+// switch, so that reading it costs no call.
 const view = new Int32Array(K.VIEW_SIZE);
 native.set_view(view);
 const SLOTS = 2 ** K.SLOT_BITS;

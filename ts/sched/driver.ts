@@ -1,5 +1,5 @@
 /**
- * ts/sched/driver.ts - the JS driver: passes, hand-offs, suspending and waking tasks.
+ * ts/sched/driver.ts - the JS driver: passes, suspending and waking tasks (a hand-off is the binding's, inside the blocking call).
  * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
  */
 import { executionAsyncId } from 'async_hooks';
