@@ -27,7 +27,8 @@
 # package list). A wine that cannot run the target's programs makes the
 # target BUILT, with the reason. The scheduler is not built (KORUTIN_WITH_SCHED is off in
 # cross builds; Debian has no mingw build of libuv).
-# "native" (not in the default list) does steps 1 and 2 on the build host.
+# "native" does steps 1 and 2 on the build host: the only run of asm-abi
+# against the host's own switch file (x86-64 System V here).
 #
 # Debian packages it needs (it installs nothing itself):
 #   cmake make gcc-i686-linux-gnu gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
@@ -40,7 +41,7 @@
 # Usage: .ci/cross.sh [TARGET...]
 #   TARGET: i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf
 #           x86_64-w64-mingw32 i686-w64-mingw32 native
-#           (default: all but native)
+#           (default: all)
 # Environment: KO_CROSS_DIR  build root (default: ${TMPDIR:-/tmp}/korutin-cross)
 #              KO_JOBS       parallel build jobs (default: 2)
 # Prints one line per target, "cross: TARGET: PASS|FAIL|BUILT (...)", and
@@ -54,7 +55,7 @@ TIMEOUT=900
 mkdir -p "$OUT"
 
 if [ $# -eq 0 ]; then
-  set -- i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf x86_64-w64-mingw32 i686-w64-mingw32
+  set -- i686-linux-gnu aarch64-linux-gnu arm-linux-gnueabihf x86_64-w64-mingw32 i686-w64-mingw32 native
 fi
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -160,7 +161,10 @@ linux_target() {
   local abi="$dir-asm-abi" asmsrc res_abi="" r
   asmsrc=$(asm_file_for "$t" "$cc")
   write_abi_sources "$abi"
-  if ! "$cc" -O2 -g -funwind-tables -no-pie -o "$abi/asm_abi_check" "$abi/asm_abi_check.c" \
+  # the size of a context where it is more than the saved stack pointer
+  local ctxsize
+  ctxsize=$(sed -n 's/^#define KO_ASM_CTX_SIZE \([0-9][0-9]*\)$/\1/p' "$ROOT/backends/asm/asm.c")
+  if ! "$cc" -O2 -g -funwind-tables -no-pie ${ctxsize:+-DKO_ASM_CTX_SIZE=$ctxsize} -o "$abi/asm_abi_check" "$abi/asm_abi_check.c" \
         "$abi/asm_abi_regs.S" "$ROOT/$asmsrc" -lm >"$abi/build.log" 2>&1; then
     res_abi="asm-abi: build FAILED ($abi/build.log)"; ok=0
   else
@@ -357,6 +361,10 @@ exit $status
  * asm_abi_check.c - tests the asm backend's two functions directly:
  *   void ko_asm_jump(void **from, void **to);
  *   void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
+ * or, with the split layout of switch_x86_64_sysv_elf.S (SPLIT: contexts
+ * are KO_ASM_CTX_SIZE-byte blocks, the size cross.sh reads from asm.c):
+ *   void ko_asm_jump(void *from, void *to, void *value);
+ *   void ko_asm_make(void *ctx, void *top, void *lo, void (*entry)(void *), void *arg);
  * Five contexts (main + NCO coroutines) pass control round a ring, each
  * switch made at a random call depth through ko_test_switch, which loads a
  * fresh pattern into every callee-saved register before the switch and
@@ -387,8 +395,13 @@ exit $status
 #define TEB_DEALLOC() ((uintptr_t)__readfsdword(0xE0C))
 #endif
 
-void ko_asm_jump(void **from, void **to);
-#ifdef _WIN32
+#if defined(__x86_64__) && !defined(_WIN32)
+#define SPLIT 1
+#ifndef KO_ASM_CTX_SIZE
+#error "asm_abi_check: build with -DKO_ASM_CTX_SIZE (backends/asm/asm.c)"
+#endif
+void ko_asm_make(void *ctx, void *top, void *lo, void (*entry)(void *), void *arg);
+#elif defined(_WIN32)
 /* Windows: and the DeallocationStack the context's TIB gets. */
 void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg, void *dealloc);
 #define MAKE(top, lo, entry, arg, base) ko_asm_make(top, lo, entry, arg, base)
@@ -396,7 +409,8 @@ void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg, void *d
 void *ko_asm_make(void *top, void *lo, void (*entry)(void *), void *arg);
 #define MAKE(top, lo, entry, arg, base) ko_asm_make(top, lo, entry, arg)
 #endif
-void ko_test_switch(void **from, void **to, const uintptr_t *fill, uintptr_t *got);
+/* ko_asm_jump(from, to) with every callee-saved register checked. */
+void ko_test_switch(void *from, void *to, const uintptr_t *fill, uintptr_t *got);
 void probe_entry(void *arg);
 void co_entry(void *arg);
 uintptr_t probe_sp; /* sp as probe_entry found it; it then jumps to co_entry */
@@ -430,7 +444,15 @@ static int failures, checks;
 #define STACK (256 * 1024)
 #define TOP_OFFSET 5  /* an unaligned top: ko_asm_make must align it */
 #define LO_OFFSET 64
+#ifdef SPLIT
+/* A context: the registers, the stack pointer and the return address. */
+static _Alignas(64) unsigned char ctxmem[NCO + 1][KO_ASM_CTX_SIZE];
+#define CTX(i) ((void *)ctxmem[i])
+#else
+/* A context: the saved stack pointer. */
 static void *ctx[NCO + 1];
+#define CTX(i) ((void *)&ctx[i])
+#endif
 static unsigned char *stack_lo[NCO + 1];
 static int markers[NCO + 1];
 static int co_rounds[NCO + 1];
@@ -481,7 +503,7 @@ static int hop(int self, int next, int round, int depth, uint64_t rng) {
     uintptr_t fill[NWORDS], got[NWORDS];
     fill_pattern(fill, self, round);
     unsigned before = fp_ctl();
-    ko_test_switch(&ctx[self], &ctx[next], fill, got);
+    ko_test_switch(CTX(self), CTX(next), fill, got);
     for (int i = 0; i < NWORDS; i++)
       if (got[i] != fill[i]) {
         bad++;
@@ -627,8 +649,14 @@ int main(void) {
     }
     memset(stack_lo[i], 0xa5, STACK);
     unsigned char *top = stack_lo[i] + STACK - TOP_OFFSET;
+#ifdef SPLIT
+    ko_asm_make(ctxmem[i], top, stack_lo[i] + LO_OFFSET, probe_entry, &markers[i]);
+    uintptr_t sp = ((uintptr_t *)ctxmem[i])[1]; /* ctx + 0x08: the stack pointer */
+    CHECK(sp < (uintptr_t)top && sp > (uintptr_t)top - 1024, "ko_asm_make left the stack pointer %#lx", (unsigned long)sp);
+#else
     ctx[i] = MAKE(top, stack_lo[i] + LO_OFFSET, probe_entry, &markers[i], stack_lo[i]);
     CHECK((uintptr_t)ctx[i] < (uintptr_t)top && (uintptr_t)ctx[i] > (uintptr_t)top - 1024, "ko_asm_make returned %p", ctx[i]);
+#endif
   }
   fesetround(FE_TONEAREST);
   for (int round = 0; round < ROUNDS; round++) {
@@ -646,7 +674,7 @@ int main(void) {
 #### end
 #### asm_abi_regs.S
 /*
- * void ko_test_switch(void **from, void **to, const uintptr_t *fill, uintptr_t *got);
+ * void ko_test_switch(void *from, void *to, const uintptr_t *fill, uintptr_t *got);
  *   Loads fill[] into every callee-saved register, scribbles on the
  *   scratch ones, calls ko_asm_jump(from, to), then stores every
  *   callee-saved register into got[]. Keeps its own caller's registers.
