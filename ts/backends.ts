@@ -5,6 +5,7 @@
 import { BACKENDS, BackendName } from './config';
 import { KorutinError } from './errors';
 import { native } from './native';
+import { K } from './vocab';
 
 /** A backend as seen from JavaScript. */
 export interface BackendInfo {
@@ -40,7 +41,7 @@ function quickProbe(name: BackendName): boolean {
     native.resume(co.no);
     const mid = seen;
     native.resume(co.no);
-    return mid === 1 && seen === 2 && co.status === 'done';
+    return mid === 1 && seen === 2 && native.status(co.no) === K.DONE;
   } catch {
     return false;
   }

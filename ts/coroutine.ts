@@ -496,21 +496,21 @@ function switchInto(rec: CoroutineRecord, sig: Sig, value: unknown, self?: Corou
   if (!rec.native) fail('ERR_COROUTINE_DONE', 'this coroutine has finished; create a new one to run the body again');
   // throw() and return() before the first resume: the body never runs
   if (sig !== Sig.Next && nativeStatus(rec.no) === K.JS_CREATED) return finishUnstarted(rec, sig, value);
-  const slot = rec.slot;
-  const was = live[slot];
+  // its first entry finds it here; after that it sets its entry itself when it wakes
+  const first = rec.fn !== null;
   const wasSelf = rec.self;
   const wasSig = rec.sig;
   const wasSigValue = rec.sigValue;
   rec.sig = sig;
   rec.sigValue = value;
-  live[slot] = rec;
+  if (first) live[rec.slot] = rec;
   if (self) rec.self = self;
   try {
     if (rec.scoped) nativeResumeScoped(rec.no);
     else rec.resource.runInAsyncScope(resumeNative, null, rec);
   } catch (e) {
     // the switch itself failed: it never ran
-    live[slot] = was;
+    if (first) live[rec.slot] = undefined;
     rec.self = wasSelf;
     rec.sig = wasSig;
     rec.sigValue = wasSigValue;
@@ -741,14 +741,8 @@ export function runChain(rec: CoroutineRecord): CoroutineRecord {
   if (view[K.VIEW_CURRENT] >= 0) fail('ERR_ALREADY_RUNNING', 'runChain() resumes a suspended coroutine from outside any coroutine');
   rec.sig = Sig.Next;
   rec.sigValue = undefined;
-  live[rec.slot] = rec;
   switchedOut = null;
-  try {
-    native.resume_chain(rec.no); // the addon refuses one not suspended
-  } catch (e) {
-    live[rec.slot] = undefined; // the switch itself failed
-    throw e;
-  }
+  native.resume_chain(rec.no); // the addon refuses one not suspended; its entry in live is set (joinChains)
   const last = switchedOut!;
   switchedOut = null;
   if (last.out !== Out.Yield) finished(last);

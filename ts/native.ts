@@ -6,7 +6,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { setFlagsFromString } from 'v8';
 import { KorutinError } from './errors';
-import type { CORO_STATES } from './vocab';
 
 /** One backend compiled into (or missing from) the addon. @internal */
 export interface NativeBackend {
@@ -35,13 +34,8 @@ export interface BridgeReport {
 
 /** A native coroutine whose body is a JS function (see engine/node/binding.cc). @internal */
 export interface NativeCoroutine {
-  /** Its number, which the switch functions take. */
+  /** Its number, which the switch functions (and status()) take. */
   readonly no: number;
-  /** The async context resume_chain() (and a hand-off) runs it in. */
-  set_base(asyncId: number, triggerId: number, resource: object): void;
-  destroy(): void;
-  readonly status: (typeof CORO_STATES)[number];
-  readonly stack_size: number;
 }
 
 /**

@@ -227,12 +227,9 @@ AsyncStack &Async(Napi::Env env) { return Async(env.GetInstanceData<Instance>())
 class Coroutine : public Napi::ObjectWrap<Coroutine> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Coroutine", {
-      InstanceMethod<&Coroutine::SetBase>("set_base"),
-      InstanceMethod<&Coroutine::Destroy>("destroy"),
-      InstanceAccessor<&Coroutine::Status>("status"),
-      InstanceAccessor<&Coroutine::StackSize>("stack_size"),
-    });
+    // Its number (`no`) is all it shows: the switch functions and status()
+    // take it, as for a coroutine of the table.
+    return DefineClass(env, "Coroutine", {});
   }
 
   // new Coroutine(backend: string, stackSize: number, guardSize: number, body: () => void)
@@ -308,20 +305,6 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     Free();
   }
 
-  // setBase(asyncId, triggerId, resource): the async context a chain runs
-  // it in (see ResumeChain).
-  Napi::Value SetBase(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    if (!js_.co || js_.finished) {
-      Throw(env, KO_EDONE, "this coroutine has finished");
-      return env.Undefined();
-    }
-    js_.base_id = info[0].As<Napi::Number>().DoubleValue();
-    js_.base_trigger = info[1].As<Napi::Number>().DoubleValue();
-    js_.base.reset(new AsyncEntry(js_.isolate, ToV8(info[2]).As<v8::Object>()));
-    return env.Undefined();
-  }
-
   // Frees the native coroutine (finished, or never started).
   void Free() {
     if (no_ >= 0) inst_->Remove(no_);
@@ -329,34 +312,6 @@ class Coroutine : public Napi::ObjectWrap<Coroutine> {
     if (external_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_);
     external_ = 0;
     JsDestroy(&js_);
-  }
-
-  Napi::Value Destroy(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    if (js_.started && !js_.finished) {
-      Throw(env, KO_EBUSY, "a started coroutine must finish (return() it) before it is destroyed");
-      return env.Undefined();
-    }
-    Free();
-    return env.Undefined();
-  }
-
-  Napi::Value Status(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    const char *word = "done";  // freed: it finished
-    switch (js_.co ? ko_status(js_.co) : KO_DONE) {
-#define KO_XX(name, value, w) \
-  case KO_##name: word = w; break;
-      KO_STATE_MAP(KO_XX)
-#undef KO_XX
-    }
-    return Napi::String::New(env, word);
-  }
-
-  Napi::Value StackSize(const Napi::CallbackInfo &info) {
-    size_t size = 0;
-    if (js_.co) ko_coro_stack(js_.co, nullptr, &size);
-    return Napi::Number::New(info.Env(), (double)size);
   }
 
   JsCoroutine js_;
@@ -992,7 +947,7 @@ bool JsHandOff(napi_env env, JsCoroutine *c, double no) {
   napi_get_instance_data(env, &data);
   Instance *inst = static_cast<Instance *>(data);
   JsCoroutine *next = inst ? inst->Find(no) : nullptr;
-  if (!c->chained || !next || next == c || !next->started || !HasBase(next)) return false;
+  if (!c->chained || !next || !next->started || !HasBase(next)) return false;
   int code;
   if (NotResumable(next, &code)) return false;
   AsyncStack &async = Async(inst);

@@ -9,8 +9,7 @@
 
 // Slots of the Int32Array that binding.cc writes on every switch and
 // ts/coroutine.ts reads (mirrored into ts/vocab.ts as VIEW_*): name, index.
-// The addon owns which coroutine runs and whether it may hand off; JS only
-// reads them here, without a call.
+// The addon owns which coroutine runs; JS only reads it here, without a call.
 #define KO_VIEW_MAP(XX)                                                                        \
   XX(CURRENT, 0) /* the running coroutine's slot (its number's low KO_SLOT_BITS), -1: none */ \
   XX(SIZE, 1)    /* the array's length */
@@ -35,8 +34,8 @@ struct JsCoroutine;
 
 // A hand-off (the scheduler's binding decides when): the running coroutine
 // `c`, run by a chain (resume_chain, or handed the turn), suspends and its
-// chain resumes coroutine `no` at once, in no's base async context, which
-// must be started and suspended. Returns true once `c` is resumed again;
+// chain resumes coroutine `no` at once, in no's base async context; `no`
+// must be suspended, started, with a base. Returns true once `c` is resumed again;
 // false, having done nothing, when `no` cannot take the turn so.
 bool JsHandOff(napi_env env, JsCoroutine *c, double no);
 
