@@ -3,7 +3,8 @@
 // error codes (KO_ERRNO_MAP), coroutine states (KO_STATE_MAP), backends
 // (KO_BACKEND_MAP) from engine/include/korutin.h; task states, ends, select
 // ops and external waits (KS_*_MAP, KS_BLOCK) from engine/src/sched/core.h;
-// the shared io slots (KS_IO_MAP) from engine/node/sched_binding.h.
+// the shared io slots and outcome records (KS_IO_MAP, KS_OUTCOME_MAP) from
+// engine/node/sched_binding.h.
 //   node scripts/gen-vocab.js          rewrites ts/vocab.ts (npm run gen:vocab)
 //   node scripts/gen-vocab.js --check  exits 1 when ts/vocab.ts is stale
 'use strict';
@@ -63,6 +64,7 @@ function generate() {
     ...taskStates.map(([n, v]) => [n, v]),
     ...table(ks, 'KS_EXT_MAP').map(([n, v]) => [`EXT_${n}`, v]),
     ...table(io, 'KS_IO_MAP').map(([n, v]) => [`IO_${n}`, v]),
+    ...table(io, 'KS_OUTCOME_MAP').map(([n, v]) => [`OUT_${n}`, v]),
     ...table(view, 'KO_VIEW_MAP').map(([n, v]) => [`VIEW_${n}`, v]),
   ];
   const thrown = errors.filter(([, , , js]) => js !== 'NONE');

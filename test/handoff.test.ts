@@ -144,6 +144,41 @@ for (const backend of testBackends()) {
       assert.ok(got.least >= 200, `a task ran ${got.least} slices with hooks around them, for 200 messages`);
     });
 
+    it('what a task woke with is its own, whatever JS runs before it reads it (an async_hooks callback using channels)', function () {
+      this.timeout(60_000);
+      // The hook runs as a task is entered, after the core popped it: its
+      // channel calls must not change the value that task received.
+      const r = runNode(
+        `const { createHook } = require('async_hooks');
+         const { createEngine, Channel, select, trySelect } = require(${JSON.stringify(PACKAGE_ENTRY)});
+         const ko = createEngine({ backend: '${backend}' });
+         const noise = new Channel(4);
+         let hooked = 0;
+         createHook({
+           before() {
+             if (!ko.current()) return;
+             hooked++;
+             noise.trySend('noise');
+             noise.tryRecv();
+             try { trySelect([noise.recvCase()]); } catch {} // refused (mid-hand-off), after writing what it would
+           },
+         }).enable();
+         const a = new Channel(0), b = new Channel(0);
+         let bad = 0;
+         const ping = ko.spawn(() => { for (let i = 0; i < 300; i++) { a.send('a' + i); if (b.recv() !== 'b' + i) bad++; if (i % 3 === 0) ko.yield(); } });
+         const pong = ko.spawn(() => { for (let i = 0; i < 300; i++) { if (a.recv() !== 'a' + i) bad++; b.send('b' + i); } });
+         const c = new Channel(0), d = new Channel(0);
+         const picky = ko.spawn(() => { for (let i = 0; i < 200; i++) { const r = select([c.recvCase(), d.recvCase()]); if (r.index !== i % 2 || r.value !== 'cd' + i) bad++; } });
+         const feeder = ko.spawn(() => { for (let i = 0; i < 200; i++) (i % 2 ? d : c).send('cd' + i); });
+         Promise.all([ping, pong, picky, feeder]).then(() => console.log(JSON.stringify({ bad, hooked })), (e) => console.log('failed ' + e.stack));`,
+      );
+      assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(-800)}`);
+      assert.match(r.stdout, /^\{/, `a task failed: ${r.stdout.slice(0, 800)}`);
+      const got = JSON.parse(r.stdout.trim()) as { bad: number; hooked: number };
+      assert.equal(got.bad, 0, `${got.bad} values were not the task's own`);
+      assert.ok(got.hooked >= 300, `the hook ran ${got.hooked} times inside tasks`);
+    });
+
     it('a task spawned by another starts in its spawner\'s context when handed the turn', async () => {
       const als = new AsyncLocalStorage<string>();
       const ch = new Channel<string>(0);

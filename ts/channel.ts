@@ -6,7 +6,7 @@
 import { KorutinError } from './errors';
 import { describeGiven } from './format';
 import { caseRoom, clock, io, S, slotPut, slotTake, timeoutUs } from './sched/binding';
-import { kick, proxyWait, self, suspend, waitError } from './sched/driver';
+import { kick, proxyWait, self, suspend, waitError, wokeFired, wokeValue } from './sched/driver';
 import { AfterCase } from './sched/ops';
 import { Task } from './sched/task';
 import { K } from './vocab';
@@ -125,7 +125,7 @@ export class Channel<T = unknown> implements Iterable<T>, AsyncIterable<T> {
     let slot: number;
     if (st === K.BLOCK) {
       st = suspend(t);
-      slot = t.wValue;
+      slot = wokeValue(t);
     } else {
       slot = io[K.IO_VALUE];
     }
@@ -314,8 +314,8 @@ export function select(cases: readonly SelectCase[]): SelectResult {
   let value: number;
   if (st === K.BLOCK) {
     st = suspend(t);
-    fired = t.wFired;
-    value = t.wValue;
+    fired = wokeFired(t);
+    value = wokeValue(t);
   } else {
     fired = io[K.IO_FIRED];
     value = io[K.IO_VALUE];

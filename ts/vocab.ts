@@ -37,7 +37,6 @@ export const K = {
   EXT_FD: 2,
   EXT_OTHER: 3,
   IO_READY: 0,
-  IO_STATUS: 1,
   IO_FIRED: 2,
   IO_VALUE: 3,
   IO_SEQ: 4,
@@ -48,6 +47,10 @@ export const K = {
   IO_TIMED: 9,
   IO_HAND: 10,
   IO_SIZE: 16,
+  OUT_STATUS: 0,
+  OUT_FIRED: 1,
+  OUT_VALUE: 2,
+  OUT_SIZE: 3,
   VIEW_CURRENT: 0,
   VIEW_SIZE: 1,
 } as const;

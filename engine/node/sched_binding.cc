@@ -3,8 +3,9 @@
 // The core (engine/src/sched) decides who blocks and who wakes; JavaScript
 // switches the coroutines and reads the clock. Every function here takes and
 // returns plain numbers (handles, statuses, microseconds), so a crossing is
-// cheap; extra results (the outcome of a wait, a received slot) are written
-// into a small Int32Array shared with JavaScript instead of being boxed, and
+// cheap; extra results (a received slot, a new object's serial) are written
+// into a small Int32Array shared with JavaScript instead of being boxed, the
+// outcome of each task's wait into that task's record of another one, and
 // select cases are read from a shared Float64Array. JS values never come
 // here: channels carry slot numbers of a table kept in JavaScript.
 //
@@ -38,8 +39,11 @@ struct Sched {
   int32_t scratch[KS_IO_SIZE] = {};
   double *cases = nullptr;
   size_t ncases = 0;
+  int32_t *outcome = nullptr;  // KS_OUT_SIZE per handle (see KS_OUTCOME_MAP)
+  size_t noutcome = 0;         // handles it has room for
   napi_ref io_ref = nullptr;
   napi_ref cases_ref = nullptr;
+  napi_ref outcome_ref = nullptr;
   std::vector<ks_case> kcases;
   // Each task's coroutine (its number in the binding's table), by handle,
   // for hand-offs (task_bind); -1: none.
@@ -122,18 +126,23 @@ struct Call {
   }
 };
 
-// The task to run next, popped now for the driver: io[NEXT] (its outcome in
-// STATUS, FIRED, VALUE), -1 if none.
-void PopNext(const Call &c, ks_task *n) {
-  int32_t *io = c.s->io;
-  if (n) {
-    io[KS_IO_NEXT] = (int32_t)n->o.handle;
-    io[KS_IO_STATUS] = n->status;
-    io[KS_IO_FIRED] = n->fired;
-    io[KS_IO_VALUE] = (int32_t)n->value;
-  } else {
-    io[KS_IO_NEXT] = -1;
+// Task (or proxy) `n`, just popped by the core to run: its handle, and the
+// outcome of its wait written into its own record, where it reads it when
+// it runs (see KS_OUTCOME_MAP). JS makes the room at spawn (set_buffers).
+int32_t Popped(Sched *s, ks_task *n) {
+  uint32_t h = n->o.handle;
+  if (h < s->noutcome) {
+    int32_t *out = s->outcome + (size_t)h * KS_OUT_SIZE;
+    out[KS_OUT_STATUS] = n->status;
+    out[KS_OUT_FIRED] = n->fired;
+    out[KS_OUT_VALUE] = (int32_t)n->value;
   }
+  return (int32_t)h;
+}
+
+// The task to run next, popped now for the driver: io[NEXT], -1 if none.
+void PopNext(const Call &c, ks_task *n) {
+  c.s->io[KS_IO_NEXT] = n ? Popped(c.s, n) : -1;
 }
 
 // Hands the turn from the running task's coroutine straight to that of
@@ -152,20 +161,15 @@ bool HandOff(const Call &c, ks_task *n) {
 // no crossing): the op returns once this task runs again, io[NEXT] saying
 // KS_NEXT_HANDED. Otherwise the popped task is the driver's to resume
 // (io[NEXT]), without a next() call. Either way a task switched into finds
-// its outcome in io (STATUS, FIRED, VALUE). Proxies do not suspend: nothing
+// its outcome in its own record (Popped()). Proxies do not suspend: nothing
 // is popped for them. `hand` false: the caller has to do something between
 // blocking and suspending (block_external: arrange its wake), so no hand-off.
 napi_value Blocked(const Call &c, ks_task *t, int r, bool hand = true) {
   if (r != KS_BLOCK || !t || t->proxy) return c.RetI(r);
   ks_task *n = ks_pass_next(c.core, 0);
-  PopNext(c, n);  // n's outcome: what it reads when it wakes
-  if (hand && n && c.s->io[KS_IO_HAND] && HandOff(c, n)) {
-    int32_t *io = c.s->io;
-    io[KS_IO_NEXT] = KS_NEXT_HANDED;
-    io[KS_IO_STATUS] = t->status;
-    io[KS_IO_FIRED] = t->fired;
-    io[KS_IO_VALUE] = (int32_t)t->value;
-  }
+  PopNext(c, n);
+  // back here once t runs again: whoever popped it wrote its record
+  if (hand && n && c.s->io[KS_IO_HAND] && HandOff(c, n)) c.s->io[KS_IO_NEXT] = KS_NEXT_HANDED;
   return c.RetI(r);
 }
 
@@ -215,13 +219,14 @@ ks_obj *ObjOf(T *p) { return p ? &p->o : nullptr; }
     return Blocked(c, t, expr);            \
   }
 
-// set_buffers(io: Int32Array(IO_SIZE), cases: Float64Array(3 * n), now):
-// `now` is the driver's clock, read just before (see Sched::clock_offset).
+// set_buffers(io: Int32Array(IO_SIZE), cases: Float64Array(3 * n),
+// outcome: Int32Array(OUT_SIZE * handles), now): `now` is the driver's
+// clock, read just before (see Sched::clock_offset).
 FN(set_buffers) {
   Call c(env, info);
   Sched *s = c.s;
   // read after the caller's clock: the core's never runs ahead of it
-  s->clock_offset = (int64_t)(uv_hrtime() / 1000) - c.L(2);
+  s->clock_offset = (int64_t)(uv_hrtime() / 1000) - c.L(3);
   void *io = HoldTypedArray(env, c.argv[0], napi_int32_array, KS_IO_SIZE, &s->io_ref);
   if (!io) {
     napi_throw_type_error(env, nullptr, "set_buffers: io must be an Int32Array of IO_SIZE");
@@ -237,6 +242,13 @@ FN(set_buffers) {
   s->cases = static_cast<double *>(cases);
   s->ncases = len / 3;
   s->kcases.resize(s->ncases);
+  void *outcome = HoldTypedArray(env, c.argv[2], napi_int32_array, 0, &s->outcome_ref, &len);
+  if (!outcome) {
+    napi_throw_type_error(env, nullptr, "set_buffers: outcome must be an Int32Array");
+    return nullptr;
+  }
+  s->outcome = static_cast<int32_t *>(outcome);
+  s->noutcome = len / KS_OUT_SIZE;
   return c.RetI(0);
 }
 
@@ -278,17 +290,12 @@ OBJ_OP(task_info, ks_task, KS_TASK, 0,
 // join(h, target, now, timeout)
 WAIT_OP(join, ks_task, KS_TASK, ks_join(c.core, t, o, c.Now(2), c.L(3)))
 
-// next(begin) -> handle of the next task of the pass (io: status, fired,
-// value), or -1: none ready, or the pass has had its time (ks_pass_next).
+// next(begin) -> handle of the next task of the pass (see Popped()), or
+// -1: none ready, or the pass has had its time (ks_pass_next).
 FN(next) {
   Call c(env, info);
   ks_task *t = ks_pass_next(c.core, c.I(0));
-  if (!t) return c.RetI(-1);
-  int32_t *io = c.s->io;
-  io[KS_IO_STATUS] = t->status;
-  io[KS_IO_FIRED] = t->fired;
-  io[KS_IO_VALUE] = (int32_t)t->value;
-  return c.RetI((int32_t)t->o.handle);
+  return c.RetI(t ? Popped(c.s, t) : -1);
 }
 
 // yield(h): lets every other ready task run once.

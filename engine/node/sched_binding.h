@@ -8,24 +8,39 @@
 // ts/vocab.ts as IO_*): name, index.
 #define KS_IO_MAP(XX)                                                                     \
   XX(READY, 0)  /* tasks ready to run (after every call) */                               \
-  XX(STATUS, 1) /* next(): the outcome of the popped task's wait */                       \
-  XX(FIRED, 2)  /* next(), select(): the case that fired */                               \
-  XX(VALUE, 3)  /* next(), chan_recv(), chan_try_recv(), select(): the value (a slot) */  \
+  XX(FIRED, 2)  /* select() that did not block: the case that fired */                    \
+  XX(VALUE, 3)  /* chan_recv(), chan_try_recv(), select() that did not block: the value */ \
   XX(SEQ, 4)    /* block_external(): the wait's number, for wake_external() */            \
   XX(SERIAL, 5) /* *_new(), spawn(), task_info(): the object's serial ("channel#N") */    \
   XX(AUX, 6)    /* chan_info(): capacity; task_info(): end */                             \
   XX(AUX2, 7)   /* chan_info(): closed */                                                 \
-  XX(NEXT, 8)   /* a task op that blocked: the task to run next (its outcome in STATUS,   \
-                   FIRED, VALUE), -1 if none, or KS_NEXT_HANDED (see Blocked()) */        \
+  XX(NEXT, 8)   /* a task op that blocked: the task to run next, popped (see Popped()), \
+                   -1 if none, or KS_NEXT_HANDED (see Blocked()) */                       \
   XX(TIMED, 9)  /* waits with a deadline (after every call): 0, no timer to arm or expire */ \
   XX(HAND, 10)  /* set by JS before a task op: 1, the task is at its base async context, \
                    so a block may hand the turn straight to the next task */              \
   XX(SIZE, 16)  /* the array's length */
 
 // io[NEXT] after a task op that blocked and handed the turn straight to the
-// next task: the op returns KS_BLOCK once the task runs again, with its
-// outcome in STATUS, FIRED, VALUE. Mirrored into ts/vocab.ts.
+// next task: the op returns KS_BLOCK once the task runs again, its outcome
+// in its record of the outcome array. Mirrored into ts/vocab.ts.
 #define KS_NEXT_HANDED -3
+
+// Each task's (and proxy's) record in the Int32Array of outcomes shared
+// with ts/sched/binding.ts (mirrored as OUT_*), at handle * SIZE: what its
+// last wait ended with, written when the core pops it to run (Popped()),
+// so that it reads its own whatever JS ran since (a hook, another task).
+#define KS_OUTCOME_MAP(XX)                                                      \
+  XX(STATUS, 0) /* the wait's status (KO_OK, KO_ETIMEDOUT, ...) */              \
+  XX(FIRED, 1)  /* select(): the case that fired */                             \
+  XX(VALUE, 2)  /* chan_recv(), select(): the value (a slot) */                 \
+  XX(SIZE, 3)   /* the record's length */
+
+enum KsOutcome {
+#define KS_XX(name, index) KS_OUT_##name = index,
+  KS_OUTCOME_MAP(KS_XX)
+#undef KS_XX
+};
 
 enum KsIo {
 #define KS_XX(name, index) KS_IO_##name = index,

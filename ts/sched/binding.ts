@@ -15,11 +15,11 @@ import { K } from '../vocab';
  */
 export interface SchedBinding {
   /** `now`: {@link clock}(), from which the core's own clock (for its passes' budget) is set. */
-  set_buffers(io: Int32Array, cases: Float64Array, now: number): number;
+  set_buffers(io: Int32Array, cases: Float64Array, outcome: Int32Array, now: number): number;
   spawn(): number;
   proxy(): number;
   release(h: number): number;
-  /** The next task of the pass (the core decides: ks_pass_next); `begin` 1: a new pass's first. -1: none now. */
+  /** The next task of the pass (the core decides: ks_pass_next), its outcome in its record; `begin` 1: a new pass's first. -1: none now. */
   next(begin: number): number;
   unnext(h: number): number;
   exit(h: number, end: number): number;
@@ -77,15 +77,35 @@ export const S: SchedBinding = { ...binding };
 export const io = new Int32Array(K.IO_SIZE);
 /** Select cases: [op, handle, value] each. @internal */
 export let caseBuf = new Float64Array(3 * 256);
-S.set_buffers(io, caseBuf, clock());
+/**
+ * Each task's (and proxy's) record, at handle * OUT_SIZE: the outcome of its
+ * last wait (OUT_STATUS, OUT_FIRED, OUT_VALUE), written by the binding when
+ * the core pops it to run, read by the task itself (see outcomeOf). @internal
+ */
+export let outcome = new Int32Array(K.OUT_SIZE * 256);
+S.set_buffers(io, caseBuf, outcome, clock());
 
 /** Makes room for n select cases. @internal */
 export function caseRoom(n: number): Float64Array {
   if (3 * n > caseBuf.length) {
     caseBuf = new Float64Array(3 * Math.max(n, 2 * (caseBuf.length / 3)));
-    S.set_buffers(io, caseBuf, clock());
+    S.set_buffers(io, caseBuf, outcome, clock());
   }
   return caseBuf;
+}
+
+/** Makes room for the record of handle h (a new task or proxy), before it can be popped. @internal */
+export function outcomeRoom(h: number): void {
+  if (K.OUT_SIZE * (h + 1) <= outcome.length) return;
+  const more = new Int32Array(Math.max(K.OUT_SIZE * (h + 1), 2 * outcome.length));
+  more.set(outcome);
+  outcome = more;
+  S.set_buffers(io, caseBuf, outcome, clock());
+}
+
+/** Where the record of handle h starts in {@link outcome}. @internal */
+export function outcomeOf(h: number): number {
+  return h * K.OUT_SIZE;
 }
 
 /** The scheduler's clock: microseconds of `performance.now()`. @internal */

@@ -7,7 +7,7 @@ import { chainsSupported, currentRecord, Out, runChain, yieldValue } from '../co
 import { CancelledError, isCancelledError, KorutinError } from '../errors';
 import { native } from '../native';
 import { ERRNO_CODE, K } from '../vocab';
-import { S, clock, io } from './binding';
+import { S, clock, io, outcome, outcomeOf, outcomeRoom } from './binding';
 import { Task, tasksByH } from './task';
 
 /** Proxies (waits of plain async code) by handle: what to do when they wake. */
@@ -19,14 +19,12 @@ export let running: Task<any> | null = null;
 /**
  * Who runs next is the core's decision (ks_pass_next: the ready queue, the
  * pass's budget, timers). When a task blocks, the core pops the task to run
- * after it at once (sched_binding.cc, Blocked()): its handle and outcome
- * wait here for the pass, which then needs no next() call. -1: none; -2:
- * the core had none (none ready, or the pass has had its time).
+ * after it at once (sched_binding.cc, Blocked()): its handle waits here for
+ * the pass, which then needs no next() call. -1: none; -2: the core had
+ * none (none ready, or the pass has had its time). Whatever pops a task
+ * writes its outcome into its own record (binding.ts outcome).
  */
 let pfH = -1;
-let pfStatus = 0;
-let pfFired = -1;
-let pfValue = 0;
 let inPass = false;
 /** The core's pass has begun (its first pop was made). */
 let passBegun = false;
@@ -105,12 +103,7 @@ export function canRunNow(): boolean {
 export function runPassFrom(h: number): void {
   if (inPass) return;
   passBegun = true;
-  if (h >= 0) {
-    pfH = h;
-    pfStatus = io[K.IO_STATUS];
-    pfFired = io[K.IO_FIRED];
-    pfValue = io[K.IO_VALUE];
-  }
+  if (h >= 0) pfH = h;
   runPass();
 }
 
@@ -121,14 +114,8 @@ function runPass(): void {
   try {
     for (;;) {
       let h: number;
-      let status: number;
-      let fired: number;
-      let value: number;
       if (pfH >= 0) {
         h = pfH;
-        status = pfStatus;
-        fired = pfFired;
-        value = pfValue;
         pfH = -1;
       } else if (pfH === -2) {
         pfH = -1;
@@ -137,23 +124,17 @@ function runPass(): void {
         h = S.next(passBegun ? 0 : 1);
         passBegun = true;
         if (h < 0) break;
-        status = io[K.IO_STATUS];
-        fired = io[K.IO_FIRED];
-        value = io[K.IO_VALUE];
       }
       const t = tasksByH[h];
       if (t !== undefined) {
-        // its outcome, where a task switched into reads it (see suspend)
-        t.wStatus = io[K.IO_STATUS] = status;
-        t.wFired = io[K.IO_FIRED] = fired;
-        t.wValue = io[K.IO_VALUE] = value;
-        step(t);
+        step(t); // it reads its outcome itself (see wake)
       } else {
         const settle = proxiesByH[h];
         if (settle) {
           proxiesByH[h] = undefined;
           freeProxies.push(h);
-          settle(status, fired, value);
+          const at = outcomeOf(h);
+          settle(outcome[at + K.OUT_STATUS], outcome[at + K.OUT_FIRED], outcome[at + K.OUT_VALUE]);
         }
       }
     }
@@ -239,9 +220,9 @@ export function blocker(what: string): Task<any> {
  * After a task operation returned K.BLOCK: suspends the calling task until
  * the core wakes it, unless the binding has already handed the turn
  * straight to the next task and `t` runs again (io[NEXT] is NEXT_HANDED).
- * Either way `t` then finds its outcome in io (whoever switched into it
- * put it there: the pass, or the binding's hand-off); returns its status.
- * @internal
+ * Either way `t` then finds its outcome in its own record (the binding
+ * wrote it when the core popped `t`); returns its status, and
+ * {@link wokeFired} and {@link wokeValue} the rest. @internal
  */
 export function suspend(t: Task<any>): number {
   const next = io[K.IO_NEXT];
@@ -249,25 +230,30 @@ export function suspend(t: Task<any>): number {
     stats.handOffs++;
     return wake(t);
   }
-  if (next >= 0) {
-    // the pass resumes it next, without a next() call
-    pfStatus = io[K.IO_STATUS];
-    pfFired = io[K.IO_FIRED];
-    pfValue = io[K.IO_VALUE];
-    pfH = next;
-  } else {
-    pfH = -2;
-  }
+  pfH = next >= 0 ? next : -2; // the pass resumes it next, without a next() call
   yieldValue();
   return wake(t);
 }
 
-/** `t` runs again: it is the running task, and its outcome is in io. */
+/** `t` runs again: it is the running task; its outcome is in its record. */
 function wake(t: Task<any>): number {
   running = t;
-  t.wFired = io[K.IO_FIRED];
-  t.wValue = io[K.IO_VALUE];
-  return (t.wStatus = io[K.IO_STATUS]);
+  return wokeStatus(t);
+}
+
+/** The status of the last wait of `t` (what it was popped with: cancelled before it started, for one). @internal */
+export function wokeStatus(t: Task<any>): number {
+  return outcome[outcomeOf(t.h) + K.OUT_STATUS];
+}
+
+/** The case of a select that fired, after {@link suspend} returned. @internal */
+export function wokeFired(t: Task<any>): number {
+  return outcome[outcomeOf(t.h) + K.OUT_FIRED];
+}
+
+/** The value (a slot) the wait received, after {@link suspend} returned. @internal */
+export function wokeValue(t: Task<any>): number {
+  return outcome[outcomeOf(t.h) + K.OUT_VALUE];
 }
 
 /** The error a failed wait throws. @internal */
@@ -296,6 +282,7 @@ export function proxyWait(
   if (h === undefined) {
     h = S.proxy();
     if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', 'out of memory');
+    outcomeRoom(h);
   }
   const st = op(h);
   if (st === K.BLOCK) {

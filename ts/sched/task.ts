@@ -7,8 +7,8 @@ import { CancelledError, isCancelledError, KorutinError } from '../errors';
 import { describeGiven, describeValue } from '../format';
 import { END_STATES, K, TASK_STATES } from '../vocab';
 import type { Engine } from '../engine';
-import { S, clock, io, timeoutUs } from './binding';
-import { self, kick, proxyWait, suspend, waitError } from './driver';
+import { S, clock, io, outcomeRoom, timeoutUs } from './binding';
+import { self, kick, proxyWait, suspend, waitError, wokeStatus } from './driver';
 import { awaitPromise, isThenable } from './ops';
 import { Holdable, TaskFin, reportLater, reportUnhandled, taskRegistry } from './unhandled';
 
@@ -55,12 +55,6 @@ export class Task<T = unknown> implements PromiseLike<T> {
   readonly h: number;
   /** @internal */
   co: Coroutine | null;
-  /** @internal the outcome of the last wait, copied by the driver */
-  wStatus = 0;
-  /** @internal */
-  wFired = -1;
-  /** @internal */
-  wValue = 0;
   /** @internal */
   end: number = End.None;
   /** @internal */
@@ -93,6 +87,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
     if (h <= 0) throw new KorutinError('ERR_OUT_OF_MEMORY', 'cannot create a task: out of memory');
     this.h = h;
     this.id = io[K.IO_SERIAL];
+    outcomeRoom(h);
     this.name = options.name ?? `task-${this.id}`;
     // the body holds the task only until it starts, so that a finished
     // task nobody references can be collected (and its error reported)
@@ -100,7 +95,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
     const body = (): T => {
       const t = me!;
       me = null;
-      if (t.wStatus === K.ECANCELED) throw new CancelledError(t.cancelReason); // cancelled before it started
+      if (wokeStatus(t) === K.ECANCELED) throw new CancelledError(t.cancelReason); // cancelled before it started
       const r = fn(...args);
       // a promise (an async function's result) is awaited: the task ends as it settles
       return isThenable(r) ? (awaitPromise(r) as T) : r;
