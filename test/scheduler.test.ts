@@ -12,7 +12,8 @@ import { performance } from 'perf_hooks';
 import {
   CancelledError, Channel, Cond, Mutex, select, Semaphore, Task, WaitGroup,
 } from '../ts';
-import { codeOf, engineFor, gc, inTask, PACKAGE_ENTRY, runNode, testBackends, tick, until } from './helpers';
+import * as path from 'path';
+import { codeOf, engineFor, gc, inTask, NATIVE_ENTRY, PACKAGE_ENTRY, runNode, testBackends, tick, until } from './helpers';
 
 for (const backend of testBackends()) {
   describe(`scheduler [${backend}]`, () => {
@@ -20,6 +21,38 @@ for (const backend of testBackends()) {
     const ownThread = backend === 'threads';
     /** 10,000 sleepers, fewer on threads (one OS thread per task). */
     const SLEEPERS = ownThread ? 300 : 10_000;
+
+    it('where async contexts cannot move (no chains), tasks run alone from the pass and behave the same', function () {
+      this.timeout(60_000);
+      // No runtime tested here lacks chains: the addon is told so, in a child.
+      const r = runNode(
+        `const { native } = require(${JSON.stringify(NATIVE_ENTRY)});
+         native.async_stack = () => ({ ok: false, reason: 'the test says so' });
+         const { createEngine, Channel, CancelledError } = require(${JSON.stringify(PACKAGE_ENTRY)});
+         const { schedulerStats } = require(${JSON.stringify(path.join(path.dirname(PACKAGE_ENTRY), 'scheduler.js'))});
+         const ko = createEngine({ backend: ${JSON.stringify(backend)} });
+         const a = new Channel(0), b = new Channel(2);
+         const ping = ko.spawn(() => { let s = 0; for (let i = 0; i < 50; i++) { a.send(i); s += b.recv(); } return s; });
+         const pong = ko.spawn(() => { for (let i = 0; i < 50; i++) b.send(a.recv() * 2); ko.sleep(2); return ko.await(Promise.resolve('pong')); });
+         const fails = ko.spawn(() => { ko.yield(); throw new Error('boom'); });
+         const sleeper = ko.spawn(() => ko.sleep(60_000));
+         const cancelled = ko.spawn(() => 'never');
+         cancelled.cancel();
+         sleeper.cancel();
+         Promise.allSettled([ping, pong, fails, sleeper, cancelled]).then((rs) => {
+           const st = schedulerStats();
+           console.log(JSON.stringify({
+             out: rs.map((x) => x.status === 'fulfilled' ? x.value : (x.reason instanceof CancelledError ? 'cancelled' : x.reason.message)),
+             handOffs: st.handOffs, resumes: st.resumes,
+           }));
+         });`,
+      );
+      assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(-800)}`);
+      const got = JSON.parse(r.stdout.trim()) as { out: unknown[]; handOffs: number; resumes: number };
+      assert.deepEqual(got.out, [2 * 1225, 'pong', 'boom', 'cancelled', 'cancelled']);
+      assert.equal(got.handOffs, 0);
+      assert.ok(got.resumes >= 100, `${got.resumes} resumes from the pass`);
+    });
 
     it('spawn: starts soon on the event loop, with its arguments and options', async () => {
       const log: string[] = [];

@@ -702,15 +702,16 @@ export function currentCoroutine(): Coroutine | undefined {
   const rec = topOfRunning();
   if (!rec) return undefined;
   if (rec.self) return rec.self;
-  // resumed by a chain (runChain, handOff): its owner (a scheduler task) holds it
+  // resumed by a chain (the scheduler's pass, a hand-off): its owner (a scheduler task) holds it
   const co = (rec.owner as { co?: unknown } | null | undefined)?.co;
   return co instanceof Coroutine ? co : undefined;
 }
 
 // ------------------------------------------------------------------ chains
 //
-// The scheduler runs tasks in chains: it resumes one with runChain(), and a
-// task that blocks hands the turn straight to the next ready one, which
+// The scheduler runs tasks in chains: its binding's pass resumes one
+// natively (JsRunChain), and a task that blocks hands the turn straight to
+// the next ready one, which
 // costs one switch of V8's thread state instead of two (there and back
 // through the scheduler). The scheduler's binding decides and makes that
 // hand-off inside the blocking call (sched_binding.cc, Blocked()); which
@@ -723,7 +724,7 @@ export function chainsSupported(): boolean {
   return canMoveAsyncScopes();
 }
 
-/** Lets the coroutine take part in chains (once, before its first runChain or handOff). @internal */
+/** Lets the coroutine take part in chains (once, before its first pass). @internal */
 export function joinChains(rec: CoroutineRecord): void {
   // a chain may enter it without a resume that would say who it is
   live[rec.slot] = rec;
@@ -733,19 +734,14 @@ export function joinChains(rec: CoroutineRecord): void {
 }
 
 /**
- * Resumes `rec` (outside any coroutine) in its own async context; coroutines
- * it hands off to run in turn. Returns the one that came back (yielded or
- * ended); its `out` and `outValue` say how. @internal
+ * A chain (the scheduler binding's pass resumes a task's coroutine in one,
+ * natively) came back with its last coroutine ended: that one, released;
+ * its `out` and `outValue` say how it ended. @internal
  */
-export function runChain(rec: CoroutineRecord): CoroutineRecord {
-  if (view[K.VIEW_CURRENT] >= 0) fail('ERR_ALREADY_RUNNING', 'runChain() resumes a suspended coroutine from outside any coroutine');
-  rec.sig = Sig.Next;
-  rec.sigValue = undefined;
-  switchedOut = null;
-  native.resume_chain(rec.no); // the addon refuses one not suspended; its entry in live is set (joinChains)
+export function chainEnded(): CoroutineRecord {
   const last = switchedOut!;
   switchedOut = null;
-  if (last.out !== Out.Yield) finished(last);
+  finished(last);
   return last;
 }
 

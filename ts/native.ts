@@ -51,8 +51,6 @@ export interface NativeBinding {
   set_error_class(klass: typeof KorutinError): void;
   /** Runs coroutine `no` until it yields or returns. */
   resume(no: number): void;
-  /** Resumes coroutine `no` in its base async context; coroutines it hands off to run in turn. */
-  resume_chain(no: number): void;
   /**
    * Suspends the running coroutine until it is resumed again. Throws
    * ERR_UNSAFE_YIELD, without suspending, where it may not suspend (see
@@ -96,7 +94,7 @@ export interface NativeBinding {
   resume_scoped(no: number): void;
   /** Frees coroutine `no` (made by create(), not started, or finished); it may go back to the pool. */
   destroy(no: number): void;
-  /** The async context resume_chain() (and a hand-off) runs coroutine `no` (made by create()) in. */
+  /** The async context a chain (the scheduler's pass, a hand-off) runs coroutine `no` (made by create()) in. */
   set_base(no: number, asyncId: number, triggerId: number, resource: object): void;
   /** Frees pooled coroutines until at most `keep` (default 0) wait; returns how many were freed. */
   trim_pool(keep?: number): number;

@@ -46,6 +46,7 @@ export const K = {
   IO_NEXT: 8,
   IO_TIMED: 9,
   IO_HAND: 10,
+  IO_RUNS: 11,
   IO_SIZE: 16,
   OUT_STATUS: 0,
   OUT_FIRED: 1,

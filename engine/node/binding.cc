@@ -2,8 +2,8 @@
 //
 // Exposes the backends, the bridge's discovery report, a `Coroutine` class
 // whose body is a JS function, and the switch functions (resume, yield,
-// resume_chain, and the scheduler binding's hand-off, JsHandOff), which name
-// a coroutine by its number. Values and exceptions cross in JavaScript
+// and for the scheduler binding's pass and hand-offs JsRunChain and
+// JsHandOff), which name a coroutine by its number. Values and exceptions cross in JavaScript
 // (ts/coroutine.ts); this file owns what JS asks of the switches: each
 // coroutine's state (status()), which one runs (the view it writes on every
 // switch, KO_VIEW_MAP), and whether it may suspend at all (RefusalText).
@@ -508,38 +508,34 @@ napi_value Resume(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// Resumes coroutine `no` in its base async context (create()'s or
-// set_base's), entered and left natively (as AsyncResource#runInAsyncScope
-// would, for less). Chained, the coroutines it hands off to (yield_to) run
-// in turn, each in its own, until one yields or returns.
-napi_value ResumeInBase(napi_env env, napi_callback_info info, bool chained, const char *refusal) {
-  SwitchCall call(env, info);
-  JsCoroutine *co = call.Target();
-  if (!co) return nullptr;
-  AsyncStack &async = Async(call.inst);
-  if (!HasBase(co) || !async.ok()) {
-    call.Fail(KO_EINVAL, refusal);
-    return nullptr;
-  }
+// Resumes coroutine `co` (resumable, with a base) in its base async context
+// (create()'s or set_base's), entered and left natively (as
+// AsyncResource#runInAsyncScope would, for less). Chained, the coroutines it
+// hands the turn to (JsHandOff) run in turn, each in its own, until one
+// yields or returns: that one comes back, not yet freed (see Finished).
+JsCoroutine *RunInBase(Instance *inst, JsCoroutine *co, bool chained) {
+  AsyncStack &async = Async(inst);
   Started(co);
   JsCoroutine *back = JsCurrent();
   async.Enter(co->base_id, co->base_trigger, co->base.get());
-  call.inst->Show(co);
+  inst->Show(co);
   JsCoroutine *last = JsResume(co, chained);
   async.Leave(last->base_id);
-  Finished(call.inst, last);
-  call.inst->Show(back);
-  return nullptr;
-}
-
-// resume_chain(no): a chain of hand-offs from coroutine `no`.
-napi_value ResumeChain(napi_env env, napi_callback_info info) {
-  return ResumeInBase(env, info, true, "resume_chain() needs set_base() and a movable async stack");
+  inst->Show(back);
+  return last;
 }
 
 // resume_scoped(no): resume(no) in its base async context.
 napi_value ResumeScoped(napi_env env, napi_callback_info info) {
-  return ResumeInBase(env, info, false, "resume_scoped() needs a base async context and a movable async stack");
+  SwitchCall call(env, info);
+  JsCoroutine *co = call.Target();
+  if (!co) return nullptr;
+  if (!HasBase(co) || !Async(call.inst).ok()) {
+    call.Fail(KO_EINVAL, "resume_scoped() needs a base async context and a movable async stack");
+    return nullptr;
+  }
+  Finished(call.inst, RunInBase(call.inst, co, false));
+  return nullptr;
 }
 
 // yield(): suspends the running coroutine until it is resumed again
@@ -728,8 +724,8 @@ napi_value VmWatch(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// setBase(no, asyncId, triggerId, resource): the async context a chain
-// runs coroutine `no` in (see ResumeChain).
+// set_base(no, asyncId, triggerId, resource): the async context a chain
+// runs coroutine `no` in (see JsRunChain).
 napi_value SetBaseNo(napi_env env, napi_callback_info info) {
   RawCall<4> call(env, info);
   napi_value *argv = call.argv;
@@ -912,7 +908,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const struct {
     const char *name;
     napi_callback fn;
-  } switches[] = {{"resume", Resume}, {"resume_chain", ResumeChain}, {"yield", Yield},
+  } switches[] = {{"resume", Resume}, {"yield", Yield},
                   {"create", Create}, {"destroy", DestroyNo}, {"set_base", SetBaseNo}, {"resume_scoped", ResumeScoped},
                   {"status", Status}, {"set_view", SetView}, {"vm_watch", VmWatch},
                   {"suspend_refusal", SuspendRefusal}};
@@ -940,6 +936,33 @@ void *HoldTypedArray(napi_env env, napi_value value, napi_typedarray_type type, 
   napi_create_reference(env, value, 1, ref);
   if (len) *len = n;
   return data;
+}
+
+JsChainEnd JsRunChain(napi_env env, double no) {
+  void *data = nullptr;
+  napi_get_instance_data(env, &data);
+  Instance *inst = static_cast<Instance *>(data);
+  JsCoroutine *co = inst ? inst->Find(no) : nullptr;
+  int code = KO_EDONE;
+  const char *why = co ? NotResumable(co, &code) : "no such coroutine: it has finished";
+  if (!why && JsCurrent()) {
+    code = KO_EBUSY;
+    why = "a chain is resumed from outside any coroutine";
+  }
+  if (!why && (!HasBase(co) || !Async(inst).ok())) {
+    code = KO_EINVAL;
+    why = "a chain needs a base async context and a movable async stack";
+  }
+  if (why) {
+    Throw(env, code, why);
+    return kJsChainFailed;
+  }
+  JsCoroutine *last = RunInBase(inst, co, true);
+  bool ended = last->finished;
+  Finished(inst, last);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  return pending ? kJsChainFailed : ended ? kJsChainEnded : kJsChainYielded;
 }
 
 bool JsHandOff(napi_env env, JsCoroutine *c, double no) {

@@ -33,11 +33,22 @@ namespace korutin {
 struct JsCoroutine;
 
 // A hand-off (the scheduler's binding decides when): the running coroutine
-// `c`, run by a chain (resume_chain, or handed the turn), suspends and its
+// `c`, run by a chain (JsRunChain, or handed the turn), suspends and its
 // chain resumes coroutine `no` at once, in no's base async context; `no`
 // must be suspended, started, with a base. Returns true once `c` is resumed again;
 // false, having done nothing, when `no` cannot take the turn so.
 bool JsHandOff(napi_env env, JsCoroutine *c, double no);
+
+// How a chain came back to the pass that resumed it (JsRunChain): its last
+// coroutine yielded, or ended (returned or threw: JS finds which, and its
+// value, in ts/coroutine.ts); or it could not run, an exception pending.
+enum JsChainEnd { kJsChainYielded, kJsChainEnded, kJsChainFailed };
+
+// The scheduler binding's pass resumes a task's coroutine `no` (started or
+// not, suspended, with a base) from outside any coroutine, as a chain: the
+// coroutines it hands the turn to run in turn (JsHandOff) until one
+// yields back or ends.
+JsChainEnd JsRunChain(napi_env env, double no);
 
 // A typed array that JavaScript shares with the addon (the view, the
 // scheduler's io and select cases): when `value` is one of `type` with at

@@ -140,11 +140,6 @@ int32_t Popped(Sched *s, ks_task *n) {
   return (int32_t)h;
 }
 
-// The task to run next, popped now for the driver: io[NEXT], -1 if none.
-void PopNext(const Call &c, ks_task *n) {
-  c.s->io[KS_IO_NEXT] = n ? Popped(c.s, n) : -1;
-}
-
 // Hands the turn from the running task's coroutine straight to that of
 // task `n` (see JsHandOff); returns once the running one is resumed, or
 // false when n's coroutine cannot take it so.
@@ -159,18 +154,55 @@ bool HandOff(const Call &c, ks_task *n) {
 // run after it is popped now, and the turn handed to it at once when it
 // can be (a hand-off: one switch of V8's thread state instead of two, and
 // no crossing): the op returns once this task runs again, io[NEXT] saying
-// KS_NEXT_HANDED. Otherwise the popped task is the driver's to resume
-// (io[NEXT]), without a next() call. Either way a task switched into finds
-// its outcome in its own record (Popped()). Proxies do not suspend: nothing
-// is popped for them. `hand` false: the caller has to do something between
-// blocking and suspending (block_external: arrange its wake), so no hand-off.
+// KS_NEXT_HANDED. Otherwise (io[NEXT] -1) the popped task goes back to the
+// head of the queue, and the task suspends back to the pass (run_pass),
+// which pops it. Either way a task switched into finds its outcome in its
+// own record (Popped()). Proxies do not suspend: nothing is popped for
+// them. `hand` false: the caller has to do something between blocking and
+// suspending (block_external: arrange its wake), so no hand-off.
 napi_value Blocked(const Call &c, ks_task *t, int r, bool hand = true) {
   if (r != KS_BLOCK || !t || t->proxy) return c.RetI(r);
+  int32_t *io = c.s->io;
+  io[KS_IO_NEXT] = -1;
+  if (!hand || !io[KS_IO_HAND]) return c.RetI(r);
   ks_task *n = ks_pass_next(c.core, 0);
-  PopNext(c, n);
+  if (!n) return c.RetI(r);
+  Popped(c.s, n);
   // back here once t runs again: whoever popped it wrote its record
-  if (hand && n && c.s->io[KS_IO_HAND] && HandOff(c, n)) c.s->io[KS_IO_NEXT] = KS_NEXT_HANDED;
+  if (HandOff(c, n)) io[KS_IO_NEXT] = KS_NEXT_HANDED;
+  else ks_unnext(c.core, n);
   return c.RetI(r);
+}
+
+// The pass's runner (ks_pass_run): runs task `n` in a chain, natively, and
+// goes on with the pass; stops it (1) where JS must act first, with
+// `out` for run_pass() to return.
+struct Pass {
+  napi_env env;
+  Sched *s;
+  int32_t out = -1;
+};
+constexpr int32_t KS_RUN_FAILED = -2;  // `out` when a chain could not run: its exception is pending
+int RunOne(void *arg, ks_task *n) {
+  Pass *p = static_cast<Pass *>(arg);
+  const std::vector<double> &nos = p->s->coro_no;
+  int32_t h = Popped(p->s, n);
+  double no = n->proxy || (size_t)h >= nos.size() ? -1 : nos[(size_t)h];
+  if (no < 0) {
+    p->out = h;  // a proxy woke, or a task that runs alone (no chains here)
+    return 1;
+  }
+  p->s->io[KS_IO_RUNS]++;
+  switch (JsRunChain(p->env, no)) {
+    case kJsChainYielded:
+      return 0;
+    case kJsChainEnded:
+      p->out = 0;  // a task's coroutine ended
+      return 1;
+    default:
+      p->out = KS_RUN_FAILED;
+      return 1;
+  }
 }
 
 // Task `t` ends: it runs in no coroutine any more.
@@ -257,8 +289,6 @@ FN(set_buffers) {
 NEW_OP(spawn, ObjOf(ks_spawn(c.core)), KO_ENOMEM)
 NEW_OP(proxy, ObjOf(ks_proxy(c.core)), KO_ENOMEM)
 OBJ_OP(release, ks_task, KS_TASK, 0, (ks_release(c.core, o), KO_OK))
-// unnext(h): a task popped early (io[NEXT]) goes back to the head of the queue.
-OBJ_OP(unnext, ks_task, KS_TASK, 0, (ks_unnext(c.core, o), KO_OK))
 // exit(h, end)
 OBJ_OP(exit, ks_task, KS_TASK, 0, (Unbind(c, o), ks_exit(c.core, o, (ks_end)c.I(1), 0), KO_OK))
 // task_bind(h, no): task h runs in coroutine `no` (a number of the binding's
@@ -274,28 +304,27 @@ FN(task_bind) {
 }
 OBJ_OP(cancel, ks_task, KS_TASK, 0, ks_cancel(c.core, o))
 OBJ_OP(wakeup, ks_task, KS_TASK, 0, ks_wakeup(c.core, o))
-// wake_external(h, seq, status, pop) -> status. With `pop` (the driver runs
-// a pass next, as after a promise reaction), the task now at the head of
-// the queue is popped at once (io[NEXT], see PopNext): no next() call.
-FN(wake_external) {
-  Call c(env, info);
-  ks_task *o = c.Task(0);
-  int r = o ? ks_wake_external(c.core, o, (uint32_t)c.I(1), c.I(2), 0) : KO_EINVAL;
-  if (c.I(3)) PopNext(c, r == KO_OK ? ks_pass_next(c.core, 1) : nullptr);
-  return c.RetI(r);
-}
+// wake_external(h, seq, status) -> status
+OBJ_OP(wake_external, ks_task, KS_TASK, 0, ks_wake_external(c.core, o, (uint32_t)c.I(1), c.I(2), 0))
 // task_info(h) -> state (KS_STATE_MAP); io[AUX] = end, io[SERIAL] = serial
 OBJ_OP(task_info, ks_task, KS_TASK, 0,
        (c.s->io[KS_IO_AUX] = o->end, c.s->io[KS_IO_SERIAL] = (int32_t)o->o.serial, o->state))
 // join(h, target, now, timeout)
 WAIT_OP(join, ks_task, KS_TASK, ks_join(c.core, t, o, c.Now(2), c.L(3)))
 
-// next(begin) -> handle of the next task of the pass (see Popped()), or
-// -1: none ready, or the pass has had its time (ks_pass_next).
-FN(next) {
+// run_pass(begin) -> what the JS driver must act on before the pass goes
+// on (it calls again, with begin 0): the handle of a proxy that woke, or of
+// a task to run alone (no chains here), its outcome in its record; 0: a
+// task's coroutine ended (ts/coroutine.ts says how); -1: the pass is over
+// (none ready, or it has had its time: ks_pass_next). Every other task is
+// run here, in a chain (JsRunChain): io[RUNS] counts them.
+FN(run_pass) {
   Call c(env, info);
-  ks_task *t = ks_pass_next(c.core, c.I(0));
-  return c.RetI(t ? Popped(c.s, t) : -1);
+  c.s->io[KS_IO_RUNS] = 0;
+  Pass p{env, c.s};
+  ks_pass_run(c.core, c.I(0), RunOne, &p);
+  if (p.out == KS_RUN_FAILED) return nullptr;  // its exception is pending
+  return c.RetI(p.out);
 }
 
 // yield(h): lets every other ready task run once.
@@ -480,7 +509,7 @@ FN(obj_free) {
 }
 
 #define KS_BINDING_OPS(XX)                                                                                      \
-  XX(set_buffers) XX(spawn) XX(proxy) XX(release) XX(next) XX(unnext) XX(exit) XX(task_bind) XX(cancel)      \
+  XX(set_buffers) XX(spawn) XX(proxy) XX(release) XX(run_pass) XX(exit) XX(task_bind) XX(cancel)      \
   XX(wakeup) XX(yield)                                                                                        \
   XX(sleep) XX(join) XX(block_external) XX(wake_external) XX(next_deadline) XX(task_info)                     \
   XX(describe) XX(live_count) XX(chan_new) XX(chan_send) XX(chan_recv) XX(chan_try_send) XX(chan_try_recv)   \

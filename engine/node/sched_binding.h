@@ -14,11 +14,12 @@
   XX(SERIAL, 5) /* *_new(), spawn(), task_info(): the object's serial ("channel#N") */    \
   XX(AUX, 6)    /* chan_info(): capacity; task_info(): end */                             \
   XX(AUX2, 7)   /* chan_info(): closed */                                                 \
-  XX(NEXT, 8)   /* a task op that blocked: the task to run next, popped (see Popped()), \
-                   -1 if none, or KS_NEXT_HANDED (see Blocked()) */                       \
+  XX(NEXT, 8)   /* a task op that blocked: KS_NEXT_HANDED (see Blocked()), or -1: the  \
+                   task suspends back to the pass */                                      \
   XX(TIMED, 9)  /* waits with a deadline (after every call): 0, no timer to arm or expire */ \
   XX(HAND, 10)  /* set by JS before a task op: 1, the task is at its base async context, \
                    so a block may hand the turn straight to the next task */              \
+  XX(RUNS, 11)  /* run_pass(): the tasks it ran (resumed in a chain) */                  \
   XX(SIZE, 16)  /* the array's length */
 
 // io[NEXT] after a task op that blocked and handed the turn straight to the

@@ -77,8 +77,8 @@ export class Parking {
     if (t === null && (more === null || more.length === 0)) return;
     this.t = null;
     this.more = null;
-    if (t !== null) S.wake_external(t.h, this.seq, K.OK, 0);
-    if (more !== null) for (const p of more) S.wake_external(p.t.h, p.seq, K.OK, 0);
+    if (t !== null) S.wake_external(t.h, this.seq, K.OK);
+    if (more !== null) for (const p of more) S.wake_external(p.t.h, p.seq, K.OK);
     kick();
   }
 }

@@ -19,9 +19,14 @@ export interface SchedBinding {
   spawn(): number;
   proxy(): number;
   release(h: number): number;
-  /** The next task of the pass (the core decides: ks_pass_next), its outcome in its record; `begin` 1: a new pass's first. -1: none now. */
-  next(begin: number): number;
-  unnext(h: number): number;
+  /**
+   * Runs tasks of the pass (the core decides who: ks_pass_next), each in a
+   * chain, until JS must act: returns a proxy's handle that woke, or a
+   * task's that runs alone (its outcome in its record); 0: a task's
+   * coroutine ended; -1: the pass is over. io[RUNS]: the tasks it ran.
+   * `begin` 1: a new pass.
+   */
+  run_pass(begin: number): number;
   exit(h: number, end: number): number;
   /** Task `h` runs in coroutine `no` (ts/coroutine.ts's number), which a blocked task may hand the turn to. */
   task_bind(h: number, no: number): number;
@@ -31,8 +36,7 @@ export interface SchedBinding {
   sleep(h: number, now: number, dur: number): number;
   join(h: number, target: number, now: number, timeout: number): number;
   block_external(h: number, now: number, timeout: number, kind: number): number;
-  /** With `pop` 1, the task now at the head of the queue is popped into io[NEXT] (-1: none). */
-  wake_external(h: number, seq: number, status: number, pop: number): number;
+  wake_external(h: number, seq: number, status: number): number;
   next_deadline(): number;
   task_info(h: number): number;
   describe(h: number, now: number): string;

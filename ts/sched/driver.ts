@@ -3,7 +3,7 @@
  * Part of the scheduler (ts/scheduler.ts says how the parts fit). @internal
  */
 import { executionAsyncId } from 'async_hooks';
-import { chainsSupported, currentRecord, Out, runChain, yieldValue } from '../coroutine';
+import { chainEnded, CoroutineRecord, currentRecord, Out, yieldValue } from '../coroutine';
 import { CancelledError, isCancelledError, KorutinError } from '../errors';
 import { native } from '../native';
 import { ERRNO_CODE, K } from '../vocab';
@@ -17,17 +17,11 @@ const freeProxies: number[] = [];
 /** The task running now, or null. @internal */
 export let running: Task<any> | null = null;
 /**
- * Who runs next is the core's decision (ks_pass_next: the ready queue, the
- * pass's budget, timers). When a task blocks, the core pops the task to run
- * after it at once (sched_binding.cc, Blocked()): its handle waits here for
- * the pass, which then needs no next() call. -1: none; -2: the core had
- * none (none ready, or the pass has had its time). Whatever pops a task
- * writes its outcome into its own record (binding.ts outcome).
+ * Passes are the binding's (run_pass, on the core's ks_pass_run: who runs
+ * next, the pass's budget, timers); this driver starts them from the event
+ * loop and does what only JavaScript can between its tasks.
  */
-let pfH = -1;
 let inPass = false;
-/** The core's pass has begun (its first pop was made). */
-let passBegun = false;
 let passQueued = false;
 let timer: NodeJS.Timeout | null = null;
 let armedAt = -1;
@@ -97,51 +91,48 @@ export function canRunNow(): boolean {
 }
 
 /**
- * Runs a pass the core has just begun with task handle `h` (wake_external
- * with pop; -1: none was ready). @internal
+ * Runs a pass now (outside a pass and a task: see canRunNow), as a promise
+ * reaction that woke a task does. @internal
  */
-export function runPassFrom(h: number): void {
-  if (inPass) return;
-  passBegun = true;
-  if (h >= 0) pfH = h;
+export function runPassNow(): void {
   runPass();
 }
 
+/**
+ * A pass: the binding runs the tasks the core pops, each in a chain, and
+ * comes back here only for what JavaScript must do before it goes on (a
+ * task ended, a proxy woke, a task runs alone).
+ */
 function runPass(): void {
   if (inPass) return;
   inPass = true;
   stats.passes++;
   try {
-    for (;;) {
-      let h: number;
-      if (pfH >= 0) {
-        h = pfH;
-        pfH = -1;
-      } else if (pfH === -2) {
-        pfH = -1;
-        break;
-      } else {
-        h = S.next(passBegun ? 0 : 1);
-        passBegun = true;
-        if (h < 0) break;
+    for (let begin = 1; ; begin = 0) {
+      const h = S.run_pass(begin);
+      running = null;
+      stats.resumes += io[K.IO_RUNS];
+      if (h < 0) break;
+      if (h === 0) {
+        ended(chainEnded());
+        continue;
       }
       const t = tasksByH[h];
       if (t !== undefined) {
-        step(t); // it reads its outcome itself (see wake)
-      } else {
-        const settle = proxiesByH[h];
-        if (settle) {
-          proxiesByH[h] = undefined;
-          freeProxies.push(h);
-          const at = outcomeOf(h);
-          settle(outcome[at + K.OUT_STATUS], outcome[at + K.OUT_FIRED], outcome[at + K.OUT_VALUE]);
-        }
+        stats.resumes++;
+        stepAlone(t); // it reads its outcome itself (see wake)
+        continue;
+      }
+      const settle = proxiesByH[h];
+      if (settle) {
+        proxiesByH[h] = undefined;
+        freeProxies.push(h);
+        const at = outcomeOf(h);
+        settle(outcome[at + K.OUT_STATUS], outcome[at + K.OUT_FIRED], outcome[at + K.OUT_VALUE]);
       }
     }
   } finally {
-    if (pfH >= 0) S.unnext(pfH); // popped early but not run: back to the head
-    pfH = -1;
-    passBegun = false;
+    running = null;
     inPass = false;
   }
   if (io[K.IO_READY] > 0 && !passQueued) {
@@ -151,23 +142,20 @@ function runPass(): void {
   arm();
 }
 
-function step(t: Task<any>): void {
-  stats.resumes++;
-  // Tasks run in chains (see ts/coroutine.ts) where async contexts can move:
-  // asked on first use, not at load (a Worker that only loads korutin never probes).
-  if (!chainsSupported()) return stepAlone(t);
-  running = t;
-  const last = runChain(t.co!.rec);
-  running = null;
-  if (last.out === Out.Yield) return;
-  const lt = last.owner as Task<any>;
+/** A task's coroutine ended (returned or threw), last of its chain: the task ends so. */
+function ended(last: CoroutineRecord): void {
+  const t = last.owner as Task<any>;
   const v = last.outValue;
   last.outValue = undefined;
-  if (last.out === Out.Return) lt.finish(K.END_OK, v);
-  else lt.finish(isCancelledError(v) ? K.END_CANCELLED : K.END_ERROR, v);
+  if (last.out === Out.Return) t.finish(K.END_OK, v);
+  else t.finish(isCancelledError(v) ? K.END_CANCELLED : K.END_ERROR, v);
 }
 
-/** Where chains cannot work: the task runs alone, and comes back here. */
+/**
+ * Where chains cannot work (async contexts cannot move here; asked on
+ * first use, at spawn, so that a Worker that only loads korutin never
+ * probes): the task runs alone, and comes back here.
+ */
 function stepAlone(t: Task<any>): void {
   running = t;
   let r: IteratorResult<unknown, unknown>;
@@ -225,13 +213,8 @@ export function blocker(what: string): Task<any> {
  * {@link wokeFired} and {@link wokeValue} the rest. @internal
  */
 export function suspend(t: Task<any>): number {
-  const next = io[K.IO_NEXT];
-  if (next === K.NEXT_HANDED) {
-    stats.handOffs++;
-    return wake(t);
-  }
-  pfH = next >= 0 ? next : -2; // the pass resumes it next, without a next() call
-  yieldValue();
+  if (io[K.IO_NEXT] === K.NEXT_HANDED) stats.handOffs++;
+  else yieldValue(); // back to the pass
   return wake(t);
 }
 
@@ -239,6 +222,11 @@ export function suspend(t: Task<any>): number {
 function wake(t: Task<any>): number {
   running = t;
   return wokeStatus(t);
+}
+
+/** Task `t`'s coroutine is entered for the first time: it is the running task. @internal */
+export function entered(t: Task<any>): void {
+  running = t;
 }
 
 /** The status of the last wait of `t` (what it was popped with: cancelled before it started, for one). @internal */

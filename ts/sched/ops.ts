@@ -7,7 +7,7 @@ import { KorutinError } from '../errors';
 import { K } from '../vocab';
 import type { Engine } from '../engine';
 import { S, clock, io, timeoutUs } from './binding';
-import { self, canRunNow, kick, runPassFrom, suspend, waitError } from './driver';
+import { self, canRunNow, kick, runPassNow, suspend, waitError } from './driver';
 import { SpawnOptions, Task, TaskInfo, tasksByH } from './task';
 
 /**
@@ -50,11 +50,11 @@ export function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /** A promise awaited by task `t` (wait number `seq`) settled: wake it, unless that wait already ended (timeout, cancel). */
 function settleAwait(t: Task<any>, seq: number, ok: boolean, v: unknown): void {
-  const pop = canRunNow();
-  if (S.wake_external(t.h, seq, K.OK, pop ? 1 : 0) !== K.OK) return;
+  if (S.wake_external(t.h, seq, K.OK) !== K.OK) return;
   t.awaitOk = ok;
   t.awaitValue = v;
-  if (pop) runPassFrom(io[K.IO_NEXT]);
+  // where a plain await's continuation would run: now, not a turn later
+  if (canRunNow()) runPassNow();
   else kick();
 }
 

@@ -8,7 +8,7 @@ import { describeGiven, describeValue } from '../format';
 import { END_STATES, K, TASK_STATES } from '../vocab';
 import type { Engine } from '../engine';
 import { S, clock, io, outcomeRoom, timeoutUs } from './binding';
-import { self, kick, proxyWait, suspend, waitError, wokeStatus } from './driver';
+import { entered, self, kick, proxyWait, suspend, waitError, wokeStatus } from './driver';
 import { awaitPromise, isThenable } from './ops';
 import { Holdable, TaskFin, reportLater, reportUnhandled, taskRegistry } from './unhandled';
 
@@ -95,6 +95,7 @@ export class Task<T = unknown> implements PromiseLike<T> {
     const body = (): T => {
       const t = me!;
       me = null;
+      entered(t);
       if (wokeStatus(t) === K.ECANCELED) throw new CancelledError(t.cancelReason); // cancelled before it started
       const r = fn(...args);
       // a promise (an async function's result) is awaited: the task ends as it settles

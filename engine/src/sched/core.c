@@ -217,6 +217,15 @@ ks_task *ks_pass_next(ks_core *c, int begin) {
   return ks_next(c);
 }
 
+int ks_pass_run(ks_core *c, int begin, ks_run_fn run, void *arg) {
+  ks_task *t;
+  for (; (t = ks_pass_next(c, begin)); begin = 0) {
+    int r = run(arg, t);
+    if (r) return r;
+  }
+  return 0;
+}
+
 /* -------------------------------------------------------- generic waiting */
 
 static void runq_push(ks_core *c, ks_task *t) {

@@ -245,9 +245,9 @@ uint32_t ks_timed_count(const ks_core *c);
 
 /* ---------------------------------------------------------------- passes */
 /* Drivers run ready tasks in passes, and who runs next is decided here, for
- * every driver (engine/src/sched/uv_driver.c, ts/sched/driver.ts): a pass
- * pops ready tasks until none is ready or it has run KS_PASS_BUDGET_US, so
- * that the event loop gets its turn. It expires timers when it begins (if
+ * every driver (engine/src/sched/uv_driver.c and engine/node/sched_binding.cc,
+ * both with ks_pass_run): a pass pops ready tasks until none is ready or it
+ * has run KS_PASS_BUDGET_US, so that the event loop gets its turn. It expires timers when it begins (if
  * any is pending) and, with the budget, every KS_PASS_CHECK pops; a pass
  * that began with no timer pending reads the clock first there (most
  * passes run a task or two), and its budget counts from then. */
@@ -260,6 +260,13 @@ void ks_core_set_clock(ks_core *c, ks_time (*now)(void *arg), void *arg);
  * is ready or the pass's time is up; once it is up, NULL until a new pass
  * begins. The task a blocking task hands the turn to comes from here too. */
 ks_task *ks_pass_next(ks_core *c, int begin);
+/* A pass, the one loop of every driver: hands each task ks_pass_next()
+ * pops to `run`, until none is ready or the pass's time is up (returns 0),
+ * or until `run` returns non-zero, which it returns: the driver has to do
+ * something itself first, and a later call goes on with the same pass.
+ * `begin`: this call begins the pass. */
+typedef int (*ks_run_fn)(void *arg, ks_task *t);
+int ks_pass_run(ks_core *c, int begin, ks_run_fn run, void *arg);
 
 /* -------------------------------------------------------------- channels */
 ks_chan *ks_chan_new(ks_core *c, uint32_t cap);

@@ -37,7 +37,7 @@ void drv_set_task_here(ko_task *t) {
   drv_tls_task = t;
 }
 
-static ko_task *pass_pop(ko_sched *s, int begin);
+static ko_task *pass_pop(ko_sched *s);
 
 /* Task to task where the backend allows (ko__transfer): the next ready
  * task of the pass runs at once, with one switch instead of two through
@@ -50,7 +50,7 @@ static ko_task *pass_pop(ko_sched *s, int begin);
 int drv_suspend(ko_task *t) {
   ko_sched *s = t->s;
   if (s->transfer) {
-    ko_task *next = pass_pop(s, 0);
+    ko_task *next = pass_pop(s);
     if (!next) ko_yield(t);
     else if (next != t) ko__transfer(next->co, NULL);
     /* (next == t: the task is its own successor; it just goes on) */
@@ -120,39 +120,45 @@ void drv_finish(ko_sched *s, ko_task *t) {
   if (detached) task_free(t); /* the core freed kt (it was released) */
 }
 
-/* The next task of the pass (now running to the core), or NULL when none is
- * ready or the pass has used its time (the core decides: ks_pass_next); a
- * task cancelled before it ever ran is ended here instead. Called by the
- * pass (`begin` for its first pop) and by suspend(). */
-static ko_task *pass_pop(ko_sched *s, int begin) {
-  for (;;) {
-    ks_task *kt = ks_pass_next(s->core, begin);
-    if (!kt) return NULL;
-    begin = 0;
+/* Task `t`, popped by the core to run: 0 when it was cancelled before it
+ * ever ran, and is ended here instead. */
+static int may_run(ko_sched *s, ko_task *t) {
+  if (t->started) return 1;
+  t->started = 1;
+  if (t->kt->status != KO_ECANCELED) return 1;
+  drv_finish(s, t); /* it never runs */
+  return 0;
+}
+
+/* The next task of the pass for a task that suspends (the core decides:
+ * ks_pass_next), or NULL when none is ready or the pass has used its time. */
+static ko_task *pass_pop(ko_sched *s) {
+  ks_task *kt;
+  while ((kt = ks_pass_next(s->core, 0))) {
     ko_task *t = (ko_task *)kt->user;
-    if (!t->started) {
-      t->started = 1;
-      if (kt->status == KO_ECANCELED) { /* cancelled before it ran: it never does */
-        drv_finish(s, t);
-        continue;
-      }
-    }
-    return t;
+    if (may_run(s, t)) return t;
   }
+  return NULL;
+}
+
+/* The pass runs `kt` until it (or a task it passed the CPU on to) comes back. */
+static int run_one(void *arg, ks_task *kt) {
+  ko_sched *s = (ko_sched *)arg;
+  ko_task *t = (ko_task *)kt->user;
+  if (!may_run(s, t)) return 0;
+  void *back = t;
+  ko_resume(t->co, NULL, &back);
+  drv_tls_task = NULL;
+  t = (ko_task *)back; /* maybe another: tasks pass the CPU on among themselves */
+  if (t->where == DRV_LEAVING) compute_hand_over(t);
+  else if (ko_status(t->co) == KO_DONE) drv_finish(s, t);
+  return 0;
 }
 
 static void run_pass(ko_sched *s) {
   if (s->in_pass) return;
   s->in_pass = 1;
-  ko_task *t;
-  for (int begin = 1; (t = pass_pop(s, begin)); begin = 0) {
-    void *back = t;
-    ko_resume(t->co, NULL, &back);
-    drv_tls_task = NULL;
-    t = (ko_task *)back; /* maybe another: tasks pass the CPU on among themselves */
-    if (t->where == DRV_LEAVING) compute_hand_over(t);
-    else if (ko_status(t->co) == KO_DONE) drv_finish(s, t);
-  }
+  ks_pass_run(s->core, 1, run_one, s);
   s->in_pass = 0;
   drv_update(s);
 }
