@@ -315,6 +315,31 @@ for (const backend of testBackends()) {
       await ticker;
     });
 
+    it('ko.await: a promise that settles after its await timed out or was cancelled changes no later await', async () => {
+      const late = <T>(v: T, ms: number) => new Promise<T>((res) => setTimeout(() => res(v), ms));
+      const r = await inTask(ko, () => {
+        const out: unknown[] = [];
+        try {
+          ko.await(late('first', 20), 1);
+        } catch (e) {
+          out.push(codeOf(e));
+        }
+        // the first settles while this one waits, and after it: neither is this one's
+        out.push(ko.await(late('second', 40)));
+        out.push(ko.await(Promise.resolve('third')));
+        return out;
+      });
+      assert.deepEqual(r, ['ERR_TIMEOUT', 'second', 'third']);
+      const ch = new Channel<string>(0);
+      const t = ko.spawn(() => ko.await(late('cancelled', 15)));
+      await tick();
+      t.cancel();
+      await assert.rejects(Promise.resolve(t), CancelledError);
+      const u = ko.spawn(() => [ko.await(late('mine', 30)), ch.recv()]);
+      ko.spawn(() => ch.send('sent'));
+      assert.deepEqual(await u, ['mine', 'sent']);
+    });
+
     it('each task keeps the AsyncLocalStorage store it was spawned in, across every suspension', async function () {
       const als = new AsyncLocalStorage<string>();
       const ch = new Channel<number>(0);

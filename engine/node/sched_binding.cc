@@ -312,14 +312,18 @@ OBJ_OP(task_info, ks_task, KS_TASK, 0,
 // join(h, target, now, timeout)
 WAIT_OP(join, ks_task, KS_TASK, ks_join(c.core, t, o, c.Now(2), c.L(3)))
 
-// run_pass(begin) -> what the JS driver must act on before the pass goes
+// run_pass(begin, h, seq) -> what the JS driver must act on before the pass goes
 // on (it calls again, with begin 0): the handle of a proxy that woke, or of
 // a task to run alone (no chains here), its outcome in its record; 0: a
 // task's coroutine ended (ts/coroutine.ts says how); -1: the pass is over
 // (none ready, or it has had its time: ks_pass_next). Every other task is
-// run here, in a chain (JsRunChain): io[RUNS] counts them.
+// run here, in a chain (JsRunChain): io[RUNS] counts them. With h > 0,
+// task h's external wait `seq` ends first (wake_external with KO_OK), as
+// for a promise reaction that runs the pass at once: one call for both.
 FN(run_pass) {
   Call c(env, info);
+  ks_task *w = c.I(1) > 0 ? c.Task(1) : nullptr;
+  if (w) ks_wake_external(c.core, w, (uint32_t)c.I(2), KO_OK, 0);
   c.s->io[KS_IO_RUNS] = 0;
   Pass p{env, c.s};
   ks_pass_run(c.core, c.I(0), RunOne, &p);

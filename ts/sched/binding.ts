@@ -24,9 +24,10 @@ export interface SchedBinding {
    * chain, until JS must act: returns a proxy's handle that woke, or a
    * task's that runs alone (its outcome in its record); 0: a task's
    * coroutine ended; -1: the pass is over. io[RUNS]: the tasks it ran.
-   * `begin` 1: a new pass.
+   * `begin` 1: a new pass; `wakeH` > 0: first, task wakeH's external
+   * wait `wakeSeq` ends (as wake_external with K.OK).
    */
-  run_pass(begin: number): number;
+  run_pass(begin: number, wakeH: number, wakeSeq: number): number;
   exit(h: number, end: number): number;
   /** Task `h` runs in coroutine `no` (ts/coroutine.ts's number), which a blocked task may hand the turn to. */
   task_bind(h: number, no: number): number;

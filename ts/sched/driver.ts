@@ -91,11 +91,11 @@ export function canRunNow(): boolean {
 }
 
 /**
- * Runs a pass now (outside a pass and a task: see canRunNow), as a promise
- * reaction that woke a task does. @internal
+ * Ends task h's external wait `seq` and runs a pass now, in one call (a
+ * promise reaction, outside a pass and a task: see canRunNow). @internal
  */
-export function runPassNow(): void {
-  runPass();
+export function runPassWaking(h: number, seq: number): void {
+  runPass(h, seq);
 }
 
 /**
@@ -103,13 +103,14 @@ export function runPassNow(): void {
  * comes back here only for what JavaScript must do before it goes on (a
  * task ended, a proxy woke, a task runs alone).
  */
-function runPass(): void {
+function runPass(wakeH = 0, wakeSeq = 0): void {
   if (inPass) return;
   inPass = true;
   stats.passes++;
   try {
     for (let begin = 1; ; begin = 0) {
-      const h = S.run_pass(begin);
+      const h = S.run_pass(begin, wakeH, wakeSeq);
+      wakeH = 0;
       running = null;
       stats.resumes += io[K.IO_RUNS];
       if (h < 0) break;

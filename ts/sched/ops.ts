@@ -7,7 +7,7 @@ import { KorutinError } from '../errors';
 import { K } from '../vocab';
 import type { Engine } from '../engine';
 import { S, clock, io, timeoutUs } from './binding';
-import { self, canRunNow, kick, runPassNow, suspend, waitError } from './driver';
+import { self, canRunNow, kick, runPassWaking, suspend, waitError } from './driver';
 import { SpawnOptions, Task, TaskInfo, tasksByH } from './task';
 
 /**
@@ -50,12 +50,17 @@ export function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /** A promise awaited by task `t` (wait number `seq`) settled: wake it, unless that wait already ended (timeout, cancel). */
 function settleAwait(t: Task<any>, seq: number, ok: boolean, v: unknown): void {
-  if (S.wake_external(t.h, seq, K.OK) !== K.OK) return;
+  if (t.awaitSeq !== seq) return; // it has gone on
+  t.awaitSeq = -1;
   t.awaitOk = ok;
   t.awaitValue = v;
-  // where a plain await's continuation would run: now, not a turn later
-  if (canRunNow()) runPassNow();
-  else kick();
+  // where a plain await's continuation would run: now (the pass's first
+  // call makes the wake), not a turn later
+  if (canRunNow()) runPassWaking(t.h, seq);
+  else {
+    S.wake_external(t.h, seq, K.OK);
+    kick();
+  }
 }
 
 /**
@@ -70,14 +75,20 @@ export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number)
   const p = Promise.resolve(promise);
   let st = S.block_external(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT);
   if (st === K.BLOCK) {
-    const seq = io[K.IO_SEQ];
+    const seq = io[K.IO_SEQ] >>> 0;
+    t.awaitSeq = seq;
     p.then(
       (v) => settleAwait(t, seq, true, v),
       (e) => settleAwait(t, seq, false, e),
     );
     st = suspend(t);
   }
-  if (st !== K.OK) throw waitError(t, st, 'await()');
+  if (st !== K.OK) {
+    // it timed out or was cancelled (a settle that came first is dropped)
+    t.awaitSeq = -1;
+    t.awaitValue = undefined;
+    throw waitError(t, st, 'await()');
+  }
   const v = t.awaitValue;
   t.awaitValue = undefined;
   if (!t.awaitOk) throw v;

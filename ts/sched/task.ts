@@ -63,6 +63,8 @@ export class Task<T = unknown> implements PromiseLike<T> {
   cancelReason: unknown = undefined;
   /** @internal the deadline of its last sleep, on the scheduler's clock (µs) */
   sleepUntil = 0;
+  /** @internal the wait number (unsigned) of the ko.await() under way, -1: none */
+  awaitSeq = -1;
   /** @internal ko.await()'s outcome */
   awaitOk = false;
   /** @internal */
