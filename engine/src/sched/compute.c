@@ -181,7 +181,7 @@ int ko_compute_begin(void) {
   ko_task *t = drv_task_here();
   if (!t || !t->co || ko_current() != t->co) return KO_ENOTCORO;
   if (t->where != DRV_HOME) return KO_EBUSY;
-  int r = ks_check_cancel(t->s->core, t->kt);
+  int r = ks_check_cancel(t->core, t->kt);
   if (r) return r;
   t->back_status = KO_OK;
   t->where = DRV_LEAVING;

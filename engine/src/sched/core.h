@@ -130,6 +130,10 @@ struct ks_task {
   uint8_t released;    /* its owner let go; freed once done */
   uint32_t seq;        /* bumped at every wake: stale external wakes are ignored */
   ks_node run;         /* run queue */
+  /* the driver's: its record of the task, and what it switches to for it
+   * (one load from the run queue's node: on the path of every switch) */
+  void *user;
+  void *coro;
   ks_node live;        /* list of tasks not done */
   /* the current wait */
   ks_waiter one;
@@ -152,7 +156,6 @@ struct ks_task {
   /* done */
   ks_node joiners;
   uint64_t result;
-  void *user;          /* the driver's */
 };
 
 struct ks_chan {

@@ -46,6 +46,7 @@ typedef enum drv_where {
 
 struct ko_task {
   ks_task *kt;
+  ks_core *core; /* s->core, a load fewer on every task operation */
   ko_sched *s;
   ko_coro *co;
   ko_task_fn fn;

@@ -37,7 +37,7 @@ int ko_chan_send(ko_chan *ch, void *v, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(ch, &me);
   if (err) return err;
-  return drv_finish_op(me, ks_chan_send(me->s->core, me->kt, (ks_chan *)ch, (uint64_t)(uintptr_t)v, drv_now_for(timeout_ms),
+  return drv_finish_op(me, ks_chan_send(me->core, me->kt, (ks_chan *)ch, (uint64_t)(uintptr_t)v, drv_now_for(timeout_ms),
                                     drv_us(timeout_ms)));
 }
 
@@ -46,7 +46,7 @@ int ko_chan_recv(ko_chan *ch, void **v, int64_t timeout_ms) {
   int err = task_for(ch, &me);
   if (err) return err;
   uint64_t got = 0;
-  int r = ks_chan_recv(me->s->core, me->kt, (ks_chan *)ch, &got, drv_now_for(timeout_ms), drv_us(timeout_ms));
+  int r = ks_chan_recv(me->core, me->kt, (ks_chan *)ch, &got, drv_now_for(timeout_ms), drv_us(timeout_ms));
   if (r == KS_BLOCK) {
     r = drv_suspend(me);
     got = me->kt->value;
@@ -149,21 +149,21 @@ int ko_mutex_lock(ko_mutex *m, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(m, &me);
   if (err) return err;
-  return drv_finish_op(me, ks_mutex_lock(me->s->core, me->kt, (ks_mutex *)m, drv_now_for(timeout_ms), drv_us(timeout_ms)));
+  return drv_finish_op(me, ks_mutex_lock(me->core, me->kt, (ks_mutex *)m, drv_now_for(timeout_ms), drv_us(timeout_ms)));
 }
 
 int ko_mutex_trylock(ko_mutex *m) {
   ko_task *me;
   int err = task_for(m, &me);
   if (err) return err;
-  return ks_mutex_trylock(me->s->core, me->kt, (ks_mutex *)m);
+  return ks_mutex_trylock(me->core, me->kt, (ks_mutex *)m);
 }
 
 int ko_mutex_unlock(ko_mutex *m) {
   ko_task *me;
   int err = task_for(m, &me);
   if (err) return err;
-  return ks_mutex_unlock(me->s->core, me->kt, (ks_mutex *)m);
+  return ks_mutex_unlock(me->core, me->kt, (ks_mutex *)m);
 }
 
 int ko_cond_new(ko_sched *s, ko_cond **out) {
@@ -182,7 +182,7 @@ int ko_cond_wait(ko_cond *c, ko_mutex *m, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(c, &me);
   if (err) return err;
-  return drv_finish_op(me, ks_cond_wait(me->s->core, me->kt, (ks_cond *)c, (ks_mutex *)m, drv_now_for(timeout_ms), drv_us(timeout_ms)));
+  return drv_finish_op(me, ks_cond_wait(me->core, me->kt, (ks_cond *)c, (ks_mutex *)m, drv_now_for(timeout_ms), drv_us(timeout_ms)));
 }
 
 int ko_cond_signal(ko_cond *c) {
@@ -219,7 +219,7 @@ int ko_sem_acquire(ko_sem *sem, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(sem, &me);
   if (err) return err;
-  return drv_finish_op(me, ks_sem_acquire(me->s->core, me->kt, (ks_sem *)sem, drv_now_for(timeout_ms), drv_us(timeout_ms)));
+  return drv_finish_op(me, ks_sem_acquire(me->core, me->kt, (ks_sem *)sem, drv_now_for(timeout_ms), drv_us(timeout_ms)));
 }
 
 int ko_sem_try_acquire(ko_sem *sem) {
@@ -264,5 +264,5 @@ int ko_wg_wait(ko_wg *wg, int64_t timeout_ms) {
   ko_task *me;
   int err = task_for(wg, &me);
   if (err) return err;
-  return drv_finish_op(me, ks_wg_wait(me->s->core, me->kt, (ks_wg *)wg, drv_now_for(timeout_ms), drv_us(timeout_ms)));
+  return drv_finish_op(me, ks_wg_wait(me->core, me->kt, (ks_wg *)wg, drv_now_for(timeout_ms), drv_us(timeout_ms)));
 }

@@ -46,10 +46,10 @@ int ko_wait_fd(int fd, int events, int64_t timeout_ms, int *revents) {
   w->poll.data = w;
   w->t = me;
   me->fw = w;
-  int r = ks_block_external(me->s->core, me->kt, drv_now_for(timeout_ms), drv_us(timeout_ms), KS_EXT_FD, fd, &w->seq);
+  int r = ks_block_external(me->core, me->kt, drv_now_for(timeout_ms), drv_us(timeout_ms), KS_EXT_FD, fd, &w->seq);
   if (r == KS_BLOCK) {
     if (uv_poll_start(&w->poll, events, on_poll) != 0)
-      ks_wake_external(me->s->core, me->kt, w->seq, KO_EINVAL, 0);
+      ks_wake_external(me->core, me->kt, w->seq, KO_EINVAL, 0);
     r = drv_suspend(me);
   }
   if (r == KO_OK && revents) *revents = w->revents;
