@@ -46,7 +46,12 @@ static ks_task *pass_pop(ko_sched *s, ks_core *core);
  * that transfers keeps every task on the loop's OS thread (compute threads
  * resume only tasks inside ko_compute_begin), so the task can set its TLS
  * inline; on one that gives each coroutine its own thread the task must
- * read the thread it woke on, out of line. */
+ * read the thread it woke on, out of line. Never inlined: every task then
+ * transfers from one call site, which lets the switch leave through a
+ * predicted `ret` (see ko_asm_jump). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 int drv_suspend(ko_task *t) {
   ko_sched *s = t->s;
   if (s->transfer) {
