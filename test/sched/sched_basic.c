@@ -1,9 +1,15 @@
 /*
  * sched_basic.c - tasks on a libuv loop: start order, join (and its
  * timeout), sleep in deadline order, fair yield, wakeup, cancel, detach,
- * descriptions, deadlock detection, passes that give the loop its turn.
+ * descriptions, deadlock detection, passes that give the loop its turn,
+ * hand-offs from any call depth with each task's FP control its own.
  */
 #include "check.h"
+
+#include <fenv.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 static int log_buf[64];
 static int log_len;
@@ -285,6 +291,96 @@ static void test_deadlock(void) {
   printf("ok  %-28s [%s]\n", "deadlock is reported", test_backend_name);
 }
 
+/* --- hand-offs from any depth and site, FP control per task ----------- */
+
+/* A task switches to the next one straight (ko__transfer on asm and
+ * boost), leaving through `ret` when that one is suspended where it is
+ * called from and through `jmp` otherwise (a new task, one that went back
+ * to the pass, one in a deeper frame). Three tasks block and yield from
+ * different depths, each in its own rounding mode; every value arrives in
+ * order and, after every switch, each task finds its own rounding mode
+ * (x87 and, on x86, MXCSR) and its own locals. */
+enum { HOPS = 2000 };
+static int hops; /* HOPS, fewer on threads */
+static ko_chan *hop_ch[2];
+static int hop_done;
+
+typedef struct hopper {
+  int mode;      /* FE_* rounding */
+  int which;     /* 0: sends on hop_ch[0], receives on hop_ch[1]; 1: the other way; 2: yields */
+  long sum;      /* what it received */
+} hopper;
+
+static void check_mode(const hopper *h) {
+  CHECK_EQ(fegetround(), h->mode);
+#if defined(__x86_64__) || defined(__i386__)
+  static const int mxcsr_rc[4] = {FE_TONEAREST, FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO};
+  CHECK_EQ(mxcsr_rc[(_mm_getcsr() >> 13) & 3], h->mode);
+#endif
+}
+
+/* Does `op` at call depth `depth`, with a local per frame checked after. */
+static int at_depth(hopper *h, int depth, int op, intptr_t v) {
+  volatile intptr_t mine = v * 31 + depth;
+  int r;
+  if (depth > 0) {
+    r = at_depth(h, depth - 1, op, v);
+  } else {
+    void *got = NULL;
+    if (op == 0) CHECK_EQ(ko_chan_send(hop_ch[h->which], (void *)v, KO_FOREVER), KO_OK);
+    else if (op == 1) CHECK_EQ(ko_chan_recv(hop_ch[1 - h->which], &got, KO_FOREVER), KO_OK);
+    else CHECK_EQ(ko_yield_now(), KO_OK);
+    r = (int)(intptr_t)got;
+  }
+  check_mode(h);
+  CHECK_EQ(mine, v * 31 + depth);
+  return r;
+}
+
+static void *hopper_body(void *arg) {
+  hopper *h = (hopper *)arg;
+  CHECK_EQ(fesetround(h->mode), 0);
+  if (h->which == 2) {
+    for (int i = 0; !hop_done; i++) at_depth(h, i % 5, 2, i);
+    return NULL;
+  }
+  for (int i = 0; i < hops; i++) {
+    if (h->which == 0) {
+      at_depth(h, i % 4, 0, i);
+      h->sum += at_depth(h, i % 3, 1, 0);
+      if (i % 7 == 0) at_depth(h, i % 2, 2, 0);
+    } else {
+      int v = at_depth(h, i % 5, 1, 0);
+      CHECK_EQ(v, i);
+      h->sum += v;
+      at_depth(h, i % 2, 0, 2 * v);
+    }
+  }
+  return NULL;
+}
+
+static void *hop_body(void *arg) {
+  (void)arg;
+  ko_sched *s = ko_sched_current();
+  hopper h[3] = {{FE_UPWARD, 0, 0}, {FE_DOWNWARD, 1, 0}, {FE_TOWARDZERO, 2, 0}};
+  ko_task *t[3];
+  hop_done = 0;
+  hops = test_scale(HOPS);
+  CHECK_EQ(ko_chan_new(s, &hop_ch[0], 0), KO_OK);
+  CHECK_EQ(ko_chan_new(s, &hop_ch[1], 0), KO_OK);
+  for (int i = 0; i < 3; i++) CHECK_EQ(ko_spawn(s, &t[i], hopper_body, &h[i], NULL), KO_OK);
+  for (int i = 0; i < 2; i++) CHECK_EQ(ko_join(t[i], KO_FOREVER, NULL), KO_OK);
+  hop_done = 1;
+  CHECK_EQ(ko_join(t[2], KO_FOREVER, NULL), KO_OK);
+  long n = hops;
+  CHECK_EQ(h[1].sum, n * (n - 1) / 2);
+  CHECK_EQ(h[0].sum, n * (n - 1));
+  CHECK_EQ(fegetround(), FE_TONEAREST); /* the test body's own */
+  ko_chan_free(hop_ch[0]);
+  ko_chan_free(hop_ch[1]);
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   test_init(argc, argv);
   test_start_order();
@@ -296,5 +392,6 @@ int main(int argc, char **argv) {
   run_test("detach", detached_body, NULL);
   test_deadlock();
   test_busy_yield();
+  run_test("hand-offs from any depth", hop_body, NULL);
   return 0;
 }
