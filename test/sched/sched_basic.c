@@ -7,7 +7,7 @@
 #include "check.h"
 
 #include <fenv.h>
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
 
@@ -313,7 +313,7 @@ typedef struct hopper {
 
 static void check_mode(const hopper *h) {
   CHECK_EQ(fegetround(), h->mode);
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__SSE__)
   static const int mxcsr_rc[4] = {FE_TONEAREST, FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO};
   CHECK_EQ(mxcsr_rc[(_mm_getcsr() >> 13) & 3], h->mode);
 #endif
