@@ -56,6 +56,7 @@ function generate() {
     ...errors.map(([n, v]) => [n, v]),
     ['BLOCK', define(ks, 'KS_BLOCK')],
     ['NEXT_HANDED', define(io, 'KS_NEXT_HANDED')],
+    ['NEXT_PASSED', define(io, 'KS_NEXT_PASSED')],
     ['JS_CREATED', define(view, 'KO_JS_CREATED')],
     ['SLOT_BITS', define(view, 'KO_SLOT_BITS')],
     ['WOKEN', define(ko, 'KO_WOKEN')],

@@ -20,6 +20,7 @@ export const K = {
   EUNSAFE: -12,
   BLOCK: 2,
   NEXT_HANDED: -3,
+  NEXT_PASSED: -4,
   JS_CREATED: 4,
   SLOT_BITS: 24,
   WOKEN: 1,
@@ -51,7 +52,8 @@ export const K = {
   OUT_STATUS: 0,
   OUT_FIRED: 1,
   OUT_VALUE: 2,
-  OUT_SIZE: 3,
+  OUT_SEQ: 3,
+  OUT_SIZE: 4,
   VIEW_CURRENT: 0,
   VIEW_SIZE: 1,
 } as const;

@@ -982,6 +982,12 @@ bool JsHandOff(napi_env env, JsCoroutine *c, double no) {
   return true;
 }
 
+bool JsYieldToChain(JsCoroutine *c) {
+  if (!c->chained) return false;
+  JsYield(c);
+  return true;
+}
+
 }  // namespace korutin
 
 static Napi::Object InitKorutin(Napi::Env env, Napi::Object exports) {

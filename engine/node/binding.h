@@ -39,6 +39,13 @@ struct JsCoroutine;
 // false, having done nothing, when `no` cannot take the turn so.
 bool JsHandOff(napi_env env, JsCoroutine *c, double no);
 
+// The running coroutine `c`, run by a chain, suspends back to the pass
+// that ran the chain, as a yield from JS would (in its base async context:
+// the chain leaves it, and enters it again when it resumes `c`). Returns
+// true once `c` is resumed again; false, having done nothing, when `c`
+// does not run in a chain.
+bool JsYieldToChain(JsCoroutine *c);
+
 // How a chain came back to the pass that resumed it (JsRunChain): its last
 // coroutine yielded, or ended (returned or threw: JS finds which, and its
 // value, in ts/coroutine.ts); or it could not run, an exception pending.

@@ -128,7 +128,8 @@ struct Call {
 
 // Task (or proxy) `n`, just popped by the core to run: its handle, and the
 // outcome of its wait written into its own record, where it reads it when
-// it runs (see KS_OUTCOME_MAP). JS makes the room at spawn (set_buffers).
+// it runs (see KS_OUTCOME_MAP), with its wait number, which stays until its
+// next wake. JS makes the room at spawn (set_buffers).
 int32_t Popped(Sched *s, ks_task *n) {
   uint32_t h = n->o.handle;
   if (h < s->noutcome) {
@@ -136,6 +137,7 @@ int32_t Popped(Sched *s, ks_task *n) {
     out[KS_OUT_STATUS] = n->status;
     out[KS_OUT_FIRED] = n->fired;
     out[KS_OUT_VALUE] = (int32_t)n->value;
+    out[KS_OUT_SEQ] = (int32_t)n->seq;
   }
   return (int32_t)h;
 }
@@ -150,27 +152,34 @@ bool HandOff(const Call &c, ks_task *n) {
   return no >= 0 && me && JsHandOff(c.env, me, no);
 }
 
-// The return of a task operation. When the task must suspend, the task to
-// run after it is popped now, and the turn handed to it at once when it
-// can be (a hand-off: one switch of V8's thread state instead of two, and
-// no crossing): the op returns once this task runs again, io[NEXT] saying
-// KS_NEXT_HANDED. Otherwise (io[NEXT] -1) the popped task goes back to the
-// head of the queue, and the task suspends back to the pass (run_pass),
-// which pops it. Either way a task switched into finds its outcome in its
-// own record (Popped()). Proxies do not suspend: nothing is popped for
-// them. `hand` false: the caller has to do something between blocking and
-// suspending (block_external: arrange its wake), so no hand-off.
+// The return of a task operation. When the task must suspend, and it is at
+// its base async context (io[HAND]), it suspends inside the op: the task to
+// run after it is popped now and handed the turn at once when it can be (a
+// hand-off: one switch of V8's thread state instead of two), io[NEXT]
+// saying KS_NEXT_HANDED; with no such task (the popped one goes back to the
+// head of the queue) it suspends back to the pass that runs its chain
+// (run_pass), KS_NEXT_PASSED. Either way the op returns once the task runs
+// again, and no yield crosses from JS. Otherwise (io[NEXT] -1: not at its
+// base, or not in a chain) JS yields back to the pass. A task switched into
+// finds its outcome in its own record (Popped()). Proxies do not suspend.
+// `hand` false: the caller has to do something between blocking and
+// suspending (arrange its wake), so JS suspends.
 napi_value Blocked(const Call &c, ks_task *t, int r, bool hand = true) {
   if (r != KS_BLOCK || !t || t->proxy) return c.RetI(r);
   int32_t *io = c.s->io;
   io[KS_IO_NEXT] = -1;
   if (!hand || !io[KS_IO_HAND]) return c.RetI(r);
-  ks_task *n = ks_pass_next(c.core, 0);
-  if (!n) return c.RetI(r);
-  Popped(c.s, n);
-  // back here once t runs again: whoever popped it wrote its record
-  if (HandOff(c, n)) io[KS_IO_NEXT] = KS_NEXT_HANDED;
-  else ks_unnext(c.core, n);
+  // back from either switch once t runs again: whoever popped it wrote its record
+  if (ks_task *n = ks_pass_next(c.core, 0)) {
+    Popped(c.s, n);
+    if (HandOff(c, n)) {
+      io[KS_IO_NEXT] = KS_NEXT_HANDED;
+      return c.RetI(r);
+    }
+    ks_unnext(c.core, n);
+  }
+  JsCoroutine *me = JsCurrent();
+  if (me && JsYieldToChain(me)) io[KS_IO_NEXT] = KS_NEXT_PASSED;
   return c.RetI(r);
 }
 
@@ -347,7 +356,10 @@ FN(sleep) {
   return Blocked(c, t, ks_sleep(c.core, t, c.Now(1), c.L(2)));
 }
 
-// block_external(h, now, timeout, kind) -> status; io[SEQ]
+// block_external(h, now, timeout, kind, armed) -> status; io[SEQ].
+// `armed` 1: the wake is arranged already (with the task's OUT_SEQ), so the
+// task suspends in this call (see Blocked()); 0: JS arranges it with
+// io[SEQ] after this returns, then suspends.
 FN(block_external) {
   Call c(env, info);
   uint32_t seq = 0;
@@ -355,7 +367,7 @@ FN(block_external) {
   REFUSE_UNSAFE(c, t);
   int r = ks_block_external(c.core, t, c.Now(1), c.L(2), c.I(3), 0, &seq);
   c.s->io[KS_IO_SEQ] = (int32_t)seq;
-  return Blocked(c, t, r, false);
+  return Blocked(c, t, r, c.I(4) != 0);
 }
 
 FN(next_deadline) {

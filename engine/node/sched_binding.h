@@ -14,8 +14,8 @@
   XX(SERIAL, 5) /* *_new(), spawn(), task_info(): the object's serial ("channel#N") */    \
   XX(AUX, 6)    /* chan_info(): capacity; task_info(): end */                             \
   XX(AUX2, 7)   /* chan_info(): closed */                                                 \
-  XX(NEXT, 8)   /* a task op that blocked: KS_NEXT_HANDED (see Blocked()), or -1: the  \
-                   task suspends back to the pass */                                      \
+  XX(NEXT, 8)   /* a task op that blocked: KS_NEXT_HANDED or KS_NEXT_PASSED (see       \
+                   Blocked()), or -1: the task yields back to the pass itself */          \
   XX(TIMED, 9)  /* waits with a deadline (after every call): 0, no timer to arm or expire */ \
   XX(HAND, 10)  /* set by JS before a task op: 1, the task is at its base async context, \
                    so a block may hand the turn straight to the next task */              \
@@ -26,6 +26,10 @@
 // next task: the op returns KS_BLOCK once the task runs again, its outcome
 // in its record of the outcome array. Mirrored into ts/vocab.ts.
 #define KS_NEXT_HANDED -3
+// io[NEXT] after a task op that blocked with no task to hand the turn to:
+// the task suspended back to the pass that runs its chain, natively, and
+// the op returns KS_BLOCK once it runs again (no yield from JS).
+#define KS_NEXT_PASSED -4
 
 // Each task's (and proxy's) record in the Int32Array of outcomes shared
 // with ts/sched/binding.ts (mirrored as OUT_*), at handle * SIZE: what its
@@ -35,7 +39,10 @@
   XX(STATUS, 0) /* the wait's status (KO_OK, KO_ETIMEDOUT, ...) */              \
   XX(FIRED, 1)  /* select(): the case that fired */                             \
   XX(VALUE, 2)  /* chan_recv(), select(): the value (a slot) */                 \
-  XX(SIZE, 3)   /* the record's length */
+  XX(SEQ, 3)    /* its wait number now: what its next block_external() waits   \
+                   with (until it is woken), so that JS can arrange the wake   \
+                   before it blocks */                                          \
+  XX(SIZE, 4)   /* the record's length */
 
 enum KsOutcome {
 #define KS_XX(name, index) KS_OUT_##name = index,

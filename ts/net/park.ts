@@ -43,7 +43,7 @@ export class Parking {
       now = clock();
       timeout = Math.max(0, deadlineUs - now);
     }
-    let st = S.block_external(t.h, now, timeout, K.EXT_AWAIT);
+    let st = S.block_external(t.h, now, timeout, K.EXT_AWAIT, 0);
     if (st === K.BLOCK) {
       const seq = io[K.IO_SEQ];
       let me: Parked | null = null;

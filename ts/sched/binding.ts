@@ -36,7 +36,8 @@ export interface SchedBinding {
   yield(h: number): number;
   sleep(h: number, now: number, dur: number): number;
   join(h: number, target: number, now: number, timeout: number): number;
-  block_external(h: number, now: number, timeout: number, kind: number): number;
+  /** `armed` 1: the wake is arranged already (with the task's OUT_SEQ), so the task suspends in this call. */
+  block_external(h: number, now: number, timeout: number, kind: number, armed: number): number;
   wake_external(h: number, seq: number, status: number): number;
   next_deadline(): number;
   task_info(h: number): number;

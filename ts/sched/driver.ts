@@ -207,15 +207,17 @@ export function blocker(what: string): Task<any> {
 
 /**
  * After a task operation returned K.BLOCK: suspends the calling task until
- * the core wakes it, unless the binding has already handed the turn
- * straight to the next task and `t` runs again (io[NEXT] is NEXT_HANDED).
- * Either way `t` then finds its outcome in its own record (the binding
- * wrote it when the core popped `t`); returns its status, and
- * {@link wokeFired} and {@link wokeValue} the rest. @internal
+ * the core wakes it, unless the binding has already suspended it inside the
+ * op and `t` runs again (io[NEXT] NEXT_HANDED: it handed the turn straight
+ * to the next task; NEXT_PASSED: back to the pass). Either way `t` then
+ * finds its outcome in its own record (the binding wrote it when the core
+ * popped `t`); returns its status, and {@link wokeFired} and
+ * {@link wokeValue} the rest. @internal
  */
 export function suspend(t: Task<any>): number {
-  if (io[K.IO_NEXT] === K.NEXT_HANDED) stats.handOffs++;
-  else yieldValue(); // back to the pass
+  const next = io[K.IO_NEXT];
+  if (next === K.NEXT_HANDED) stats.handOffs++;
+  else if (next !== K.NEXT_PASSED) yieldValue(); // back to the pass
   return wake(t);
 }
 
@@ -238,6 +240,11 @@ export function wokeStatus(t: Task<any>): number {
 /** The case of a select that fired, after {@link suspend} returned. @internal */
 export function wokeFired(t: Task<any>): number {
   return outcome[outcomeOf(t.h) + K.OUT_FIRED];
+}
+
+/** The wait number of running task `t`: what its next block_external() waits with, until it is woken. @internal */
+export function waitSeq(t: Task<any>): number {
+  return outcome[outcomeOf(t.h) + K.OUT_SEQ] >>> 0;
 }
 
 /** The value (a slot) the wait received, after {@link suspend} returned. @internal */

@@ -6,8 +6,8 @@ import { checkOptions } from '../coroutine';
 import { KorutinError } from '../errors';
 import { K } from '../vocab';
 import type { Engine } from '../engine';
-import { S, clock, io, timeoutUs } from './binding';
-import { self, canRunNow, kick, runPassWaking, suspend, waitError } from './driver';
+import { S, clock, timeoutUs } from './binding';
+import { self, canRunNow, kick, runPassWaking, suspend, waitError, waitSeq } from './driver';
 import { SpawnOptions, Task, TaskInfo, tasksByH } from './task';
 
 /**
@@ -71,18 +71,19 @@ export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number)
   const t = self('await()');
   const timeout = timeoutUs(timeoutMs, 'await()');
   if (!isThenable(promise)) return promise as T;
-  // adopt it first: nothing may throw between blocking and suspending
+  // the wake is arranged before the task blocks, with the number its wait
+  // will have, so that it suspends inside block_external (and nothing may
+  // throw between blocking and suspending); if it does not block, the
+  // reaction finds the wait gone (awaitSeq) and does nothing
   const p = Promise.resolve(promise);
-  let st = S.block_external(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT);
-  if (st === K.BLOCK) {
-    const seq = io[K.IO_SEQ] >>> 0;
-    t.awaitSeq = seq;
-    p.then(
-      (v) => settleAwait(t, seq, true, v),
-      (e) => settleAwait(t, seq, false, e),
-    );
-    st = suspend(t);
-  }
+  const seq = waitSeq(t);
+  t.awaitSeq = seq;
+  p.then(
+    (v) => settleAwait(t, seq, true, v),
+    (e) => settleAwait(t, seq, false, e),
+  );
+  let st = S.block_external(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT, 1);
+  if (st === K.BLOCK) st = suspend(t);
   if (st !== K.OK) {
     // it timed out or was cancelled (a settle that came first is dropped)
     t.awaitSeq = -1;
