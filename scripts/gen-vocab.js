@@ -57,6 +57,7 @@ function generate() {
     ['BLOCK', define(ks, 'KS_BLOCK')],
     ['NEXT_HANDED', define(io, 'KS_NEXT_HANDED')],
     ['NEXT_PASSED', define(io, 'KS_NEXT_PASSED')],
+    ['ARGS_SIZE', define(io, 'KS_ARGS_SIZE')],
     ['JS_CREATED', define(view, 'KO_JS_CREATED')],
     ['SLOT_BITS', define(view, 'KO_SLOT_BITS')],
     ['WOKEN', define(ko, 'KO_WOKEN')],

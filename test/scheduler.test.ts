@@ -632,6 +632,15 @@ for (const backend of testBackends()) {
         wg.done();
       });
 
+      it('a timeout past what the core can count (2^63 microseconds) waits as long as it can, not at once', async () => {
+        // the binding reads its numbers from a shared Float64Array: one too
+        // large for an int64 saturates, as napi_get_value_int64 would
+        const ch = new Channel<number>(0);
+        const got = inTask(ko, () => [ch.recv(1e17), ko.await(Promise.resolve('late'), 1e300)]);
+        await until(() => ch.trySend(7));
+        assert.deepEqual(await got, [7, 'late']);
+      });
+
       it('cond.wait returns false on timeout (true when signalled), with its mutex held again', async () => {
         const m = new Mutex();
         const c = new Cond(m);

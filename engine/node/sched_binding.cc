@@ -3,11 +3,13 @@
 // The core (engine/src/sched) decides who blocks and who wakes; JavaScript
 // switches the coroutines and reads the clock. Every function here takes and
 // returns plain numbers (handles, statuses, microseconds), so a crossing is
-// cheap; extra results (a received slot, a new object's serial) are written
-// into a small Int32Array shared with JavaScript instead of being boxed, the
-// outcome of each task's wait into that task's record of another one, and
-// select cases are read from a shared Float64Array. JS values never come
-// here: channels carry slot numbers of a table kept in JavaScript.
+// cheap: the arguments come in a small Float64Array shared with JavaScript
+// (ts/sched/binding.ts writes them, then calls with none: no N-API argument
+// is converted), extra results (a received slot, a new object's serial) go
+// out in a small Int32Array instead of being boxed, the outcome of each
+// task's wait into that task's record of another one, and select cases are
+// read from a shared Float64Array. JS values never come here: channels
+// carry slot numbers of a table kept in JavaScript.
 //
 // These are plain N-API callbacks on the hot path (no wrapper objects are
 // built per call); node-addon-api is used to set the module up.
@@ -21,6 +23,7 @@
 #include "binding.h"
 #include "v8bridge/bridge.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -35,12 +38,15 @@ namespace {
 
 struct Sched {
   ks_core *core = nullptr;
+  double *args = nullptr;  // KS_ARGS_SIZE: the arguments of the call under way
+  double args_scratch[KS_ARGS_SIZE] = {};
   int32_t *io = nullptr;
   int32_t scratch[KS_IO_SIZE] = {};
   double *cases = nullptr;
   size_t ncases = 0;
   int32_t *outcome = nullptr;  // KS_OUT_SIZE per handle (see KS_OUTCOME_MAP)
   size_t noutcome = 0;         // handles it has room for
+  napi_ref args_ref = nullptr;
   napi_ref io_ref = nullptr;
   napi_ref cases_ref = nullptr;
   napi_ref outcome_ref = nullptr;
@@ -65,33 +71,41 @@ void Cleanup(void *arg) {
   delete s;
 }
 
-constexpr size_t kMaxArgs = 6;
+// An argument as napi_get_value_int64/int32 would read it: NaN, the
+// infinities and a missing one (undefined: NaN) are 0; an int64 saturates,
+// an int32 keeps the low 32 bits of the integer.
+int64_t ToI64(double d) {
+  if (!std::isfinite(d)) return 0;
+  if (d >= 9223372036854775807.0) return INT64_MAX;
+  if (d <= -9223372036854775808.0) return INT64_MIN;
+  return (int64_t)d;
+}
+int32_t ToI32(double d) { return (int32_t)(uint32_t)(uint64_t)ToI64(d); }
 
+// One call of a binding function: its arguments, copied from the shared
+// array at once (JS a call runs may make calls of its own), and what every
+// function needs. `js` > 0: the call also takes that many JS values
+// (set_buffers' arrays), in argv.
 struct Call {
   napi_env env;
   Sched *s;
   ks_core *core;
-  size_t argc = kMaxArgs;
-  napi_value argv[kMaxArgs];
+  double a[KS_ARGS_SIZE];
+  size_t argc = 0;
+  napi_value argv[4] = {};
 
-  Call(napi_env e, napi_callback_info info) : env(e) {
+  Call(napi_env e, napi_callback_info info, size_t js = 0) : env(e) {
     void *data = nullptr;
-    napi_get_cb_info(e, info, &argc, argv, nullptr, &data);
+    argc = js;
+    napi_get_cb_info(e, info, js ? &argc : nullptr, js ? argv : nullptr, nullptr, &data);
     s = static_cast<Sched *>(data);
     core = s->core;
-    for (size_t i = argc; i < kMaxArgs; i++) argv[i] = nullptr;
+    Load();
   }
+  void Load() { memcpy(a, s->args, sizeof a); }
 
-  int32_t I(size_t i) const {
-    int32_t v = 0;
-    if (argv[i]) napi_get_value_int32(env, argv[i], &v);
-    return v;
-  }
-  int64_t L(size_t i) const {
-    int64_t v = 0;
-    if (argv[i]) napi_get_value_int64(env, argv[i], &v);
-    return v;
-  }
+  int32_t I(size_t i) const { return ToI32(a[i]); }
+  int64_t L(size_t i) const { return ToI64(a[i]); }
   // A slot number carried as a channel value.
   uint64_t U(size_t i) const { return (uint64_t)(uint32_t)I(i); }
   // A time or a duration in microseconds; negative durations mean "none".
@@ -260,22 +274,30 @@ ks_obj *ObjOf(T *p) { return p ? &p->o : nullptr; }
     return Blocked(c, t, expr);            \
   }
 
-// set_buffers(io: Int32Array(IO_SIZE), cases: Float64Array(3 * n),
-// outcome: Int32Array(OUT_SIZE * handles), now): `now` is the driver's
-// clock, read just before (see Sched::clock_offset).
+// set_buffers(args: Float64Array(ARGS_SIZE), io: Int32Array(IO_SIZE),
+// cases: Float64Array(3 * n), outcome: Int32Array(OUT_SIZE * handles));
+// args[0] = now: the driver's clock, read just before (see
+// Sched::clock_offset).
 FN(set_buffers) {
-  Call c(env, info);
+  Call c(env, info, 4);
   Sched *s = c.s;
+  void *args = HoldTypedArray(env, c.argv[0], napi_float64_array, KS_ARGS_SIZE, &s->args_ref);
+  if (!args) {
+    napi_throw_type_error(env, nullptr, "set_buffers: args must be a Float64Array of ARGS_SIZE");
+    return nullptr;
+  }
+  s->args = static_cast<double *>(args);
+  c.Load();
   // read after the caller's clock: the core's never runs ahead of it
-  s->clock_offset = (int64_t)(uv_hrtime() / 1000) - c.L(3);
-  void *io = HoldTypedArray(env, c.argv[0], napi_int32_array, KS_IO_SIZE, &s->io_ref);
+  s->clock_offset = (int64_t)(uv_hrtime() / 1000) - c.L(0);
+  void *io = HoldTypedArray(env, c.argv[1], napi_int32_array, KS_IO_SIZE, &s->io_ref);
   if (!io) {
     napi_throw_type_error(env, nullptr, "set_buffers: io must be an Int32Array of IO_SIZE");
     return nullptr;
   }
   s->io = static_cast<int32_t *>(io);
   size_t len = 0;
-  void *cases = HoldTypedArray(env, c.argv[1], napi_float64_array, 0, &s->cases_ref, &len);
+  void *cases = HoldTypedArray(env, c.argv[2], napi_float64_array, 0, &s->cases_ref, &len);
   if (!cases) {
     napi_throw_type_error(env, nullptr, "set_buffers: cases must be a Float64Array");
     return nullptr;
@@ -283,7 +305,7 @@ FN(set_buffers) {
   s->cases = static_cast<double *>(cases);
   s->ncases = len / 3;
   s->kcases.resize(s->ncases);
-  void *outcome = HoldTypedArray(env, c.argv[2], napi_int32_array, 0, &s->outcome_ref, &len);
+  void *outcome = HoldTypedArray(env, c.argv[3], napi_int32_array, 0, &s->outcome_ref, &len);
   if (!outcome) {
     napi_throw_type_error(env, nullptr, "set_buffers: outcome must be an Int32Array");
     return nullptr;
@@ -308,7 +330,7 @@ FN(task_bind) {
   if (!o) return c.RetI(KO_EINVAL);
   std::vector<double> &nos = c.s->coro_no;
   if (o->o.handle >= nos.size()) nos.resize(o->o.handle + 1, -1);
-  napi_get_value_double(env, c.argv[1], &nos[o->o.handle]);
+  nos[o->o.handle] = c.a[1];
   return c.RetI(KO_OK);
 }
 OBJ_OP(cancel, ks_task, KS_TASK, 0, ks_cancel(c.core, o))
@@ -551,7 +573,8 @@ void InitScheduler(Napi::Env env, Napi::Object exports) {
   uint64_t seed = 0x243F6A8885A308D3ull ^ (uint64_t)(uintptr_t)s;
   s->core = ks_core_new(seed);
   ks_core_set_clock(s->core, Clock, s);
-  s->io = s->scratch;  // until set_buffers() hands over the shared array
+  s->io = s->scratch;  // until set_buffers() hands over the shared arrays
+  s->args = s->args_scratch;
   napi_add_env_cleanup_hook(env, Cleanup, s);
   Napi::Object sched = Napi::Object::New(env);
   for (const Entry &e : kFunctions) {

@@ -22,6 +22,11 @@
   XX(RUNS, 11)  /* run_pass(): the tasks it ran (resumed in a chain) */                  \
   XX(SIZE, 16)  /* the array's length */
 
+// The length of the Float64Array of arguments shared with
+// ts/sched/binding.ts (mirrored into ts/vocab.ts): JS writes a call's
+// arguments there, in order, then calls with none.
+#define KS_ARGS_SIZE 6
+
 // io[NEXT] after a task op that blocked and handed the turn straight to the
 // next task: the op returns KS_BLOCK once the task runs again, its outcome
 // in its record of the outcome array. Mirrored into ts/vocab.ts.

@@ -14,8 +14,8 @@ import { K } from '../vocab';
  * numbers it speaks are {@link K}'s. @internal
  */
 export interface SchedBinding {
-  /** `now`: {@link clock}(), from which the core's own clock (for its passes' budget) is set. */
-  set_buffers(io: Int32Array, cases: Float64Array, outcome: Int32Array, now: number): number;
+  /** Takes its arrays as JS values, and args[0] = {@link clock}(), from which the core's own clock (for its passes' budget) is set. */
+  set_buffers(args: Float64Array, io: Int32Array, cases: Float64Array, outcome: Int32Array): number;
   spawn(): number;
   proxy(): number;
   release(h: number): number;
@@ -72,13 +72,36 @@ export interface SchedBinding {
   obj_free(h: number): number;
 }
 
-const binding = (native as unknown as { sched: SchedBinding }).sched;
+type Op = (...a: unknown[]) => unknown;
+const binding = (native as unknown as { sched: Record<string, Op> }).sched;
+
 /**
- * The binding's functions, copied into a plain object: the addon builds
- * its objects property by property, which leaves them in V8's slow
- * (dictionary) mode; this copy has fast properties. @internal
+ * The arguments of the binding call under way: its functions (set_buffers
+ * aside) take their numbers from here, in order, and are called with none,
+ * so that no N-API argument is converted (see sched_binding.cc).
  */
-export const S: SchedBinding = { ...binding };
+const args = new Float64Array(K.ARGS_SIZE);
+
+/** Binding function `f`, called with its numbers in {@link args} (one missing is NaN: the binding reads 0). */
+function viaArgs(f: Op): Op {
+  return (a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown) => {
+    args[0] = a as number;
+    args[1] = b as number;
+    args[2] = c as number;
+    args[3] = d as number;
+    args[4] = e as number;
+    return f();
+  };
+}
+
+const wrapped: Record<string, Op> = {};
+for (const name of Object.keys(binding)) wrapped[name] = name === 'set_buffers' ? binding[name] : viaArgs(binding[name]);
+/**
+ * The binding's functions, in a plain object copied from `wrapped`: built
+ * property by property, an object is left in V8's slow (dictionary) mode;
+ * this copy has fast properties. @internal
+ */
+export const S = { ...wrapped } as unknown as SchedBinding;
 /** Extra results of the core's calls (see sched_binding.cc). @internal */
 export const io = new Int32Array(K.IO_SIZE);
 /** Select cases: [op, handle, value] each. @internal */
@@ -89,13 +112,19 @@ export let caseBuf = new Float64Array(3 * 256);
  * the core pops it to run, read by the task itself (see outcomeOf). @internal
  */
 export let outcome = new Int32Array(K.OUT_SIZE * 256);
-S.set_buffers(io, caseBuf, outcome, clock());
+setBuffers();
+
+/** Hands the shared arrays to the binding (again when one has grown). */
+function setBuffers(): void {
+  args[0] = clock();
+  S.set_buffers(args, io, caseBuf, outcome);
+}
 
 /** Makes room for n select cases. @internal */
 export function caseRoom(n: number): Float64Array {
   if (3 * n > caseBuf.length) {
     caseBuf = new Float64Array(3 * Math.max(n, 2 * (caseBuf.length / 3)));
-    S.set_buffers(io, caseBuf, outcome, clock());
+    setBuffers();
   }
   return caseBuf;
 }
@@ -106,7 +135,7 @@ export function outcomeRoom(h: number): void {
   const more = new Int32Array(Math.max(K.OUT_SIZE * (h + 1), 2 * outcome.length));
   more.set(outcome);
   outcome = more;
-  S.set_buffers(io, caseBuf, outcome, clock());
+  setBuffers();
 }
 
 /** Where the record of handle h starts in {@link outcome}. @internal */
