@@ -14,6 +14,7 @@ import { backends } from './backends';
 import type { BackendName } from './config';
 import { createEngine, Engine } from './engine';
 import { native } from './native';
+import { S } from './sched/binding';
 
 /** One backend's figures, in ns (medians of the repetitions). */
 export interface SpeedRow {
@@ -57,6 +58,12 @@ export type NodeFibersPeer = { node: string; createNs: number; roundTripNs: numb
 export interface SpeedReport {
   rows: SpeedRow[];
   nodeFibers: NodeFibersPeer;
+  /**
+   * One call of the scheduler's binding that does nothing but answer
+   * (live_count), as ops call it: what a channel op costs at the least
+   * before the core does anything (ns).
+   */
+  bindingCallNs: number;
 }
 
 function median(xs: number[]): number {
@@ -135,6 +142,15 @@ function jsRoundTrip(ko: Engine, n: number): number {
   });
   co.return();
   return ns;
+}
+
+/** n calls of the scheduler binding that do nothing but answer. */
+function bindingCall(n: number): number {
+  let sink = 0;
+  const ns = timeNs(n, (k) => {
+    for (let i = 0; i < k; i++) sink += S.live_count();
+  });
+  return sink >= 0 ? ns : -1;
 }
 
 const returnsAtOnce = (): number => 1;
@@ -265,7 +281,9 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
       awaitSameTurn: aw.sameTurn,
     });
   }
-  return { rows, nodeFibers: nodeFibersFigure };
+  bindingCall(opts.iterations); // warm-up
+  const calls = Array.from({ length: opts.repetitions }, () => bindingCall(opts.iterations));
+  return { rows, nodeFibers: nodeFibersFigure, bindingCallNs: median(calls) };
 }
 
 const f0 = (x: number): string => x.toFixed(0);
@@ -299,10 +317,15 @@ export function formatSpeed(r: SpeedReport, pingPongNs: Map<string, number>): st
   ];
   const pp = r.rows.filter((x) => pingPongNs.has(x.backend));
   if (pp.length) {
-    lines.push('', 'channel ping-pong per message against one hand-off switch (half a bare round trip):');
+    lines.push(
+      '',
+      'channel ping-pong per message against one hand-off switch (half a bare round trip); a message is a send',
+      `(one binding call at the least: ${f0(r.bindingCallNs)} ns) and a receive that hands off, so the floor is one switch + one call:`,
+    );
     for (const x of pp) {
       const m = pingPongNs.get(x.backend)!;
-      lines.push(`  ${x.backend.padEnd(10)} ${f0(m)} ns / ${f0(x.bareRoundTripNs / 2)} ns = ${(m / (x.bareRoundTripNs / 2)).toFixed(2)}x`);
+      const sw = x.bareRoundTripNs / 2;
+      lines.push(`  ${x.backend.padEnd(10)} ${f0(m)} ns / ${f0(sw)} ns = ${(m / sw).toFixed(2)}x   floor ${((sw + r.bindingCallNs) / sw).toFixed(2)}x`);
     }
   }
   return lines;
