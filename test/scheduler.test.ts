@@ -340,6 +340,30 @@ for (const backend of testBackends()) {
       assert.deepEqual(await u, ['mine', 'sent']);
     });
 
+    it('ko.await: a then() that registers and throws is thrown by the await, and its reaction changes no later await', async () => {
+      const boom = new Error('then failed');
+      const r = await inTask(ko, () => {
+        const p = Promise.resolve(1);
+        const then = Promise.prototype.then;
+        Object.defineProperty(p, 'then', {
+          value(this: Promise<number>, ok: (v: number) => unknown, err: (e: unknown) => unknown) {
+            then.call(this, ok, err);
+            throw boom;
+          },
+        });
+        let caught: unknown;
+        try {
+          ko.await(p);
+        } catch (e) {
+          caught = e;
+        }
+        // p's reaction comes while this await waits, with the same wait number
+        const next = ko.await(new Promise((res) => setTimeout(() => res('next'), 10)));
+        return [caught, next];
+      });
+      assert.deepEqual(r, [boom, 'next']);
+    });
+
     it('each task keeps the AsyncLocalStorage store it was spawned in, across every suspension', async function () {
       const als = new AsyncLocalStorage<string>();
       const ch = new Channel<number>(0);

@@ -8,7 +8,7 @@ import { K } from '../vocab';
 import type { Engine } from '../engine';
 import { S, clock, timeoutUs } from './binding';
 import { self, canRunNow, kick, runPassWaking, suspend, waitError, waitSeq } from './driver';
-import { SpawnOptions, Task, TaskInfo, tasksByH } from './task';
+import { AwaitReactions, SpawnOptions, Task, TaskInfo, tasksByH } from './task';
 
 /**
  * Sleeps for `ms` milliseconds (only this task waits). Returns true when
@@ -48,9 +48,29 @@ export function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
-/** A promise awaited by task `t` (wait number `seq`) settled: wake it, unless that wait already ended (timeout, cancel). */
-function settleAwait(t: Task<any>, seq: number, ok: boolean, v: unknown): void {
-  if (t.awaitSeq !== seq) return; // it has gone on
+/**
+ * Task `t`'s ko.await() reactions: one pair serves await after await (no
+ * closures made per await) as long as each await ends by its own reaction,
+ * so that at most one of them is pending at a time; an await that ends
+ * otherwise drops its pair (see awaitPromise).
+ */
+function reactionsOf(t: Task<any>): AwaitReactions {
+  let r = t.awaitReactions;
+  if (r === null) {
+    const made: AwaitReactions = {
+      live: true,
+      ok: (v: unknown) => settleAwait(t, made, true, v),
+      err: (e: unknown) => settleAwait(t, made, false, e),
+    };
+    r = t.awaitReactions = made;
+  }
+  return r;
+}
+
+/** A promise awaited by task `t` settled: wake it, unless that await already ended (timeout, cancel). */
+function settleAwait(t: Task<any>, r: AwaitReactions, ok: boolean, v: unknown): void {
+  const seq = t.awaitSeq;
+  if (!r.live || seq < 0) return; // it has gone on
   t.awaitSeq = -1;
   t.awaitOk = ok;
   t.awaitValue = v;
@@ -73,19 +93,26 @@ export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number)
   if (!isThenable(promise)) return promise as T;
   // the wake is arranged before the task blocks, with the number its wait
   // will have, so that it suspends inside block_external (and nothing may
-  // throw between blocking and suspending); if it does not block, the
-  // reaction finds the wait gone (awaitSeq) and does nothing
+  // throw between blocking and suspending)
   const p = Promise.resolve(promise);
-  const seq = waitSeq(t);
-  t.awaitSeq = seq;
-  p.then(
-    (v) => settleAwait(t, seq, true, v),
-    (e) => settleAwait(t, seq, false, e),
-  );
+  const r = reactionsOf(t);
+  t.awaitSeq = waitSeq(t);
+  try {
+    p.then(r.ok, r.err);
+  } catch (e) {
+    // a then() that throws (the promise's own, or a replaced one): nothing blocked
+    r.live = false;
+    t.awaitReactions = null;
+    t.awaitSeq = -1;
+    throw e;
+  }
   let st = S.block_external(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT, 1);
   if (st === K.BLOCK) st = suspend(t);
   if (st !== K.OK) {
-    // it timed out or was cancelled (a settle that came first is dropped)
+    // it timed out, was cancelled or did not block (a settle that came
+    // first is dropped): its reaction may still come, so the pair is done
+    r.live = false;
+    t.awaitReactions = null;
     t.awaitSeq = -1;
     t.awaitValue = undefined;
     throw waitError(t, st, 'await()');

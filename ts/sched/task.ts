@@ -40,6 +40,17 @@ export interface TaskInfo {
 const enum End { None = -1 }
 
 /**
+ * A task's pair of ko.await() reactions (see ops.ts awaitPromise). `live`
+ * false: registered by an await that ended otherwise (a timeout, a
+ * cancel), so a settle that comes later does nothing. @internal
+ */
+export interface AwaitReactions {
+  live: boolean;
+  ok(v: unknown): void;
+  err(e: unknown): void;
+}
+
+/**
  * A task: a function running in a coroutine of its own, scheduled on the
  * event loop. Inside another task, `join()` waits for it; anywhere,
  * `await task` does (a Task is a thenable).
@@ -65,6 +76,8 @@ export class Task<T = unknown> implements PromiseLike<T> {
   sleepUntil = 0;
   /** @internal the wait number (unsigned) of the ko.await() under way, -1: none */
   awaitSeq = -1;
+  /** @internal its ko.await() reactions, reused while each await ends by its own (see ops.ts); null: none yet */
+  awaitReactions: AwaitReactions | null = null;
   /** @internal ko.await()'s outcome */
   awaitOk = false;
   /** @internal */
