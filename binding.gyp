@@ -24,9 +24,9 @@
         "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"
       ],
       "libraries": ["<!@(node engine/node/configure.js libraries <(target_arch))", "-ldl", "-lpthread"],
-      "cflags": ["-fvisibility=hidden"],
-      "cflags_cc": ["-fvisibility=hidden"],
-      "conditions": [["OS=='linux'", {"ldflags": ["-Wl,--exclude-libs,ALL"]}]]
+      "cflags": ["-fvisibility=hidden", "<!@(node engine/node/configure.js lto <(target_arch))"],
+      "cflags_cc": ["-fvisibility=hidden", "<!@(node engine/node/configure.js lto <(target_arch))"],
+      "conditions": [["OS=='linux'", {"ldflags": ["-Wl,--exclude-libs,ALL", "<!@(node engine/node/configure.js lto <(target_arch))"]}]]
     },
     {
       "target_name": "korutin-selfcheck",

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Feeds binding.gyp from engine/sources.json, so that node-gyp and CMake
 // build the same files. Usage (from gyp): node engine/node/configure.js
-// sources|selfcheck|bench|defines|benchDefines|libraries [TARGET_ARCH]
+// sources|selfcheck|bench|defines|benchDefines|libraries|lto [TARGET_ARCH]
 // TARGET_ARCH is gyp's target_arch (x64, ia32, arm64, arm; node-gyp's
 // --arch), for cross builds; it defaults to this Node's arch.
 'use strict';
+const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
@@ -38,6 +39,19 @@ function boostLibrary() {
   return null;
 }
 
+// Link-time optimization for the addon, whose hot paths cross its files (a
+// blocking op goes from the scheduler binding through the bridge into the
+// engine): inlined across them, each switch returns through fewer frames,
+// and every return after a stack switch is a mispredicted one (ko.await
+// 0.90 -> 0.84 us, a channel message 0.47 -> 0.42 us). GCC only: clang's
+// LTO needs a linker plugin a system may not have. KORUTIN_LTO=0: none.
+function lto() {
+  if (process.env.KORUTIN_LTO === '0' || process.platform !== 'linux') return [];
+  const cxx = (process.env.CXX || 'c++').trim().split(/\s+/);
+  const r = spawnSync(cxx[0], [...cxx.slice(1), '--version'], { encoding: 'utf8' });
+  return r.status === 0 && /Free Software Foundation/.test(r.stdout) ? ['-flto'] : [];
+}
+
 const asm = asmFile();
 const boost = boostLibrary();
 const core = [...list.engine, ...list.backends, ...(asm ? [asm] : [])];
@@ -58,6 +72,7 @@ const out = {
   ],
   libraries: boost ? [boost] : [],
 };
+if (process.argv[2] === 'lto') out.lto = lto();
 const what = process.argv[2];
 if (!(what in out)) {
   console.error(`usage: configure.js ${Object.keys(out).join('|')}`);
