@@ -49,7 +49,10 @@ function lto() {
   if (process.env.KORUTIN_LTO === '0' || process.platform !== 'linux') return [];
   const cxx = (process.env.CXX || 'c++').trim().split(/\s+/);
   const r = spawnSync(cxx[0], [...cxx.slice(1), '--version'], { encoding: 'utf8' });
-  return r.status === 0 && /Free Software Foundation/.test(r.stdout) ? ['-flto'] : [];
+  if (r.status !== 0 || !/Free Software Foundation/.test(r.stdout)) return [];
+  // =auto (GCC 10 and later): the link's jobs run in parallel, quietly
+  const major = Number((/(\d+)\.\d+\.\d+/.exec(r.stdout.split('\n')[0]) || [])[1]);
+  return [major >= 10 ? '-flto=auto' : '-flto'];
 }
 
 const asm = asmFile();

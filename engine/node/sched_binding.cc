@@ -82,6 +82,28 @@ int64_t ToI64(double d) {
 }
 int32_t ToI32(double d) { return (int32_t)(uint32_t)(uint64_t)ToI64(d); }
 
+// The return of a binding function: `v`, and the counts JS reads after
+// every call (io[READY], io[TIMED]).
+napi_value ReturnI(napi_env env, Sched *s, int32_t v) {
+  s->io[KS_IO_READY] = (int32_t)ks_ready_count(s->core);
+  s->io[KS_IO_TIMED] = (int32_t)ks_timed_count(s->core);
+  napi_value out;
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
+// What may switch stacks (a task's blocking op, a pass) has everything of
+// ours it calls inlined into it (across files with the build's LTO), and
+// the ops reach it by a tail call, so that after the switch it returns to
+// JavaScript through as few frames as can be: each of those returns is a
+// mispredicted one, the CPU's return predictor holding the other stack's
+// calls.
+#if defined(__GNUC__)
+#define SWITCHES __attribute__((flatten))
+#else
+#define SWITCHES
+#endif
+
 // One call of a binding function: its arguments, copied from the shared
 // array at once (JS a call runs may make calls of its own), and what every
 // function needs. `js` > 0: the call also takes that many JS values
@@ -125,13 +147,7 @@ struct Call {
     napi_create_double(env, v, &out);
     return out;
   }
-  napi_value RetI(int32_t v) const {
-    s->io[KS_IO_READY] = (int32_t)ks_ready_count(core);
-    s->io[KS_IO_TIMED] = (int32_t)ks_timed_count(core);
-    napi_value out;
-    napi_create_int32(env, v, &out);
-    return out;
-  }
+  napi_value RetI(int32_t v) const { return ReturnI(env, s, v); }
   // A new object: its handle (its serial in io), or `err` when it is NULL.
   napi_value New(ks_obj *o, int32_t err) const {
     if (!o) return RetI(err);
@@ -159,11 +175,11 @@ int32_t Popped(Sched *s, ks_task *n) {
 // Hands the turn from the running task's coroutine straight to that of
 // task `n` (see JsHandOff); returns once the running one is resumed, or
 // false when n's coroutine cannot take it so.
-bool HandOff(const Call &c, ks_task *n) {
-  const std::vector<double> &nos = c.s->coro_no;
+bool HandOff(napi_env env, Sched *s, ks_task *n) {
+  const std::vector<double> &nos = s->coro_no;
   double no = n->o.handle < nos.size() ? nos[n->o.handle] : -1;
   JsCoroutine *me = JsCurrent();
-  return no >= 0 && me && JsHandOff(c.env, me, no);
+  return no >= 0 && me && JsHandOff(env, me, no);
 }
 
 // The return of a task operation. When the task must suspend, and it is at
@@ -177,24 +193,25 @@ bool HandOff(const Call &c, ks_task *n) {
 // base, or not in a chain) JS yields back to the pass. A task switched into
 // finds its outcome in its own record (Popped()). Proxies do not suspend.
 // `hand` false: the caller has to do something between blocking and
-// suspending (arrange its wake), so JS suspends.
-napi_value Blocked(const Call &c, ks_task *t, int r, bool hand = true) {
-  if (r != KS_BLOCK || !t || t->proxy) return c.RetI(r);
-  int32_t *io = c.s->io;
+// suspending (arrange its wake), so JS suspends. The ops tail-call it
+// (SWITCHES), with their env and Sched.
+SWITCHES napi_value Blocked(napi_env env, Sched *s, ks_task *t, int r, bool hand = true) {
+  if (r != KS_BLOCK || !t || t->proxy) return ReturnI(env, s, r);
+  int32_t *io = s->io;
   io[KS_IO_NEXT] = -1;
-  if (!hand || !io[KS_IO_HAND]) return c.RetI(r);
+  if (!hand || !io[KS_IO_HAND]) return ReturnI(env, s, r);
   // back from either switch once t runs again: whoever popped it wrote its record
-  if (ks_task *n = ks_pass_next(c.core, 0)) {
-    Popped(c.s, n);
-    if (HandOff(c, n)) {
+  if (ks_task *n = ks_pass_next(s->core, 0)) {
+    Popped(s, n);
+    if (HandOff(env, s, n)) {
       io[KS_IO_NEXT] = KS_NEXT_HANDED;
-      return c.RetI(r);
+      return ReturnI(env, s, r);
     }
-    ks_unnext(c.core, n);
+    ks_unnext(s->core, n);
   }
   JsCoroutine *me = JsCurrent();
   if (me && JsYieldToChain(me)) io[KS_IO_NEXT] = KS_NEXT_PASSED;
-  return c.RetI(r);
+  return ReturnI(env, s, r);
 }
 
 // The pass's runner (ks_pass_run): runs task `n` in a chain, natively, and
@@ -246,6 +263,7 @@ bool Refused(ks_task *t) {
   if (Refused(t)) return (c).RetI(KO_EUNSAFE)
 
 #define FN(name) napi_value op_##name(napi_env env, napi_callback_info info)
+
 template <typename T>
 ks_obj *ObjOf(T *p) { return p ? &p->o : nullptr; }
 
@@ -271,7 +289,7 @@ ks_obj *ObjOf(T *p) { return p ? &p->o : nullptr; }
     if (!o) return c.RetI(KO_EINVAL);      \
     ks_task *t = c.Task(0);                \
     REFUSE_UNSAFE(c, t);                   \
-    return Blocked(c, t, expr);            \
+    return Blocked(c.env, c.s, t, expr);   \
   }
 
 // set_buffers(args: Float64Array(ARGS_SIZE), io: Int32Array(IO_SIZE),
@@ -351,7 +369,7 @@ WAIT_OP(join, ks_task, KS_TASK, ks_join(c.core, t, o, c.Now(2), c.L(3)))
 // run here, in a chain (JsRunChain): io[RUNS] counts them. With h > 0,
 // task h's external wait `seq` ends first (wake_external with KO_OK), as
 // for a promise reaction that runs the pass at once: one call for both.
-FN(run_pass) {
+SWITCHES FN(run_pass) {
   Call c(env, info);
   ks_task *w = c.I(1) > 0 ? c.Task(1) : nullptr;
   if (w) ks_wake_external(c.core, w, (uint32_t)c.I(2), KO_OK, 0);
@@ -367,7 +385,7 @@ FN(yield) {
   Call c(env, info);
   ks_task *t = c.Task(0);
   REFUSE_UNSAFE(c, t);
-  return Blocked(c, t, ks_yield(c.core, t));
+  return Blocked(c.env, c.s, t, ks_yield(c.core, t));
 }
 
 // sleep(h, now, dur)
@@ -375,7 +393,7 @@ FN(sleep) {
   Call c(env, info);
   ks_task *t = c.Task(0);
   REFUSE_UNSAFE(c, t);
-  return Blocked(c, t, ks_sleep(c.core, t, c.Now(1), c.L(2)));
+  return Blocked(c.env, c.s, t, ks_sleep(c.core, t, c.Now(1), c.L(2)));
 }
 
 // block_external(h, now, timeout, kind, armed) -> status; io[SEQ].
@@ -389,7 +407,7 @@ FN(block_external) {
   REFUSE_UNSAFE(c, t);
   int r = ks_block_external(c.core, t, c.Now(1), c.L(2), c.I(3), 0, &seq);
   c.s->io[KS_IO_SEQ] = (int32_t)seq;
-  return Blocked(c, t, r, c.I(4) != 0);
+  return Blocked(c.env, c.s, t, r, c.I(4) != 0);
 }
 
 FN(next_deadline) {
@@ -437,7 +455,7 @@ FN(chan_recv) {
   REFUSE_UNSAFE(c, t);
   int r = ks_chan_recv(c.core, t, ch, &v, c.Now(2), c.L(3));
   c.s->io[KS_IO_VALUE] = (int32_t)v;
-  return Blocked(c, t, r);
+  return Blocked(c.env, c.s, t, r);
 }
 
 // chan_try_send(ch, slot)
@@ -480,7 +498,7 @@ FN(select) {
   int r = ks_select(c.core, t, s->kcases.data(), (uint32_t)n, c.Now(2), c.L(3), c.I(4), &fired, &v);
   s->io[KS_IO_FIRED] = fired;
   s->io[KS_IO_VALUE] = (int32_t)v;
-  return Blocked(c, t, r);
+  return Blocked(c.env, c.s, t, r);
 }
 
 // ----------------------------------------------------------------- sync
@@ -504,7 +522,7 @@ FN(cond_wait) {
   if (c.I(2) && !m) return c.RetI(KO_EINVAL);
   ks_task *t = c.Task(0);
   REFUSE_UNSAFE(c, t);
-  return Blocked(c, t, ks_cond_wait(c.core, t, cv, m, c.Now(3), c.L(4)));
+  return Blocked(c.env, c.s, t, ks_cond_wait(c.core, t, cv, m, c.Now(3), c.L(4)));
 }
 OBJ_OP(cond_signal, ks_cond, KS_COND, 0, ks_cond_signal(c.core, o))
 OBJ_OP(cond_broadcast, ks_cond, KS_COND, 0, ks_cond_broadcast(c.core, o))

@@ -53,7 +53,8 @@ struct Functions {
   uintptr_t vptr = 0;  // what an AsyncHooks object holds in its first word
 };
 
-const Functions &Lookup() {
+// Out of line, as Discover(): the switch path need not carry it inlined.
+__attribute__((noinline)) const Functions &Lookup() {
   static const Functions f = [] {
     Functions r;
     r.push = reinterpret_cast<PushFn>(dlsym(RTLD_DEFAULT, kPushSym));

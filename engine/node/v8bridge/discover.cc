@@ -316,7 +316,9 @@ std::atomic<bool> stack_size_refuted{false};
 
 }  // namespace
 
-const Discovery &Discover() {
+// Out of line: its callers read it once into statics, and the switch path
+// (sched_binding.cc SWITCHES) need not carry its first call inlined.
+__attribute__((noinline)) const Discovery &Discover() {
   static std::once_flag once;
   static Discovery d;
   std::call_once(once, [] { d = RunDiscovery(); });

@@ -320,7 +320,8 @@ void Disarm() {
 
 }  // namespace
 
-const ProfilerDiscovery &ProfilerDiscover(v8::Isolate *iso) {
+// Out of line, as Discover(): the switch path need not carry it inlined.
+__attribute__((noinline)) const ProfilerDiscovery &ProfilerDiscover(v8::Isolate *iso) {
   static std::once_flag once;
   std::call_once(once, [iso] { g_disc = Run(iso); g_ran = true; });
   return g_disc;
