@@ -21,7 +21,7 @@ export const K = {
   BLOCK: 2,
   NEXT_HANDED: -3,
   NEXT_PASSED: -4,
-  ARGS_SIZE: 6,
+  ARGS_SIZE: 5,
   JS_CREATED: 4,
   SLOT_BITS: 24,
   WOKEN: 1,

@@ -42,9 +42,9 @@ function boostLibrary() {
 // Link-time optimization for the addon, whose hot paths cross its files (a
 // blocking op goes from the scheduler binding through the bridge into the
 // engine): inlined across them, each switch returns through fewer frames,
-// and every return after a stack switch is a mispredicted one (ko.await
-// 0.90 -> 0.84 us, a channel message 0.47 -> 0.42 us). GCC only: clang's
-// LTO needs a linker plugin a system may not have. KORUTIN_LTO=0: none.
+// and every return after a stack switch is a mispredicted one (README,
+// Performance). GCC only: clang's LTO needs a linker plugin a system may
+// not have. KORUTIN_LTO=0: none.
 function lto() {
   if (process.env.KORUTIN_LTO === '0' || process.platform !== 'linux') return [];
   const cxx = (process.env.CXX || 'c++').trim().split(/\s+/);
@@ -75,7 +75,8 @@ const out = {
   ],
   libraries: boost ? [boost] : [],
 };
-if (process.argv[2] === 'lto') out.lto = lto();
+// asked for on its own: it runs the compiler
+Object.defineProperty(out, 'lto', { get: lto, enumerable: true });
 const what = process.argv[2];
 if (!(what in out)) {
   console.error(`usage: configure.js ${Object.keys(out).join('|')}`);

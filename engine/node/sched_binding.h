@@ -23,9 +23,10 @@
   XX(SIZE, 16)  /* the array's length */
 
 // The length of the Float64Array of arguments shared with
-// ts/sched/binding.ts (mirrored into ts/vocab.ts): JS writes a call's
-// arguments there, in order, then calls with none.
-#define KS_ARGS_SIZE 6
+// ts/sched/binding.ts (mirrored into ts/vocab.ts): the most numbers a
+// function takes. JS writes a call's arguments there, in order, then calls
+// with none.
+#define KS_ARGS_SIZE 5
 
 // io[NEXT] after a task op that blocked and handed the turn straight to the
 // next task: the op returns KS_BLOCK once the task runs again, its outcome

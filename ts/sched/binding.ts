@@ -82,7 +82,7 @@ const binding = (native as unknown as { sched: Record<string, Op> }).sched;
  */
 const args = new Float64Array(K.ARGS_SIZE);
 
-/** Binding function `f`, called with its numbers in {@link args} (one missing is NaN: the binding reads 0). */
+/** Binding function `f`, called with its (up to ARGS_SIZE) numbers in {@link args} (one missing is NaN: the binding reads 0). */
 function viaArgs(f: Op): Op {
   return (a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown) => {
     args[0] = a as number;

@@ -67,6 +67,13 @@ function reactionsOf(t: Task<any>): AwaitReactions {
   return r;
 }
 
+/** Task `t`'s await ends other than by reaction `r`, which may still come: the pair is done with. */
+function dropReactions(t: Task<any>, r: AwaitReactions): void {
+  r.live = false;
+  t.awaitReactions = null;
+  t.awaitSeq = -1;
+}
+
 /** A promise awaited by task `t` settled: wake it, unless that await already ended (timeout, cancel). */
 function settleAwait(t: Task<any>, r: AwaitReactions, ok: boolean, v: unknown): void {
   const seq = t.awaitSeq;
@@ -101,19 +108,15 @@ export function awaitPromise<T>(promise: PromiseLike<T> | T, timeoutMs?: number)
     p.then(r.ok, r.err);
   } catch (e) {
     // a then() that throws (the promise's own, or a replaced one): nothing blocked
-    r.live = false;
-    t.awaitReactions = null;
-    t.awaitSeq = -1;
+    dropReactions(t, r);
     throw e;
   }
   let st = S.block_external(t.h, timeout < 0 ? 0 : clock(), timeout, K.EXT_AWAIT, 1);
   if (st === K.BLOCK) st = suspend(t);
   if (st !== K.OK) {
     // it timed out, was cancelled or did not block (a settle that came
-    // first is dropped): its reaction may still come, so the pair is done
-    r.live = false;
-    t.awaitReactions = null;
-    t.awaitSeq = -1;
+    // first is dropped)
+    dropReactions(t, r);
     t.awaitValue = undefined;
     throw waitError(t, st, 'await()');
   }
