@@ -13,6 +13,14 @@
 #include <cstring>
 #include <mutex>
 
+// Initial-exec TLS: one load off the thread pointer on the switch path, not
+// a call to __tls_get_addr (this is a shared object), as engine/src/coro.c.
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define KO_TLS_IE thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define KO_TLS_IE thread_local
+#endif
+
 #include "bridge.h"
 #include "discover.h"
 
@@ -95,7 +103,7 @@ struct Base {
   bool lent = false;
   bool checked = false;   // the first loan was checked (see ProfilerLend)
 };
-thread_local Base t_base;
+KO_TLS_IE Base t_base;
 
 // Lends b's record to V8 thread `tid`; Unlend puts it back.
 Loan LendRecord(Base *b, int tid) {
@@ -129,7 +137,7 @@ struct Relay {
 };
 constexpr int kRelays = 64;  // more isolates sampled at once: the rest unseen
 Relay g_relays[kRelays];
-thread_local Relay *t_relay = nullptr;  // this coroutine thread's, while armed
+KO_TLS_IE Relay *t_relay = nullptr;  // this coroutine thread's, while armed
 
 // How long a home's handler waits for the coroutine's thread to answer
 // (one that blocks SIGPROF never does): the sample is then V8's own.
