@@ -3,8 +3,9 @@
 //
 //   node scripts/bench-chart.js BENCH.json [OUT.svg]
 //
-// Two panels: ns per switch (lower is better) for raw Boost jump_fcontext
-// and the asm and boost backends (through the engine and raw), and round
+// Two panels: ns per switch (lower is better) for raw Boost jump_fcontext,
+// the floor (a switch keeping no FP state, where measured) and the asm and
+// boost backends (through the engine and raw), and round
 // trips per second with 1,024 and 16,384 coroutines (higher is better).
 // swapcontext and the futex handoff are two orders of magnitude slower: they
 // are named in a note rather than drawn. No dependencies.
@@ -23,6 +24,7 @@ const refRt = r.references_round_trips_per_s || {};
 
 const ns = [
   ['raw Boost jump_fcontext', ref.jump_fcontext, '#888'],
+  ['floor: a switch keeping no FP state', ref.switch_no_fp_state, '#ccc'],
   ['korutin asm (ko_resume/ko_yield)', be('asm').engine_ns_per_switch, '#1f77b4'],
   ['korutin asm, raw jump', be('asm').raw_ns_per_switch, '#6baed6'],
   ['korutin boost (ko_resume/ko_yield)', be('boost').engine_ns_per_switch, '#d62728'],
@@ -31,6 +33,8 @@ const ns = [
 const rt = [
   ['raw jump_fcontext, 1,024', refRt.jump_fcontext_1024, '#888'],
   ['raw jump_fcontext, 16,384', refRt.jump_fcontext_16384, '#bbb'],
+  ['floor (no FP state), 1,024', refRt.switch_no_fp_state_1024, '#ccc'],
+  ['floor (no FP state), 16,384', refRt.switch_no_fp_state_16384, '#ddd'],
   ['asm, 1,024 coroutines', be('asm').round_trips_per_s_1024, '#1f77b4'],
   ['asm, 16,384 coroutines', be('asm').round_trips_per_s_16384, '#6baed6'],
   ['boost, 1,024 coroutines', be('boost').round_trips_per_s_1024, '#d62728'],

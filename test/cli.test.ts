@@ -47,6 +47,10 @@ describe('korutin CLI', function () {
     assert.ok(json.rows.every((row: { ns: number }) => row.ns > 0));
     assert.ok(Array.isArray(json.native.backends), 'the native table ran');
     assert.match(r.stdout, /rt\/s @16,384/);
+    // the floor (a switch keeping no FP state) is measured where it is built: x86-64 System V
+    const floor = json.native.references_ns_per_switch.switch_no_fp_state;
+    if (process.arch === 'x64' && process.platform === 'linux') assert.ok(floor > 0, `the floor: ${floor}`);
+    else assert.equal(floor, null);
     assert.ok(json.channel.rows.length > 0, 'the channel figures ran');
   });
 

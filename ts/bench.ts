@@ -174,7 +174,7 @@ type NativeBackendRow = {
 
 function formatNative(n: BenchReport['native']): string[] {
   if ('missing' in n) return [`native engine: ${String(n.missing)}`];
-  const refs = n.references_ns_per_switch as Record<string, number>;
+  const refs = n.references_ns_per_switch as Record<string, number | null>; // null: not built here
   const rows = n.backends as NativeBackendRow[];
   const m = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(1)} M` : `${(x / 1e3).toFixed(0)} k`);
   return [
@@ -183,7 +183,7 @@ function formatNative(n: BenchReport['native']): string[] {
       (r) =>
         `${r.name.padEnd(36)} ${r.engine_ns_per_switch.toFixed(1).padStart(9)} ${r.raw_ns_per_switch.toFixed(1).padStart(7)} ${m(r.round_trips_per_s_1024).padStart(12)} ${m(r.round_trips_per_s_16384).padStart(13)} ${(r.rss_bytes_per_idle_coroutine / 1000).toFixed(2).padStart(7)} KB`,
     ),
-    ...Object.entries(refs).map(([k, v]) => `reference: ${k.padEnd(25)} ${v.toFixed(1).padStart(9)}`),
+    ...Object.entries(refs).map(([k, v]) => `reference: ${k.padEnd(25)} ${(v === null ? '-' : v.toFixed(1)).padStart(9)}`),
   ];
 }
 

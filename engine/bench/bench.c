@@ -11,7 +11,9 @@
  *     round trip), and the RSS per idle coroutine (16,384 created, none
  *     run: RSS delta / 16,384);
  * and, in the same run, references: a raw Boost jump_fcontext ping-pong, a
- * raw swapcontext ping-pong and a futex handoff between two threads. Each
+ * raw swapcontext ping-pong and a futex handoff between two threads, and on
+ * x86-64 the floor: ping-pong and round-robin with a switch that keeps no FP
+ * state (floor_x86_64.S), below which no backend can go. Each
  * figure is the median of --reps runs (default 7). Prints a table with the
  * ratios against the references and the targets, met or not; --json also
  * writes all of it to FILE. --quick: one short run of each (a smoke test).
@@ -182,7 +184,10 @@ typedef struct row {
   many few, lots;
 } row;
 
-typedef struct refs { double fcontext, fcontext_flags, swapcontext, futex, fcontext_rr_few, fcontext_rr_many; } refs;
+typedef struct refs {
+  double fcontext, fcontext_flags, swapcontext, futex, fcontext_rr_few, fcontext_rr_many;
+  double floor, floor_rr_few, floor_rr_many; /* no FP state (floor_x86_64.S) */
+} refs;
 
 /* The reference a backend is compared with. */
 static double ref_for(const row *w, const refs *rf, const char **name) {
@@ -258,7 +263,16 @@ static void print_table(const row *rows, int n, const refs *rf, const target *t,
   char few[24], many[24];
   fmt_rate(few, sizeof few, rf->fcontext_rr_few);
   fmt_rate(many, sizeof many, rf->fcontext_rr_many);
-  printf("  jump_fcontext round-robin, round trips/s: %s @1,024, %s @16,384\n\n", few, many);
+  printf("  jump_fcontext round-robin, round trips/s: %s @1,024, %s @16,384\n", few, many);
+  if (rf->floor > 0) {
+    /* what a switch costs that does less than any backend may */
+    fmt_rate(few, sizeof few, rf->floor_rr_few);
+    fmt_rate(many, sizeof many, rf->floor_rr_many);
+    printf("  %-36s %10.1f  (%.2fx jump_fcontext)\n", "floor: a switch keeping no FP state", rf->floor,
+           rf->fcontext > 0 ? rf->floor / rf->fcontext : -1);
+    printf("  the floor round-robin, round trips/s: %s @1,024, %s @16,384\n", few, many);
+  }
+  printf("\n");
   printf("%-9s %11s %11s %22s %13s %13s %11s\n", "backend", "engine ns", "raw ns", "engine vs reference",
          "rt/s @1,024", "rt/s @16,384", "RSS/idle");
   for (int i = 0; i < n; i++) {
@@ -299,10 +313,16 @@ static int write_json(const char *path, const row *rows, int n, const refs *rf, 
   json_num(f, rf->swapcontext);
   fprintf(f, ", \"futex_handoff\": ");
   json_num(f, rf->futex);
+  fprintf(f, ", \"switch_no_fp_state\": ");
+  json_num(f, rf->floor);
   fprintf(f, "},\n  \"references_round_trips_per_s\": {\"jump_fcontext_1024\": ");
   json_num(f, rf->fcontext_rr_few);
   fprintf(f, ", \"jump_fcontext_16384\": ");
   json_num(f, rf->fcontext_rr_many);
+  fprintf(f, ", \"switch_no_fp_state_1024\": ");
+  json_num(f, rf->floor_rr_few);
+  fprintf(f, ", \"switch_no_fp_state_16384\": ");
+  json_num(f, rf->floor_rr_many);
   fprintf(f, "},\n  \"backends\": [");
   for (int i = 0; i < n; i++) {
     const row *w = &rows[i];
@@ -359,11 +379,12 @@ int main(int argc, char **argv) {
     else rows[n++].be = be;
   }
   long ref_n = quick ? 20000 : 2000000;
-  double fc[MAX_REPS], fcf[MAX_REPS], sc[MAX_REPS], fx[MAX_REPS], eng[16][MAX_REPS], engf[16][MAX_REPS],
+  double fc[MAX_REPS], fcf[MAX_REPS], fl[MAX_REPS], sc[MAX_REPS], fx[MAX_REPS], eng[16][MAX_REPS], engf[16][MAX_REPS],
       rw[16][MAX_REPS];
   for (int r = 0; r < reps; r++) {
     fc[r] = kb_ref_fcontext(ref_n, 0);
     fcf[r] = kb_ref_fcontext(ref_n / 10, 1);
+    fl[r] = kb_ref_floor(ref_n);
     sc[r] = kb_ref_swapcontext(ref_n / 20);
     fx[r] = kb_ref_futex(ref_n / 200);
     for (int i = 0; i < n; i++) {
@@ -374,7 +395,8 @@ int main(int argc, char **argv) {
   }
   refs rf = {kb_median(fc, reps), kb_median(fcf, reps), kb_median(sc, reps), kb_median(fx, reps),
              kb_ref_fcontext_rr(FEW, quick ? 80000 : 4000000, reps),
-             kb_ref_fcontext_rr(MANY, quick ? MANY : 4000000, reps)};
+             kb_ref_fcontext_rr(MANY, quick ? MANY : 4000000, reps), kb_median(fl, reps),
+             kb_ref_floor_rr(FEW, quick ? 80000 : 4000000, reps), kb_ref_floor_rr(MANY, quick ? MANY : 4000000, reps)};
   for (int i = 0; i < n; i++) {
     row *w = &rows[i];
     w->engine_ns = kb_median(eng[i], reps);

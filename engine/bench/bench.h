@@ -21,6 +21,11 @@ double kb_ref_fcontext(long round_trips, int flags_differ);
 /* Round trips per second of `count` raw jump_fcontext contexts resumed
  * round-robin (median of reps runs), or -1. */
 double kb_ref_fcontext_rr(int count, long round_trips, int reps);
+/* The floor (floor_x86_64.S): the same two measurements with a switch
+ * that keeps no FP state, the least any switch can do; -1 where it is not
+ * built (other than x86-64 System V). */
+double kb_ref_floor(long round_trips);
+double kb_ref_floor_rr(int count, long round_trips, int reps);
 /* Raises FE_INEXACT with an SSE/FPU division the compiler cannot fold. */
 void kb_raise_inexact(void);
 double kb_ref_swapcontext(long round_trips);

@@ -85,6 +85,66 @@ double kb_ref_fcontext(long n, int flags_differ) { (void)n, (void)flags_differ; 
 double kb_ref_fcontext_rr(int count, long round_trips, int reps) { (void)count, (void)round_trips, (void)reps; return -1; }
 #endif
 
+/* ------------------------------------------------------------- the floor */
+#if defined(__x86_64__) && !defined(_WIN32) && !defined(__APPLE__)
+/* floor_x86_64.S: a switch that keeps no FP state (see there). */
+void *kb_floor_jump(void **save, void *to, void *value);
+void *kb_floor_make(void *top, void (*entry)(void *), void *arg);
+
+static void *floor_main; /* the resumer's saved stack pointer */
+
+/* A context's body: `arg` is where its own stack pointer is kept. */
+static void floor_body(void *arg) {
+  void **self = (void **)arg;
+  for (;;) kb_floor_jump(self, floor_main, NULL);
+}
+
+double kb_ref_floor(long n) {
+  char *stack = (char *)map_stack();
+  if (!stack) return -1;
+  void *co = NULL;
+  co = kb_floor_make(stack + REF_STACK, floor_body, &co);
+  for (long i = 0; i < n / 10 + 1; i++) kb_floor_jump(&floor_main, co, NULL);
+  double t0 = kb_now_ns();
+  for (long i = 0; i < n; i++) kb_floor_jump(&floor_main, co, NULL);
+  double ns = (kb_now_ns() - t0) / (2.0 * (double)n);
+  munmap(stack, REF_STACK);
+  return ns;
+}
+
+/* As kb_ref_fcontext_rr, with the floor's switch. */
+double kb_ref_floor_rr(int count, long round_trips, int reps) {
+  void **sp = (void **)calloc((size_t)count, sizeof *sp);
+  char **stacks = (char **)calloc((size_t)count, sizeof *stacks);
+  double rate = -1, v[64];
+  int made = 0;
+  if (sp && stacks) {
+    while (made < count && (stacks[made] = (char *)map_stack()) != NULL) {
+      sp[made] = kb_floor_make(stacks[made] + REF_STACK, floor_body, &sp[made]);
+      kb_floor_jump(&floor_main, sp[made], NULL); /* first entry, not timed */
+      made++;
+    }
+  }
+  if (made == count && reps > 0 && reps <= 64) {
+    long rounds = round_trips / count > 0 ? round_trips / count : 1;
+    for (int r = 0; r < reps; r++) {
+      double t0 = kb_now_ns();
+      for (long k = 0; k < rounds; k++)
+        for (int i = 0; i < count; i++) kb_floor_jump(&floor_main, sp[i], NULL);
+      v[r] = (double)rounds * count / ((kb_now_ns() - t0) / 1e9);
+    }
+    rate = kb_median(v, reps);
+  }
+  for (int i = 0; i < made; i++) munmap(stacks[i], REF_STACK); /* the contexts are dropped mid-loop */
+  free(sp);
+  free(stacks);
+  return rate;
+}
+#else
+double kb_ref_floor(long n) { (void)n; return -1; }
+double kb_ref_floor_rr(int count, long round_trips, int reps) { (void)count, (void)round_trips, (void)reps; return -1; }
+#endif
+
 /* ------------------------------------------------------------ swapcontext */
 #ifdef KO_BENCH_UCONTEXT
 #include <ucontext.h>
