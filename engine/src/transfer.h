@@ -9,6 +9,10 @@
 
 #include "korutin.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Non-zero when coroutines on `be` can transfer in this build (backends
  * with copyable contexts, and not in ASan builds, whose fiber annotations
  * need the resumer to run after each switch). */
@@ -20,5 +24,9 @@ int ko__can_transfer(const ko_backend *be);
  * yields to co's resumer. Returns, like ko_yield(), the value of whichever
  * ko_resume() or ko__transfer() wakes co next. */
 void *ko__transfer(ko_coro *to, void *value);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,7 @@
 #include "discover.h"
 #include "join_stack.h"
 #include "profiler.h"
+#include "transfer.h"
 
 // V8 12+ has continuation-preserved embedder data (Node 24+ keeps its
 // AsyncContextFrame, i.e. AsyncLocalStorage, there): each coroutine carries
@@ -115,7 +116,7 @@ void *Entry(ko_coro *, void *arg) {
   if (!c->own_thread) {
     SwapSlots(&c->tid, &c->stack_start, c->back_tid, c->back_stack_start);
   }
-  return nullptr;
+  return c;  // for the chain's resumer: who came back (see JsResume)
 }
 
 }  // namespace
@@ -163,7 +164,10 @@ JsCoroutine *JsResume(JsCoroutine *c, bool chained) {
       if (!c->own_thread) {
         SwapSlots(&c->back_tid, &c->back_stack_start, c->tid, c->stack_start);
       }
-      ko_resume(c->co, nullptr, nullptr);
+      // the one that comes back: c, or the last a hand-off went to
+      void *back = nullptr;
+      ko_resume(c->co, nullptr, &back);
+      if (back) c = static_cast<JsCoroutine *>(back);
       JsCoroutine *next = c->next;
       if (!next) break;
       c->next = nullptr;
@@ -192,6 +196,13 @@ void JsYield(JsCoroutine *c) { JsYieldTo(c, nullptr); }
 void JsYieldTo(JsCoroutine *c, JsCoroutine *next) { SwitchOut(c, next, true); }
 
 namespace {
+// Whether a hand-off from c to next can switch straight from one to the
+// other (the engine's transfer: one switch, not two through the chain's
+// resumer in JsResume): both on one backend that allows it, next suspended.
+bool Transfers(JsCoroutine *c, JsCoroutine *next) {
+  return c->backend == next->backend && ko__can_transfer(c->backend) && ko_status(next->co) == KO_SUSPENDED;
+}
+
 // Suspends the running coroutine (see JsYieldTo); `carry`: keep its async
 // context (continuation data) for when it resumes.
 void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
@@ -209,11 +220,23 @@ void SwitchOut(JsCoroutine *c, JsCoroutine *next, bool carry) {
   ProfilerReturn();
   {
     v8::Unlocker unlocker(iso);
-    if (!c->own_thread) {
-      SwapSlots(&c->tid, &c->stack_start, c->back_tid, c->back_stack_start);
+    if (next && Transfers(c, next)) {
+      // straight to next, which takes over c's resumer (the chain's), as
+      // the resumer's loop in JsResume would have set it up
+      next->started = true;
+      next->chained = c->chained;
+      next->profiler_home = c->profiler_home;
+      next->back_tid = c->back_tid;
+      next->back_stack_start = c->back_stack_start;
+      SwapSlots(&c->tid, &c->stack_start, next->tid, next->stack_start);
+      ko__transfer(next->co, nullptr);
+    } else {
+      if (!c->own_thread) {
+        SwapSlots(&c->tid, &c->stack_start, c->back_tid, c->back_stack_start);
+      }
+      c->next = next;
+      ko_yield(c);  // for the chain's resumer: who came back
     }
-    c->next = next;
-    ko_yield(nullptr);
     if (c->abandon) Abandon(c, &unlocker);
 #if KO_ENTER_BEFORE_LOCK
     if (c->own_thread) iso->Enter();

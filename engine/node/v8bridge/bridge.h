@@ -12,10 +12,13 @@
 // naturally per thread; the coroutine thread enters the isolate on each
 // resume and leaves it on each suspend so that entries stay LIFO.
 //
-// A hand-off (JsYieldTo) suspends the running coroutine and has its
-// resumer resume another one at once, without taking the isolate back in
-// between: one V8 thread switch instead of two. The resumer's JsResume
-// returns when a coroutine of that chain yields or ends.
+// A hand-off (JsYieldTo) suspends the running coroutine and continues in
+// another one at once, without taking the isolate back in between: one V8
+// thread switch instead of two. Where the backend allows it (the engine's
+// transfer) the switch goes straight from one coroutine to the other,
+// which takes over the chain's resumer; elsewhere (threads) the resumer's
+// loop resumes the next one. The resumer's JsResume returns when a
+// coroutine of that chain yields or ends.
 #ifndef KO_V8BRIDGE_BRIDGE_H
 #define KO_V8BRIDGE_BRIDGE_H
 
@@ -75,7 +78,8 @@ struct JsCoroutine {
   std::unique_ptr<AsyncEntry> base;
   double base_id = 0;
   double base_trigger = 0;
-  // A hand-off: set by JsYieldTo, taken by the resumer's JsResume.
+  // A hand-off that cannot transfer: set by JsYieldTo, taken by the
+  // resumer's JsResume.
   JsCoroutine *next = nullptr;
   // Whoever resumed it (or handed off to it) accepts hand-offs.
   bool chained = false;
@@ -131,8 +135,8 @@ JsRefusal JsSuspendRefusal(JsCoroutine *c);
 // Inside the running coroutine: suspends it until the next JsResume.
 void JsYield(JsCoroutine *c);
 // Inside the running coroutine, whose resumer accepts hand-offs
-// (c->chained): suspends it and has the resumer resume `next` (suspended,
-// not c) at once.
+// (c->chained): suspends it and continues in `next` (suspended, not c) at
+// once, straight or through the resumer's loop (see the top).
 void JsYieldTo(JsCoroutine *c, JsCoroutine *next);
 // Frees a coroutine that is not running (caller holds the isolate). A
 // parked one (c->parked) is first woken to leave its body loop, which frees
