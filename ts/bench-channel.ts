@@ -12,6 +12,7 @@
  */
 import * as fs from 'fs';
 import { backends, BackendName, Channel, createEngine, Engine } from './index';
+import { bareRoundTrip } from './bench-speed';
 import { schedulerStats } from './scheduler';
 
 /** The issue's target for a ping-pong message (ns). */
@@ -47,8 +48,12 @@ export interface ChannelBenchRow {
   asyncStreamNs: number;
   /** How many of the ping-pong's messages were handed straight from task to task (one switch of V8's thread state each) rather than through an event-loop pass (two). */
   handOffShare: number;
-  /** A bare coroutine resume+yield round trip on this backend: two switches of V8's thread state, where a hand-off takes one. */
+  /** A coroutine resume+yield round trip on this backend (ko.create's): two switches of V8's thread state, where a hand-off takes one. */
   roundTripNs: number;
+  /** The same straight through the addon (no JS layer): half of it is one hand-off switch. */
+  bareRoundTripNs: number;
+  /** pingPongNs against half of bareRoundTripNs: the median of each repetition's own ratio (both measured in it). */
+  pingPongVsHandOff: number;
 }
 
 /** Resident memory of sleeping tasks. */
@@ -328,10 +333,14 @@ export async function runChannelBench(opts: ChannelBenchOptions = {}): Promise<C
     const st: number[] = [];
     const ast: number[] = [];
     const rt: number[] = [];
+    const bare: number[] = [];
+    const vsHandOff: number[] = [];
     const ho: number[] = [];
     for (let r = 0; r < repetitions; r++) {
       rt.push(roundTrip(ko, messages));
+      bare.push(bareRoundTrip(ko, messages));
       pp.push(await pingPong(ko, messages, ho));
+      vsHandOff.push(pp[r] / (bare[r] / 2));
       app.push(await asyncPingPong(messages));
       st.push(await stream(ko, messages, capacity));
       ast.push(await asyncStream(messages, capacity));
@@ -345,6 +354,8 @@ export async function runChannelBench(opts: ChannelBenchOptions = {}): Promise<C
       asyncStreamNs: Math.round(median(ast)),
       handOffShare: Math.round(median(ho) * 1000) / 1000,
       roundTripNs: Math.round(median(rt)),
+      bareRoundTripNs: Math.round(median(bare)),
+      pingPongVsHandOff: Math.round(median(vsHandOff) * 1000) / 1000,
     });
   }
   let sleeping: SleepersFigure | null = null;
@@ -361,7 +372,7 @@ export async function runChannelBench(opts: ChannelBenchOptions = {}): Promise<C
 export function formatChannelBench(r: ChannelBenchReport): string {
   const head = [
     'backend', 'ping-pong ns/msg', 'async/await ns/msg', 'ratio', 'stream ns/msg', 'async stream ns/msg', 'ratio',
-    'hand-offs', 'bare round trip ns',
+    'hand-offs', 'round trip ns', 'bare round trip ns',
   ];
   const lines = r.rows.map((x) => [
     x.backend,
@@ -373,6 +384,7 @@ export function formatChannelBench(r: ChannelBenchReport): string {
     (x.streamNs / x.asyncStreamNs).toFixed(2),
     `${(x.handOffShare * 100).toFixed(1)}%`,
     String(x.roundTripNs),
+    String(x.bareRoundTripNs),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const row = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -386,7 +398,7 @@ export function formatChannelBench(r: ChannelBenchReport): string {
       (x) =>
         `ping-pong <= ${PING_PONG_TARGET_NS} ns/msg [${x.backend}]: ${x.pingPongNs <= PING_PONG_TARGET_NS ? 'met' : 'NOT met'} ` +
         `(${x.pingPongNs} ns; ${(x.pingPongNs / x.asyncPingPongNs).toFixed(1)}x async/await, ` +
-        `${(x.pingPongNs / x.roundTripNs).toFixed(2)}x a bare round trip)`,
+        `${(x.pingPongNs / x.roundTripNs).toFixed(2)}x a round trip)`,
     ),
   ];
   if (r.sleepers) {

@@ -29,6 +29,8 @@ export interface SpeedRow {
   roundTripNs: number;
   /** resume + yield straight through the addon (no JS layer). */
   bareRoundTripNs: number;
+  /** roundTripNs / bareRoundTripNs as the median of each repetition's own ratio (both measured in it). */
+  jsVsBare: number;
   /** One switch, part by part (see native.switch_costs): ns per switch. */
   perSwitch: {
     /** V8's thread state: Unlocker/Locker (archive one V8 thread, restore the other), stack start and size, continuation data. */
@@ -48,6 +50,9 @@ export interface SpeedRow {
   asyncAwaitNs: number;
   /** The floor under ko.await: a promise reaction that resumes a coroutine which yields straight back (no scheduler). */
   awaitFloorNs: number;
+  /** ko.await and its floor against a JS round trip measured just before, in the same repetition: the medians of those ratios. */
+  awaitVsRoundTrip: number;
+  awaitFloorVsRoundTrip: number;
   /** ko.await(p) keeps to the turn a plain await resumes in: its continuation ran before a setImmediate queued beside it. */
   awaitSameTurn: boolean;
 }
@@ -116,7 +121,7 @@ function fibersOn(ko: Engine): { Fiber: (fn: () => unknown) => { run(): unknown 
 }
 
 /** A coroutine of the addon alone whose body yields until stopped; resume+yield round trips. */
-function bareRoundTrip(ko: Engine, n: number): number {
+export function bareRoundTrip(ko: Engine, n: number): number {
   let stop = false;
   const co = new native.Coroutine(ko.backend, ko.config.stackSize, ko.config.guardSize, () => {
     while (!stop) native.yield();
@@ -254,7 +259,16 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
     const bridge = median(parts.map((p) => p.bridgeNs));
     await awaits(ko, Math.min(n, 2000)); // warm-up
     const aws = [];
-    for (let r = 0; r < opts.repetitions; r++) aws.push(await awaits(ko, Math.max(100, Math.floor(n / 4))));
+    const awr: number[] = [];
+    const afr: number[] = [];
+    for (let r = 0; r < opts.repetitions; r++) {
+      const m = Math.max(100, Math.floor(n / 4));
+      const rtNow = jsRoundTrip(ko, m);
+      const a = await awaits(ko, m);
+      aws.push(a);
+      awr.push(a.ko / rtNow);
+      afr.push(a.floor / rtNow);
+    }
     const aw = {
       ko: median(aws.map((a) => a.ko)),
       plain: median(aws.map((a) => a.plain)),
@@ -268,6 +282,7 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
       nativeCreateNs: median(xs.native),
       roundTripNs: rt,
       bareRoundTripNs: bare,
+      jsVsBare: median(xs.rt.map((x, i) => x / xs.bare[i])),
       perSwitch: {
         v8Ns: median(parts.map((p) => p.v8Ns)),
         slotsNs: median(parts.map((p) => p.slotsNs)),
@@ -278,6 +293,8 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
       awaitSettledNs: aw.ko,
       asyncAwaitNs: aw.plain,
       awaitFloorNs: aw.floor,
+      awaitVsRoundTrip: median(awr),
+      awaitFloorVsRoundTrip: median(afr),
       awaitSameTurn: aw.sameTurn,
     });
   }
@@ -289,7 +306,7 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
 const f0 = (x: number): string => x.toFixed(0);
 
 /** The speed figures as lines of text, with the ratios the targets are stated in. */
-export function formatSpeed(r: SpeedReport, pingPongNs: Map<string, number>): string[] {
+export function formatSpeed(r: SpeedReport, pingPong: Map<string, { pingPongNs: number; bareRoundTripNs: number; pingPongVsHandOff: number }>): string[] {
   const peer = 'createNs' in r.nodeFibers ? r.nodeFibers : null;
   const vs = (x: number): string => (peer ? `${(x / peer.createNs).toFixed(2)}x` : '-');
   const lines = [
@@ -305,17 +322,18 @@ export function formatSpeed(r: SpeedReport, pingPongNs: Map<string, number>): st
     'per switch (ns)       V8 state  V8 slots  backend  N-API  JS layer   round trip: JS  bare  JS/bare',
     ...r.rows.map((x) => {
       const p = x.perSwitch;
-      return `${x.backend.padEnd(20)} ${f0(p.v8Ns).padStart(9)} ${f0(p.slotsNs).padStart(9)} ${f0(p.backendNs).padStart(8)} ${f0(p.napiNs).padStart(6)} ${f0(p.jsNs).padStart(9)}   ${f0(x.roundTripNs).padStart(14)} ${f0(x.bareRoundTripNs).padStart(5)} ${(x.roundTripNs / x.bareRoundTripNs).toFixed(2).padStart(8)}`;
+      return `${x.backend.padEnd(20)} ${f0(p.v8Ns).padStart(9)} ${f0(p.slotsNs).padStart(9)} ${f0(p.backendNs).padStart(8)} ${f0(p.napiNs).padStart(6)} ${f0(p.jsNs).padStart(9)}   ${f0(x.roundTripNs).padStart(14)} ${f0(x.bareRoundTripNs).padStart(5)} ${x.jsVsBare.toFixed(2).padStart(8)}`;
     }),
     '',
     'ko.await(settled) (ns)   ko.await  x round trip  floor  x round trip  async await  same turn',
     ...r.rows.map(
       (x) =>
-        `${x.backend.padEnd(24)} ${f0(x.awaitSettledNs).padStart(9)} ${(x.awaitSettledNs / x.roundTripNs).toFixed(2).padStart(13)} ${f0(x.awaitFloorNs).padStart(6)} ${(x.awaitFloorNs / x.roundTripNs).toFixed(2).padStart(13)} ${f0(x.asyncAwaitNs).padStart(12)}  ${x.awaitSameTurn ? 'yes' : 'NO'}`,
+        `${x.backend.padEnd(24)} ${f0(x.awaitSettledNs).padStart(9)} ${x.awaitVsRoundTrip.toFixed(2).padStart(13)} ${f0(x.awaitFloorNs).padStart(6)} ${x.awaitFloorVsRoundTrip.toFixed(2).padStart(13)} ${f0(x.asyncAwaitNs).padStart(12)}  ${x.awaitSameTurn ? 'yes' : 'NO'}`,
     ),
     '(floor: a promise reaction resuming a coroutine that yields straight back, with no scheduler in between)',
+    '(each ratio is the median of the repetitions\' own ratios, both figures measured in the same repetition)',
   ];
-  const pp = r.rows.filter((x) => pingPongNs.has(x.backend));
+  const pp = r.rows.filter((x) => pingPong.has(x.backend));
   if (pp.length) {
     lines.push(
       '',
@@ -323,9 +341,10 @@ export function formatSpeed(r: SpeedReport, pingPongNs: Map<string, number>): st
       `(one binding call at the least: ${f0(r.bindingCallNs)} ns) and a receive that hands off, so the floor is one switch + one call:`,
     );
     for (const x of pp) {
-      const m = pingPongNs.get(x.backend)!;
-      const sw = x.bareRoundTripNs / 2;
-      lines.push(`  ${x.backend.padEnd(10)} ${f0(m)} ns / ${f0(sw)} ns = ${(m / sw).toFixed(2)}x   floor ${((sw + r.bindingCallNs) / sw).toFixed(2)}x`);
+      // both measured in each repetition of the channel bench
+      const c = pingPong.get(x.backend)!;
+      const sw = c.bareRoundTripNs / 2;
+      lines.push(`  ${x.backend.padEnd(10)} ${f0(c.pingPongNs)} ns / ${f0(sw)} ns = ${c.pingPongVsHandOff.toFixed(2)}x   floor ${((sw + r.bindingCallNs) / sw).toFixed(2)}x`);
     }
   }
   return lines;

@@ -197,7 +197,7 @@ export function formatBench(r: BenchReport): string {
   ];
   for (const row of r.rows) lines.push(`${row.name.padEnd(30)} ${row.ns.toFixed(1).padStart(8)}   ${row.vsGenerator.toFixed(1).padStart(6)}`);
   if (r.channel) lines.push('', formatChannelBench(r.channel));
-  const pingPong = new Map((r.channel?.rows ?? []).map((x) => [x.backend as string, x.pingPongNs]));
+  const pingPong = new Map((r.channel?.rows ?? []).map((x) => [x.backend as string, x]));
   lines.push('', ...formatSpeed(r.speed, pingPong));
   return lines.join('\n');
 }
