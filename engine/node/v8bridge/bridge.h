@@ -16,9 +16,9 @@
 // another one at once, without taking the isolate back in between: one V8
 // thread switch instead of two. Where the backend allows it (the engine's
 // transfer) the switch goes straight from one coroutine to the other,
-// which takes over the chain's resumer; elsewhere (threads) the resumer's
-// loop resumes the next one. The resumer's JsResume returns when a
-// coroutine of that chain yields or ends.
+// which takes over the chain's resumer; elsewhere (ucontext, threads) the
+// resumer's loop resumes the next one. The resumer's JsResume returns when
+// a coroutine of that chain yields or ends.
 #ifndef KO_V8BRIDGE_BRIDGE_H
 #define KO_V8BRIDGE_BRIDGE_H
 
