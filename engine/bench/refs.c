@@ -19,6 +19,42 @@ static void *map_stack(void) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+/* Defines `double name(int count, long round_trips, int reps)`: the
+ * libkorutin table's unit for a reference switch, `count` contexts on
+ * stacks of their own, their handles in one array (the cheapest place a
+ * caller can keep them), resumed round-robin: round trips per second (the
+ * median of reps runs), or -1. MAKE(h, top) makes the context of handle
+ * slot h on the stack below top; RESUME(h) resumes it until it yields. Both
+ * are written into the loops, so the timing calls nothing but the switch. */
+#define KB_ROUND_ROBIN(name, MAKE, RESUME)                                                  \
+  double name(int count, long round_trips, int reps) {                                      \
+    void **h = (void **)calloc((size_t)count, sizeof *h);                                    \
+    char **stacks = (char **)calloc((size_t)count, sizeof *stacks);                          \
+    double rate = -1, v[64];                                                                 \
+    int made = 0;                                                                            \
+    if (h && stacks) {                                                                       \
+      while (made < count && (stacks[made] = (char *)map_stack()) != NULL) {                 \
+        MAKE(&h[made], stacks[made] + REF_STACK);                                            \
+        RESUME(&h[made]); /* first entry, not timed */                                       \
+        made++;                                                                              \
+      }                                                                                      \
+    }                                                                                        \
+    if (made == count && reps > 0 && reps <= 64) {                                           \
+      long rounds = round_trips / count > 0 ? round_trips / count : 1;                       \
+      for (int r = 0; r < reps; r++) {                                                       \
+        double t0 = kb_now_ns();                                                             \
+        for (long k = 0; k < rounds; k++)                                                    \
+          for (int i = 0; i < count; i++) RESUME(&h[i]);                                     \
+        v[r] = (double)rounds * count / ((kb_now_ns() - t0) / 1e9);                          \
+      }                                                                                      \
+      rate = kb_median(v, reps);                                                             \
+    }                                                                                        \
+    for (int i = 0; i < made; i++) munmap(stacks[i], REF_STACK); /* dropped mid-loop */     \
+    free(h);                                                                                 \
+    free(stacks);                                                                            \
+    return rate;                                                                             \
+  }
+
 /* ---------------------------------------------------- Boost jump_fcontext */
 #ifdef KO_BENCH_FCONTEXT
 /* Boost.Context's C-linkage entry points (boost/context/detail/fcontext.hpp),
@@ -50,36 +86,10 @@ double kb_ref_fcontext(long n, int flags_differ) {
   return ns;
 }
 
-/* The libkorutin table's unit with nothing but jump_fcontext: `count`
- * contexts on stacks of their own, their handles in one array (the
- * cheapest place a caller can keep them), resumed round-robin. */
-double kb_ref_fcontext_rr(int count, long round_trips, int reps) {
-  fcontext_t *f = (fcontext_t *)calloc((size_t)count, sizeof *f);
-  char **stacks = (char **)calloc((size_t)count, sizeof *stacks);
-  double rate = -1, v[64];
-  int made = 0;
-  if (f && stacks) {
-    while (made < count && (stacks[made] = (char *)map_stack()) != NULL) {
-      f[made] = make_fcontext(stacks[made] + REF_STACK, REF_STACK, fc_body);
-      f[made] = jump_fcontext(f[made], NULL).fctx; /* first entry, not timed */
-      made++;
-    }
-  }
-  if (made == count && reps > 0 && reps <= 64) {
-    long rounds = round_trips / count > 0 ? round_trips / count : 1;
-    for (int r = 0; r < reps; r++) {
-      double t0 = kb_now_ns();
-      for (long k = 0; k < rounds; k++)
-        for (int i = 0; i < count; i++) f[i] = jump_fcontext(f[i], NULL).fctx;
-      v[r] = (double)rounds * count / ((kb_now_ns() - t0) / 1e9);
-    }
-    rate = kb_median(v, reps);
-  }
-  for (int i = 0; i < made; i++) munmap(stacks[i], REF_STACK); /* the contexts are dropped mid-loop */
-  free(f);
-  free(stacks);
-  return rate;
-}
+/* The libkorutin table's unit with nothing but jump_fcontext. */
+#define FC_MAKE(h, top) (*(h) = make_fcontext((top), REF_STACK, fc_body))
+#define FC_RESUME(h) (*(h) = jump_fcontext(*(h), NULL).fctx)
+KB_ROUND_ROBIN(kb_ref_fcontext_rr, FC_MAKE, FC_RESUME)
 #else
 double kb_ref_fcontext(long n, int flags_differ) { (void)n, (void)flags_differ; return -1; }
 double kb_ref_fcontext_rr(int count, long round_trips, int reps) { (void)count, (void)round_trips, (void)reps; return -1; }
@@ -112,34 +122,11 @@ double kb_ref_floor(long n) {
   return ns;
 }
 
-/* As kb_ref_fcontext_rr, with the floor's switch. */
-double kb_ref_floor_rr(int count, long round_trips, int reps) {
-  void **sp = (void **)calloc((size_t)count, sizeof *sp);
-  char **stacks = (char **)calloc((size_t)count, sizeof *stacks);
-  double rate = -1, v[64];
-  int made = 0;
-  if (sp && stacks) {
-    while (made < count && (stacks[made] = (char *)map_stack()) != NULL) {
-      sp[made] = kb_floor_make(stacks[made] + REF_STACK, floor_body, &sp[made]);
-      kb_floor_jump(&floor_main, sp[made], NULL); /* first entry, not timed */
-      made++;
-    }
-  }
-  if (made == count && reps > 0 && reps <= 64) {
-    long rounds = round_trips / count > 0 ? round_trips / count : 1;
-    for (int r = 0; r < reps; r++) {
-      double t0 = kb_now_ns();
-      for (long k = 0; k < rounds; k++)
-        for (int i = 0; i < count; i++) kb_floor_jump(&floor_main, sp[i], NULL);
-      v[r] = (double)rounds * count / ((kb_now_ns() - t0) / 1e9);
-    }
-    rate = kb_median(v, reps);
-  }
-  for (int i = 0; i < made; i++) munmap(stacks[i], REF_STACK); /* the contexts are dropped mid-loop */
-  free(sp);
-  free(stacks);
-  return rate;
-}
+/* As kb_ref_fcontext_rr, with the floor's switch (a context keeps its
+ * stack pointer in its handle slot). */
+#define FLOOR_MAKE(h, top) (*(h) = kb_floor_make((top), floor_body, (h)))
+#define FLOOR_RESUME(h) kb_floor_jump(&floor_main, *(h), NULL)
+KB_ROUND_ROBIN(kb_ref_floor_rr, FLOOR_MAKE, FLOOR_RESUME)
 #else
 double kb_ref_floor(long n) { (void)n; return -1; }
 double kb_ref_floor_rr(int count, long round_trips, int reps) { (void)count, (void)round_trips, (void)reps; return -1; }
