@@ -109,7 +109,10 @@ for (const backend of testBackends()) {
       // Native finalizers run from the event loop, so it turns between
       // batches, as in any program. Every tenth cycle also drops a coroutine
       // that never started, which its finalizer frees.
-      const n = backend === 'threads' ? 8_000 : 40_000; // threads: an OS thread per coroutine
+      // threads: a switch is a futex hand-off between OS threads (~100 us a
+      // cycle), so fewer cycles; 8,000 a round let the RSS's wander of about
+      // 2 MiB between rounds read as 95 B a cycle in one run of four here
+      const n = backend === 'threads' ? 20_000 : 40_000;
       const script = `const { createEngine } = require(${JSON.stringify(PACKAGE_ENTRY)});
         const { native } = require(${JSON.stringify(NATIVE_ENTRY)});
         const ko = createEngine({ backend: ${JSON.stringify(backend)}, stackSize: '256k' });
