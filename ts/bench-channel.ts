@@ -12,7 +12,7 @@
  */
 import * as fs from 'fs';
 import { backends, BackendName, Channel, createEngine, Engine } from './index';
-import { bareRoundTrip } from './bench-speed';
+import { bareRoundTrip, median, medianRatio } from './bench-speed';
 import { schedulerStats } from './scheduler';
 
 /** The target for a ping-pong message (ns). */
@@ -84,11 +84,6 @@ export interface ChannelBenchReport {
 }
 
 const immediate = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 /** A promise-based queue: what async/await code would use instead of a channel. */
 class AsyncQueue<T> {
@@ -334,13 +329,11 @@ export async function runChannelBench(opts: ChannelBenchOptions = {}): Promise<C
     const ast: number[] = [];
     const rt: number[] = [];
     const bare: number[] = [];
-    const vsHandOff: number[] = [];
     const ho: number[] = [];
     for (let r = 0; r < repetitions; r++) {
       rt.push(roundTrip(ko, messages));
       bare.push(bareRoundTrip(ko, messages));
       pp.push(await pingPong(ko, messages, ho));
-      vsHandOff.push(pp[r] / (bare[r] / 2));
       app.push(await asyncPingPong(messages));
       st.push(await stream(ko, messages, capacity));
       ast.push(await asyncStream(messages, capacity));
@@ -355,7 +348,7 @@ export async function runChannelBench(opts: ChannelBenchOptions = {}): Promise<C
       handOffShare: Math.round(median(ho) * 1000) / 1000,
       roundTripNs: Math.round(median(rt)),
       bareRoundTripNs: Math.round(median(bare)),
-      pingPongVsHandOff: Math.round(median(vsHandOff) * 1000) / 1000,
+      pingPongVsHandOff: Math.round(medianRatio(pp, bare.map((b) => b / 2)) * 1000) / 1000,
     });
   }
   let sleeping: SleepersFigure | null = null;

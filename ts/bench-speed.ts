@@ -71,9 +71,15 @@ export interface SpeedReport {
   bindingCallNs: number;
 }
 
-function median(xs: number[]): number {
+/** The median of xs (the upper one of an even count). @internal */
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+/** a against b as the median of each repetition's own ratio a[i] / b[i] (both measured in it). @internal */
+export function medianRatio(a: number[], b: number[]): number {
+  return median(a.map((x, i) => x / b[i]));
 }
 
 function timeNs(n: number, body: (n: number) => void): number {
@@ -120,7 +126,7 @@ function fibersOn(ko: Engine): { Fiber: (fn: () => unknown) => { run(): unknown 
   return { Fiber, restore: () => void (Fiber[key] = before) };
 }
 
-/** A coroutine of the addon alone whose body yields until stopped; resume+yield round trips. */
+/** A coroutine of the addon alone whose body yields until stopped; resume+yield round trips. @internal */
 export function bareRoundTrip(ko: Engine, n: number): number {
   let stop = false;
   const co = new native.Coroutine(ko.backend, ko.config.stackSize, ko.config.guardSize, () => {
@@ -259,15 +265,11 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
     const bridge = median(parts.map((p) => p.bridgeNs));
     await awaits(ko, Math.min(n, 2000)); // warm-up
     const aws = [];
-    const awr: number[] = [];
-    const afr: number[] = [];
+    const rts: number[] = []; // a round trip measured just before each
     for (let r = 0; r < opts.repetitions; r++) {
       const m = Math.max(100, Math.floor(n / 4));
-      const rtNow = jsRoundTrip(ko, m);
-      const a = await awaits(ko, m);
-      aws.push(a);
-      awr.push(a.ko / rtNow);
-      afr.push(a.floor / rtNow);
+      rts.push(jsRoundTrip(ko, m));
+      aws.push(await awaits(ko, m));
     }
     const aw = {
       ko: median(aws.map((a) => a.ko)),
@@ -282,7 +284,7 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
       nativeCreateNs: median(xs.native),
       roundTripNs: rt,
       bareRoundTripNs: bare,
-      jsVsBare: median(xs.rt.map((x, i) => x / xs.bare[i])),
+      jsVsBare: medianRatio(xs.rt, xs.bare),
       perSwitch: {
         v8Ns: median(parts.map((p) => p.v8Ns)),
         slotsNs: median(parts.map((p) => p.slotsNs)),
@@ -293,8 +295,8 @@ export async function runSpeedBench(opts: SpeedOptions): Promise<SpeedReport> {
       awaitSettledNs: aw.ko,
       asyncAwaitNs: aw.plain,
       awaitFloorNs: aw.floor,
-      awaitVsRoundTrip: median(awr),
-      awaitFloorVsRoundTrip: median(afr),
+      awaitVsRoundTrip: medianRatio(aws.map((a) => a.ko), rts),
+      awaitFloorVsRoundTrip: medianRatio(aws.map((a) => a.floor), rts),
       awaitSameTurn: aw.sameTurn,
     });
   }

@@ -13,7 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ChannelBenchReport, formatChannelBench, runChannelBench } from './bench-channel';
 import { backends } from './backends';
-import { formatSpeed, runSpeedBench, SpeedReport } from './bench-speed';
+import { formatSpeed, median, runSpeedBench, SpeedReport } from './bench-speed';
 import { createEngine } from './engine';
 import { nativeProgram } from './native';
 import { platform, Platform } from './platform';
@@ -62,11 +62,6 @@ function nativeBench(quick: boolean): Record<string, unknown> | { missing: strin
   } finally {
     fs.rmSync(path.dirname(file), { recursive: true, force: true });
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 function timeNs(n: number, body: () => void): number {
